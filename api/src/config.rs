@@ -1,0 +1,116 @@
+//! API configuration, built by the caller (the CLI); the library reads no environment.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use alloy::primitives::Address;
+
+/// The token an escrow holds, as shown to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// Token contract (unknown: `None`).
+    pub address: Option<Address>,
+    /// Symbol, e.g. `USDC`.
+    pub symbol: String,
+    /// Decimals of the base unit, e.g. 6.
+    pub decimals: u8,
+}
+
+impl Default for TokenInfo {
+    /// USDC with 6 decimals and an unknown address: the assumption for escrows not configured.
+    fn default() -> Self {
+        Self { address: None, symbol: "USDC".into(), decimals: 6 }
+    }
+}
+
+/// One escrow the API serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscrowInfo {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Escrow address.
+    pub escrow: Address,
+    /// Its token.
+    pub token: TokenInfo,
+}
+
+/// Everything the API needs besides the store.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Known escrows and their tokens. Escrows not listed are served with [`ApiConfig::default_token`].
+    pub escrows: Vec<EscrowInfo>,
+    /// Token assumed for escrows not listed.
+    pub default_token: TokenInfo,
+    /// Chain names used in payment records (`rail.chain`), over the built-in ones (see [`chain_name`]).
+    pub chain_names: BTreeMap<u64, String>,
+    /// Longest `wait` accepted by `GET /v1/transactions/{txHash}`.
+    pub max_wait: Duration,
+    /// Timeout of ordinary requests (long-polls get `max_wait` on top; the stream has none).
+    pub request_timeout: Duration,
+    /// How often the standalone watcher reads the indexing state (with indexer notifications it is only a
+    /// safety net).
+    pub poll_interval: Duration,
+    /// `/readyz` fails when an indexed chain's cursor is more than this many blocks below its head.
+    pub ready_max_lag_blocks: u64,
+    /// `/readyz` fails when a chain's indexing state has not changed for this long (the head stopped
+    /// advancing, or the indexer stopped).
+    pub ready_max_stall: Duration,
+    /// Allowed CORS origins (`None`: any origin).
+    pub cors_origins: Option<Vec<String>>,
+    /// Longest accepted query string, in bytes.
+    pub max_query_bytes: usize,
+    /// Interval of SSE keep-alive comments.
+    pub sse_keep_alive: Duration,
+    /// Longest time [`crate::serve_with_grace`] should wait for open connections after shutdown was requested
+    /// (the caller passes it; [`crate::serve`] uses [`crate::DEFAULT_SHUTDOWN_GRACE`]).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            escrows: Vec::new(),
+            default_token: TokenInfo::default(),
+            chain_names: BTreeMap::new(),
+            max_wait: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(200),
+            ready_max_lag_blocks: 64,
+            ready_max_stall: Duration::from_secs(120),
+            cors_origins: None,
+            max_query_bytes: 2048,
+            sse_keep_alive: Duration::from_secs(15),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The token of an escrow.
+    pub fn token(&self, chain_id: u64, escrow: Address) -> &TokenInfo {
+        self.escrows
+            .iter()
+            .find(|e| e.chain_id == chain_id && e.escrow == escrow)
+            .map_or(&self.default_token, |e| &e.token)
+    }
+
+    /// The name of a chain: configured, else built in, else `eip155:<id>`.
+    pub fn chain_name(&self, chain_id: u64) -> String {
+        self.chain_names.get(&chain_id).cloned().unwrap_or_else(|| chain_name(chain_id))
+    }
+}
+
+/// Built-in chain names (`eip155:<id>` for others).
+pub fn chain_name(chain_id: u64) -> String {
+    match chain_id {
+        1 => "ethereum",
+        10 => "optimism",
+        137 => "polygon",
+        8453 => "base",
+        42161 => "arbitrum",
+        84532 => "base-sepolia",
+        11155111 => "sepolia",
+        31337 => "anvil",
+        _ => return format!("eip155:{chain_id}"),
+    }
+    .to_string()
+}

@@ -1,0 +1,127 @@
+//! Request plumbing: extractors that turn every rejection into the error envelope, the middleware
+//! (query size limit, per-route timeouts, metrics and logging) and conditional-GET caching.
+
+use std::time::{Duration, Instant};
+
+use axum::{
+    extract::{FromRequestParts, MatchedPath, Path, Query, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{
+    error::{ApiError, ApiResult},
+    state::AppState,
+};
+
+/// Query parameters; unknown or repeated parameters and bad values are `VALIDATION_ERROR`s.
+#[derive(Debug)]
+pub(crate) struct ApiQuery<T>(pub(crate) T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> ApiResult<Self> {
+        Query::<T>::try_from_uri(&parts.uri).map(|Query(v)| Self(v)).map_err(|e| ApiError::Validation {
+            message: e.body_text().replace("Failed to deserialize query string: ", "invalid query: "),
+            field: None,
+        })
+    }
+}
+
+/// Path parameters, rejections as `VALIDATION_ERROR`s.
+#[derive(Debug)]
+pub(crate) struct ApiPath<T>(pub(crate) T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| Self(v))
+            .map_err(|e| ApiError::Validation { message: e.body_text(), field: None })
+    }
+}
+
+/// Reject query strings longer than the configured limit.
+pub(crate) async fn limit_query(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let len = req.uri().query().map_or(0, str::len);
+    if len > state.config.max_query_bytes {
+        return ApiError::QueryTooLong(len, state.config.max_query_bytes).into_response();
+    }
+    next.run(req).await
+}
+
+/// Fail a request that takes longer than `limit` with `REQUEST_TIMEOUT`.
+pub(crate) async fn with_timeout(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::RequestTimeout(limit).into_response(),
+    }
+}
+
+/// Count and time every request by route and status; log it at debug level.
+pub(crate) async fn observe(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let secs = started.elapsed().as_secs_f64();
+    metrics::counter!("holdfast_api_requests_total", "method" => method.to_string(), "route" => route.clone(),
+        "status" => status.to_string())
+    .increment(1);
+    metrics::histogram!("holdfast_api_request_duration_seconds", "route" => route.clone()).record(secs);
+    tracing::debug!(%method, route, status, ms = secs * 1e3, "request");
+    resp
+}
+
+/// Cache policy of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cacheable {
+    /// Settled and finalized: can no longer change.
+    Immutable,
+    /// May still change: revalidate every time.
+    Revalidate,
+}
+
+/// A JSON response with a weak ETag over `version` (the record's logical version), answering a matching
+/// `If-None-Match` with 304.
+pub(crate) fn cached_json<T: Serialize>(
+    headers: &HeaderMap,
+    body: &T,
+    version: &[u8],
+    cache: Cacheable,
+) -> Response {
+    let tag = format!("W/\"{}\"", &alloy::hex::encode(alloy::primitives::keccak256(version))[..32]);
+    let cache_control = match cache {
+        Cacheable::Immutable => "public, max-age=31536000, immutable",
+        Cacheable::Revalidate => "no-cache",
+    };
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*" || weak_eq(t.trim(), &tag)));
+    let mut resp =
+        if matches { StatusCode::NOT_MODIFIED.into_response() } else { axum::Json(body).into_response() };
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        h.insert(header::ETAG, v);
+    }
+    resp
+}
+
+fn weak_eq(a: &str, b: &str) -> bool {
+    a.trim_start_matches("W/") == b.trim_start_matches("W/")
+}
+
+/// `no-store` JSON.
+pub(crate) fn fresh_json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    let mut resp = (status, axum::Json(body)).into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}

@@ -1,0 +1,147 @@
+//! Holdfast read API: orders, payments, event histories and transactions from the indexer's store, a
+//! resumable Server-Sent Events change feed with reorg retractions, long-polling until a finality, health,
+//! readiness, metrics, and an OpenAPI document with a self-contained docs page.
+//!
+//! ```no_run
+//! # async fn run(store: holdfast_indexer::store::Store) -> std::io::Result<()> {
+//! use holdfast_api::{ApiConfig, AppState, router, serve};
+//! let state = AppState::new(store, ApiConfig::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! let shutdown = { let s = state.clone(); async move { let _ = tokio::signal::ctrl_c().await; s.shutdown(); } };
+//! serve(listener, router(state.clone()), shutdown).await
+//! # }
+//! ```
+//!
+//! The library reads no environment: the caller builds [`ApiConfig`] (token symbol and decimals per escrow,
+//! limits, timeouts) and, when the indexer runs in the same process, passes its notifications with
+//! [`AppState::with_notifications`].
+
+use std::{future::Future, time::Duration};
+
+use axum::{
+    Router,
+    http::{HeaderName, HeaderValue, Method, header},
+    middleware::{self, Next},
+    routing::get,
+};
+use tower_http::{
+    compression::CompressionLayer,
+    cors::{AllowOrigin, Any, CorsLayer},
+};
+
+pub mod config;
+pub mod docs;
+pub mod error;
+pub mod format;
+mod http;
+pub mod model;
+mod ops;
+pub mod routes;
+pub mod state;
+pub mod stream;
+
+pub use config::{ApiConfig, EscrowInfo, TokenInfo};
+pub use error::{ApiError, ErrorCode};
+pub use state::AppState;
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+fn cors(origins: Option<&[String]>) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
+            HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([header::ETAG, header::RETRY_AFTER])
+        .max_age(Duration::from_secs(3600));
+    match origins {
+        None => layer.allow_origin(Any),
+        Some(list) => {
+            layer.allow_origin(AllowOrigin::list(list.iter().filter_map(|o| HeaderValue::from_str(o).ok())))
+        }
+    }
+}
+
+/// The API's routes with every layer (CORS, compression, timeouts, query limit, metrics). Starts the
+/// state's watcher, so it must be called inside a Tokio runtime.
+pub fn router(state: AppState) -> Router {
+    state.start();
+    let cfg = state.config().clone();
+    let timeout = cfg.request_timeout;
+    let long_timeout = cfg.max_wait + cfg.request_timeout;
+    let ordinary = Router::new()
+        .route("/v1/orders", get(routes::list_orders))
+        .route("/v1/orders/{orderId}", get(routes::get_order))
+        .route("/v1/orders/{orderId}/payment", get(routes::get_payment))
+        .route("/v1/orders/{orderId}/events", get(routes::get_order_events))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(docs::openapi_handler))
+        .route("/docs", get(docs::docs_handler))
+        .route_layer(middleware::from_fn(move |req, next: Next| http::with_timeout(timeout, req, next)));
+    let long_poll = Router::new()
+        .route("/v1/transactions/{txHash}", get(routes::get_transaction))
+        .route_layer(middleware::from_fn(move |req, next: Next| http::with_timeout(long_timeout, req, next)));
+    // The stream has no timeout: it ends with the client or at shutdown.
+    let streaming = Router::new().route("/v1/stream", get(stream::stream));
+    Router::new()
+        .merge(ordinary)
+        .merge(long_poll)
+        .merge(streaming)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), http::limit_query))
+        .layer(middleware::from_fn(http::observe))
+        .layer(CompressionLayer::new())
+        .layer(cors(cfg.cors_origins.as_deref()))
+        .with_state(state)
+}
+
+/// How long [`serve`] waits for open requests after shutdown was requested.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serve `router` on `listener` until `shutdown` resolves, then wait up to [`DEFAULT_SHUTDOWN_GRACE`] for
+/// open requests. Call [`AppState::shutdown`] in `shutdown` so that event streams and long-polls end at once.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with_grace(listener, router, shutdown, DEFAULT_SHUTDOWN_GRACE).await
+}
+
+/// [`serve`] with another grace period (e.g. [`ApiConfig::shutdown_grace`]).
+pub async fn serve_with_grace(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router.into_make_service()).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = fired_tx.send(());
+    });
+    let grace_ended = async move {
+        if fired_rx.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = server => r,
+        _ = grace_ended => {
+            tracing::warn!(?grace, "connections still open after the shutdown grace period; closing them");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Operations endpoints: liveness, readiness, metrics.
+
+use std::collections::BTreeSet;
+
+use axum::{
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+
+use crate::{
+    error::{ApiError, ApiResult, ErrorEnvelope},
+    http::fresh_json,
+    model::{ChainStatus, Health, Readiness},
+    state::{AppState, now_ms},
+};
+
+/// Liveness: the process serves requests.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive", body = Health)))]
+pub(crate) async fn healthz() -> Response {
+    fresh_json(StatusCode::OK, &Health { status: "ok".into() })
+}
+
+/// Readiness: the store is readable and every indexed chain is close to its head and advancing.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "NOT_READY; `error.details` is the Readiness report", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn readyz(State(state): State<AppState>) -> ApiResult<Response> {
+    let cfg = &state.config;
+    let mut reasons = Vec::new();
+    let now = now_ms();
+    let stale_after = (cfg.poll_interval * 10).max(std::time::Duration::from_secs(5)).as_millis() as u64;
+    let last_ok = state.last_ok_ms();
+    let snap = match state.snapshot().await {
+        Ok(s) => Some(s),
+        Err(_) => {
+            reasons.push("the store is not readable".to_string());
+            None
+        }
+    };
+    if snap.is_some() && last_ok != 0 && now.saturating_sub(last_ok) > stale_after {
+        reasons.push(format!("the store has not been readable for {} s", now.saturating_sub(last_ok) / 1000));
+    }
+    let mut chains = Vec::new();
+    if let Some(snap) = &snap {
+        let mut wanted: BTreeSet<u64> = cfg.escrows.iter().map(|e| e.chain_id).collect();
+        if wanted.is_empty() {
+            wanted = snap.chains.keys().copied().collect();
+        }
+        if wanted.is_empty() {
+            reasons.push("nothing is indexed yet".to_string());
+        }
+        for chain_id in wanted {
+            let Some(m) = snap.chains.get(&chain_id) else {
+                reasons.push(format!("chain {chain_id} is not indexed yet"));
+                continue;
+            };
+            let lag = m.heights.head.saturating_sub(m.cursor);
+            let idle = (now / 1000).saturating_sub(m.updated_at);
+            if lag > cfg.ready_max_lag_blocks {
+                reasons.push(format!(
+                    "chain {chain_id}: the indexer is {lag} blocks behind the head (limit {})",
+                    cfg.ready_max_lag_blocks
+                ));
+            }
+            if idle > cfg.ready_max_stall.as_secs() {
+                reasons.push(format!(
+                    "chain {chain_id}: no progress for {idle} s (the head stopped advancing or the indexer stopped)"
+                ));
+            }
+            chains.push(ChainStatus {
+                chain_id,
+                cursor: m.cursor,
+                head: m.heights.head,
+                safe: m.heights.safe,
+                finalized: m.heights.finalized,
+                lag_blocks: lag,
+                updated_at: m.updated_at,
+                seconds_since_update: idle,
+            });
+        }
+    }
+    let ready = reasons.is_empty();
+    let report = Readiness { status: if ready { "ready" } else { "not_ready" }.into(), reasons, chains };
+    if ready {
+        return Ok(fresh_json(StatusCode::OK, &report));
+    }
+    Err(ApiError::NotReady {
+        message: report.reasons.join("; "),
+        details: serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?,
+    })
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = 404, description = "NOT_FOUND: metrics are not enabled", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
+    let render =
+        state.metrics.as_ref().ok_or_else(|| ApiError::NotFound("metrics are not enabled".into()))?;
+    let mut resp = render().into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}

@@ -1,0 +1,384 @@
+//! Order, payment, event and transaction endpoints.
+
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::Response,
+};
+use holdfast_indexer::{
+    state::OrderState,
+    store::{Finality, OrderFilter, OrderReader},
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::{
+    error::{ApiError, ApiResult, ErrorEnvelope},
+    format::{decode_cursor, encode_cursor, parse_address, parse_b256},
+    http::{ApiPath, ApiQuery, Cacheable, cached_json, fresh_json},
+    model::{
+        EventList, EventRecord, FinalityName, OrderList, OrderRecord, OrderStatusName, PaymentRecord,
+        TransactionRecord,
+    },
+    state::{AppState, Snapshot},
+};
+
+/// Default page size of `GET /v1/orders`.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Largest page size of `GET /v1/orders`.
+pub const MAX_LIMIT: u32 = 500;
+
+/// Which order, when the same id exists in several escrows.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct OrderQuery {
+    /// Chain id.
+    pub chain_id: Option<u64>,
+    /// Escrow contract (any letter case).
+    pub escrow: Option<String>,
+}
+
+impl OrderQuery {
+    fn escrow(&self) -> ApiResult<Option<Address>> {
+        self.escrow.as_deref().map(|e| parse_address("escrow", e)).transpose()
+    }
+}
+
+/// Filters shared by the list and the stream.
+#[derive(Debug, Default)]
+pub(crate) struct RawFilter {
+    pub(crate) payer: Option<String>,
+    pub(crate) payee: Option<String>,
+    pub(crate) arbiter: Option<String>,
+    pub(crate) escrow: Option<String>,
+    pub(crate) status: Option<OrderStatusName>,
+    pub(crate) chain_id: Option<u64>,
+    pub(crate) locked_from: Option<u64>,
+    pub(crate) locked_to: Option<u64>,
+}
+
+impl RawFilter {
+    pub(crate) fn parse(self) -> ApiResult<OrderFilter> {
+        let opt = |field: &str, v: Option<String>| v.map(|s| parse_address(field, &s)).transpose();
+        if let (Some(from), Some(to)) = (self.locked_from, self.locked_to)
+            && from >= to
+        {
+            return Err(ApiError::invalid("lockedFrom", "lockedFrom must be less than lockedTo"));
+        }
+        for (field, v) in
+            [("lockedFrom", self.locked_from), ("lockedTo", self.locked_to), ("chainId", self.chain_id)]
+        {
+            if v.is_some_and(|v| v > i64::MAX as u64) {
+                return Err(ApiError::invalid(field, format!("{field} is out of range")));
+            }
+        }
+        Ok(OrderFilter {
+            chain_id: self.chain_id,
+            escrow: opt("escrow", self.escrow)?,
+            payer: opt("payer", self.payer)?,
+            payee: opt("payee", self.payee)?,
+            arbiter: opt("arbiter", self.arbiter)?,
+            status: self.status.map(Into::into),
+            locked_from: self.locked_from,
+            locked_to: self.locked_to,
+            after: None,
+            limit: 0,
+        })
+    }
+}
+
+/// Filters and page of `GET /v1/orders`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Payer address (any letter case).
+    pub payer: Option<String>,
+    /// Payee address.
+    pub payee: Option<String>,
+    /// Arbiter address.
+    pub arbiter: Option<String>,
+    /// Escrow contract.
+    pub escrow: Option<String>,
+    /// Order status.
+    pub status: Option<OrderStatusName>,
+    /// Chain id.
+    pub chain_id: Option<u64>,
+    /// Locked at or after (unix seconds, block time).
+    pub locked_from: Option<u64>,
+    /// Locked before (unix seconds, block time).
+    pub locked_to: Option<u64>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1–500 (default 50).
+    pub limit: Option<u32>,
+}
+
+fn heights_etag(o: &OrderState, state: &AppState, snap: &Snapshot) -> (Vec<u8>, Cacheable) {
+    let h = snap.heights(o.chain_id);
+    let token = state.config.token(o.chain_id, o.escrow);
+    let immutable =
+        o.status.is_settled() && Finality::of(o.last_pos().block_number, &h) == Finality::Finalized;
+    let mut version = serde_json::to_vec(o).unwrap_or_default();
+    version.extend_from_slice(format!("|{}|{}|{:?}", token.symbol, token.decimals, token.address).as_bytes());
+    if immutable {
+        version.extend_from_slice(b"|final");
+        (version, Cacheable::Immutable)
+    } else {
+        version.extend_from_slice(format!("|{}|{}|{}", h.head, h.safe, h.finalized).as_bytes());
+        (version, Cacheable::Revalidate)
+    }
+}
+
+async fn find_order(state: &AppState, id: &str, q: &OrderQuery) -> ApiResult<OrderState> {
+    let order_id = parse_b256("orderId", id)?;
+    let escrow = q.escrow()?;
+    state
+        .store
+        .order(q.chain_id, escrow, order_id)
+        .await?
+        .ok_or_else(|| ApiError::OrderNotFound(id.to_string()))
+}
+
+/// One order.
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{orderId}",
+    tag = "orders",
+    params(("orderId" = String, Path, description = "Order id: 0x + 64 hex digits"), OrderQuery),
+    responses(
+        (status = 200, description = "The order. `ETag` (weak) and `Cache-Control`: `immutable` once settled and \
+            finalized, else `no-cache`; `If-None-Match` answers 304.", body = OrderRecord),
+        (status = 304, description = "Not modified"),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorEnvelope),
+        (status = 404, description = "ORDER_NOT_FOUND", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn get_order(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<OrderQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let o = find_order(&state, &id, &q).await?;
+    let snap = state.snapshot().await?;
+    let record = OrderRecord::new(&o, &state.config, &snap.heights(o.chain_id));
+    let (version, cache) = heights_etag(&o, &state, &snap);
+    Ok(cached_json(&headers, &record, &version, cache))
+}
+
+/// The order's payment, in the shape marketplaces use for an on-chain escrow rail.
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{orderId}/payment",
+    tag = "orders",
+    params(("orderId" = String, Path, description = "Order id: 0x + 64 hex digits"), OrderQuery),
+    responses(
+        (status = 200, description = "The payment (caching as for the order)", body = PaymentRecord),
+        (status = 304, description = "Not modified"),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorEnvelope),
+        (status = 404, description = "ORDER_NOT_FOUND", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn get_payment(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<OrderQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let o = find_order(&state, &id, &q).await?;
+    let snap = state.snapshot().await?;
+    let record = PaymentRecord::new(&o, &state.config, &snap.heights(o.chain_id));
+    let (mut version, cache) = heights_etag(&o, &state, &snap);
+    version.extend_from_slice(format!("|payment|{}", state.config.chain_name(o.chain_id)).as_bytes());
+    Ok(cached_json(&headers, &record, &version, cache))
+}
+
+/// An order's full event history, including events later reverted by a reorg.
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{orderId}/events",
+    tag = "orders",
+    params(("orderId" = String, Path, description = "Order id: 0x + 64 hex digits"), OrderQuery),
+    responses(
+        (status = 200, description = "Events in chain order; reverted ones marked `reverted: true`", body = EventList),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorEnvelope),
+        (status = 404, description = "ORDER_NOT_FOUND: no event of this order was ever indexed", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn get_order_events(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<OrderQuery>,
+) -> ApiResult<Response> {
+    let order_id = parse_b256("orderId", &id)?;
+    let escrow = q.escrow()?;
+    // Where the order lives: as asked, else where it is indexed, else (an order a reorg erased) the first
+    // configured escrow that has events for it.
+    let mut candidates: Vec<(u64, Address)> = Vec::new();
+    if let (Some(c), Some(e)) = (q.chain_id, escrow) {
+        candidates.push((c, e));
+    } else if let Some(o) = state.store.order(q.chain_id, escrow, order_id).await? {
+        candidates.push((o.chain_id, o.escrow));
+    } else {
+        candidates.extend(
+            state
+                .config
+                .escrows
+                .iter()
+                .filter(|e| {
+                    q.chain_id.is_none_or(|c| c == e.chain_id) && escrow.is_none_or(|a| a == e.escrow)
+                })
+                .map(|e| (e.chain_id, e.escrow)),
+        );
+    }
+    for (chain_id, escrow) in candidates {
+        let events = state.store.order_events(chain_id, escrow, order_id).await?;
+        if events.is_empty() {
+            continue;
+        }
+        let snap = state.snapshot().await?;
+        let h = snap.heights(chain_id);
+        let data = events.iter().map(|e| EventRecord::new(e, &state.config, &h)).collect();
+        return Ok(fresh_json(StatusCode::OK, &EventList { data }));
+    }
+    Err(ApiError::OrderNotFound(id))
+}
+
+/// A page of orders, filtered, in lock order.
+#[utoipa::path(
+    get,
+    path = "/v1/orders",
+    tag = "orders",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of orders in lock order (block, log index); follow `nextCursor`", body = OrderList),
+        (status = 400, description = "VALIDATION_ERROR (unknown parameter, bad address, cursor or limit)", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn list_orders(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Response> {
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::invalid("limit", format!("limit must be between 1 and {MAX_LIMIT}")));
+    }
+    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let mut filter = RawFilter {
+        payer: q.payer,
+        payee: q.payee,
+        arbiter: q.arbiter,
+        escrow: q.escrow,
+        status: q.status,
+        chain_id: q.chain_id,
+        locked_from: q.locked_from,
+        locked_to: q.locked_to,
+    }
+    .parse()?;
+    filter.after = after;
+    filter.limit = limit + 1;
+    let mut orders = state.store.orders(&filter).await?;
+    let more = orders.len() > limit as usize;
+    orders.truncate(limit as usize);
+    let snap = state.snapshot().await?;
+    let next_cursor = if more {
+        orders.last().map(|o| encode_cursor(o.locked.pos.block_number, o.locked.pos.log_index))
+    } else {
+        None
+    };
+    let data = orders.iter().map(|o| OrderRecord::new(o, &state.config, &snap.heights(o.chain_id))).collect();
+    Ok(fresh_json(StatusCode::OK, &OrderList { data, next_cursor }))
+}
+
+/// Long-poll options of `GET /v1/transactions/{txHash}`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct TxQuery {
+    /// Wait up to this many seconds (at most the server's cap, 60 by default) for the transaction to be
+    /// indexed at `finality`.
+    pub wait: Option<u64>,
+    /// Finality to wait for (default `pending`: indexed at all). Given without `wait`, checked once.
+    pub finality: Option<FinalityName>,
+}
+
+fn reached(record: &TransactionRecord, target: FinalityName) -> bool {
+    record.finality.is_some_and(|f| f >= target)
+}
+
+/// What a transaction did to which orders; optionally long-polls until it is indexed at a finality.
+#[utoipa::path(
+    get,
+    path = "/v1/transactions/{txHash}",
+    tag = "transactions",
+    params(("txHash" = String, Path, description = "Transaction hash: 0x + 64 hex digits"), TxQuery),
+    responses(
+        (status = 200, description = "The transaction's escrow events and the orders it changed", body = TransactionRecord),
+        (status = 400, description = "VALIDATION_ERROR (bad hash, wait above the cap, unknown finality)", body = ErrorEnvelope),
+        (status = 404, description = "TX_NOT_FOUND: unknown, or it emitted no escrow event (also after the wait)", body = ErrorEnvelope),
+        (status = 408, description = "WAIT_TIMEOUT: indexed, but not at the requested finality before the wait \
+            ended; `error.details` is the current TransactionRecord", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn get_transaction(
+    State(state): State<AppState>,
+    ApiPath(tx): ApiPath<String>,
+    ApiQuery(q): ApiQuery<TxQuery>,
+) -> ApiResult<Response> {
+    let tx_hash = parse_b256("txHash", &tx)?;
+    let max = state.config.max_wait.as_secs();
+    let wait = q.wait.unwrap_or(0);
+    if wait > max {
+        return Err(ApiError::invalid("wait", format!("wait must be at most {max} seconds")));
+    }
+    let conditional = q.wait.is_some() || q.finality.is_some();
+    let target = q.finality.unwrap_or(FinalityName::Pending);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    let mut rx = state.subscribe();
+    let shutdown = crate::state::until_shutdown(state.shutdown_signal());
+    tokio::pin!(shutdown);
+    loop {
+        // Mark the current snapshot seen before reading, so a commit during the read wakes the next wait.
+        rx.borrow_and_update();
+        let events = state.store.tx_events(tx_hash).await?;
+        let snap = state.snapshot().await?;
+        let record = events.first().map(|e| {
+            let events: Vec<_> =
+                events.iter().filter(|x| x.raw.chain_id == e.raw.chain_id).cloned().collect();
+            TransactionRecord::new(tx_hash, &events, &state.config, &snap.heights(e.raw.chain_id))
+        });
+        match &record {
+            Some(r) if !conditional || reached(r, target) => return Ok(fresh_json(StatusCode::OK, r)),
+            _ => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(match record {
+                None => ApiError::TxNotFound(tx),
+                Some(r) => ApiError::WaitTimeout {
+                    message: format!(
+                        "transaction {tx} did not reach {} finality within {wait} s",
+                        serde_json::to_value(target)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default()
+                    ),
+                    details: serde_json::to_value(&r).map_err(|e| ApiError::Internal(e.to_string()))?,
+                },
+            });
+        }
+        tokio::select! {
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    tokio::time::sleep_until(deadline).await;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = &mut shutdown => return Err(ApiError::ShuttingDown),
+        }
+    }
+}

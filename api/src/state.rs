@@ -1,0 +1,244 @@
+//! Shared state: the store, the configuration, and the indexing state every waiter wakes on.
+//!
+//! One background task (the watcher) keeps a [`Snapshot`] of every chain's cursor and heights and of the
+//! newest change-log entry in a `tokio::sync::watch` channel. It re-reads them when the in-process indexer
+//! notifies a commit, revert or new heights, and otherwise every `poll_interval` (the standalone `serve`
+//! mode, where the indexer runs in another process). Long-polls, the change feed and the finality of every
+//! record read that snapshot: no request polls the database in a loop.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use holdfast_indexer::{
+    store::{ChainMeta, FeedReader, Heights, Store},
+    sync::IndexNotification,
+};
+use tokio::sync::{broadcast, watch};
+
+use crate::{config::ApiConfig, error::ApiResult};
+
+/// Renders the Prometheus exposition text (e.g. `PrometheusHandle::render`).
+pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// What the watcher last read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Whether it was read at least once.
+    pub loaded: bool,
+    /// Every chain's indexing state, by chain id.
+    pub chains: Arc<BTreeMap<u64, ChainMeta>>,
+    /// Sequence number of the newest change-log entry.
+    pub last_seq: i64,
+}
+
+impl Snapshot {
+    /// A chain's heights (zero if it was never indexed).
+    pub fn heights(&self, chain_id: u64) -> Heights {
+        self.chains.get(&chain_id).map(|m| m.heights).unwrap_or_default()
+    }
+}
+
+struct Pending {
+    tx: watch::Sender<Snapshot>,
+    notifications: Option<broadcast::Receiver<IndexNotification>>,
+}
+
+struct Feed {
+    snapshot: watch::Receiver<Snapshot>,
+    pending: Mutex<Option<Pending>>,
+    shutdown: watch::Sender<bool>,
+    /// Unix milliseconds of the watcher's last successful read (0: never).
+    last_ok_ms: AtomicU64,
+}
+
+/// Shared state of every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) store: Store,
+    pub(crate) config: Arc<ApiConfig>,
+    pub(crate) metrics: Option<MetricsRender>,
+    feed: Arc<Feed>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store.backend())
+            .field("config", &self.config)
+            .field("metrics", &self.metrics.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl AppState {
+    /// State over `store`. The watcher starts with [`crate::router`] (inside a Tokio runtime); without
+    /// [`AppState::with_notifications`] it reads the indexing state every `config.poll_interval`.
+    pub fn new(store: Store, config: ApiConfig) -> Self {
+        let (tx, rx) = watch::channel(Snapshot::default());
+        let (shutdown, _) = watch::channel(false);
+        Self {
+            store,
+            config: Arc::new(config),
+            metrics: None,
+            feed: Arc::new(Feed {
+                snapshot: rx,
+                pending: Mutex::new(Some(Pending { tx, notifications: None })),
+                shutdown,
+                last_ok_ms: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Wake on the in-process indexer's notifications ([`holdfast_indexer::sync::Indexer::subscribe`])
+    /// instead of waiting for the next poll.
+    pub fn with_notifications(self, rx: broadcast::Receiver<IndexNotification>) -> Self {
+        if let Some(p) = self.feed.pending.lock().expect("not poisoned").as_mut() {
+            p.notifications = Some(rx);
+        }
+        self
+    }
+
+    /// Serve `/metrics` with this renderer (e.g. `move || handle.render()` of a
+    /// `metrics_exporter_prometheus::PrometheusHandle`).
+    pub fn with_metrics(mut self, render: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        self.metrics = Some(Arc::new(render));
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ApiConfig {
+        &self.config
+    }
+
+    /// Ask open streams and long-polls to end (call when shutdown starts, before `serve` waits for
+    /// connections to close).
+    pub fn shutdown(&self) {
+        self.feed.shutdown.send_replace(true);
+    }
+
+    /// Start the watcher (once; later calls do nothing). Needs a Tokio runtime.
+    pub(crate) fn start(&self) {
+        let Some(p) = self.feed.pending.lock().expect("not poisoned").take() else { return };
+        let store = self.store.clone();
+        let poll = self.config.poll_interval.max(Duration::from_millis(10));
+        let feed = Arc::downgrade(&self.feed);
+        tokio::spawn(watch_loop(store, p.tx, p.notifications, poll, feed));
+    }
+
+    /// A receiver of the snapshot, to wait for changes.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Snapshot> {
+        self.feed.snapshot.clone()
+    }
+
+    /// A receiver that turns `true` at shutdown.
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.feed.shutdown.subscribe()
+    }
+
+    /// Unix milliseconds of the watcher's last successful read (0: never).
+    pub(crate) fn last_ok_ms(&self) -> u64 {
+        self.feed.last_ok_ms.load(Ordering::Relaxed)
+    }
+
+    /// The current snapshot; right after start, waits (briefly) for the watcher's first read, then reads
+    /// the store directly.
+    pub(crate) async fn snapshot(&self) -> ApiResult<Snapshot> {
+        let mut rx = self.subscribe();
+        if rx.borrow().loaded {
+            return Ok(rx.borrow().clone());
+        }
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(|s| s.loaded)).await {
+            return Ok(s.clone());
+        }
+        Ok(read_snapshot(&self.store).await?)
+    }
+}
+
+/// Resolves once shutdown was requested (or the state is gone).
+pub(crate) async fn until_shutdown(mut rx: watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn read_snapshot(store: &Store) -> holdfast_indexer::Result<Snapshot> {
+    let chains = store.chain_metas().await?;
+    let last_seq = store.last_change_seq().await?;
+    Ok(Snapshot {
+        loaded: true,
+        chains: Arc::new(chains.into_iter().map(|m| (m.chain_id, m)).collect()),
+        last_seq,
+    })
+}
+
+async fn next_notification(rx: &mut Option<broadcast::Receiver<IndexNotification>>) {
+    let Some(r) = rx.as_mut() else { return std::future::pending().await };
+    match r.recv().await {
+        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+        Err(broadcast::error::RecvError::Closed) => {
+            tracing::info!("indexer notifications ended; the API watcher polls the store");
+            *rx = None;
+        }
+    }
+}
+
+async fn watch_loop(
+    store: Store,
+    tx: watch::Sender<Snapshot>,
+    mut notifications: Option<broadcast::Receiver<IndexNotification>>,
+    poll: Duration,
+    feed: std::sync::Weak<Feed>,
+) {
+    let mut failing = false;
+    loop {
+        match read_snapshot(&store).await {
+            Ok(snap) => {
+                if failing {
+                    tracing::info!("the API watcher reads the store again");
+                    failing = false;
+                }
+                let Some(feed) = feed.upgrade() else { return };
+                feed.last_ok_ms.store(now_ms(), Ordering::Relaxed);
+                tx.send_if_modified(|cur| {
+                    if *cur == snap {
+                        false
+                    } else {
+                        *cur = snap;
+                        true
+                    }
+                });
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "the API watcher cannot read the indexing state");
+                    failing = true;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tx.closed() => return,
+            _ = next_notification(&mut notifications) => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}

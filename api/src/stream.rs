@@ -1,0 +1,176 @@
+//! `GET /v1/stream`: the change feed as Server-Sent Events, read from the store's durable change log.
+//!
+//! Every `order.updated` / `order.retracted` event carries its change-log sequence number as the SSE `id`,
+//! so a client resumes from any past position with `Last-Event-ID` (browsers' `EventSource` does it by
+//! itself on reconnect). The stream wakes on the watcher's snapshot (a new change-log entry or new heights),
+//! never polls the store on its own.
+
+use std::{collections::BTreeMap, convert::Infallible, time::Duration};
+
+use axum::{
+    extract::State,
+    http::HeaderMap,
+    response::sse::{Event, KeepAlive, Sse},
+};
+use futures::Stream;
+use holdfast_indexer::store::{ChangeKind, FeedReader};
+use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
+
+use crate::{
+    error::{ApiError, ApiResult, ErrorEnvelope},
+    http::ApiQuery,
+    model::{ChangeRecord, ChangeType, HeightsRecord, OrderRecord, OrderStatusName},
+    routes::RawFilter,
+    state::AppState,
+};
+
+/// Change-log entries read per store query.
+const PAGE: u32 = 500;
+
+/// Filters and start of `GET /v1/stream`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// Payer address (any letter case).
+    pub payer: Option<String>,
+    /// Payee address.
+    pub payee: Option<String>,
+    /// Arbiter address.
+    pub arbiter: Option<String>,
+    /// Escrow contract.
+    pub escrow: Option<String>,
+    /// Order status (retractions are sent regardless of it).
+    pub status: Option<OrderStatusName>,
+    /// Chain id.
+    pub chain_id: Option<u64>,
+    /// Locked at or after (unix seconds).
+    pub locked_from: Option<u64>,
+    /// Locked before (unix seconds).
+    pub locked_to: Option<u64>,
+    /// Start after this change-log position (0: replay the whole log). Default: only changes from now on.
+    /// A `Last-Event-ID` header takes precedence.
+    pub after: Option<i64>,
+}
+
+fn event<T: Serialize>(name: &str, id: Option<i64>, data: &T) -> Event {
+    let ev = Event::default().event(name).data(serde_json::to_string(data).unwrap_or_default());
+    match id {
+        Some(id) => ev.id(id.to_string()),
+        None => ev,
+    }
+}
+
+/// Live changes of orders as Server-Sent Events.
+#[utoipa::path(
+    get,
+    path = "/v1/stream",
+    tag = "stream",
+    params(
+        StreamQuery,
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this change-log position (the `id` of \
+            the last event received)"),
+    ),
+    responses(
+        (status = 200, description = "`text/event-stream`. Events: `order.updated` and `order.retracted` (data: \
+            ChangeRecord; `id`: change-log position), `heights` (data: HeightsRecord, no id; at the start and when a \
+            chain's heights move), `error` (data: ErrorEnvelope; the stream then ends, reconnect with \
+            Last-Event-ID). Keep-alive comments every 15 s.", content_type = "text/event-stream", body = ChangeRecord),
+        (status = 400, description = "VALIDATION_ERROR (bad filter, Last-Event-ID or after)", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<StreamQuery>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let filter = RawFilter {
+        payer: q.payer,
+        payee: q.payee,
+        arbiter: q.arbiter,
+        escrow: q.escrow,
+        status: q.status,
+        chain_id: q.chain_id,
+        locked_from: q.locked_from,
+        locked_to: q.locked_to,
+    }
+    .parse()?;
+    let resume = match headers.get("last-event-id") {
+        Some(v) => {
+            Some(v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()).filter(|n| *n >= 0).ok_or_else(
+                || ApiError::invalid("Last-Event-ID", "Last-Event-ID must be a change-log position"),
+            )?)
+        }
+        None => match q.after {
+            Some(a) if a < 0 => return Err(ApiError::invalid("after", "after must be 0 or more")),
+            a => a,
+        },
+    };
+    let start = match resume {
+        Some(n) => n,
+        None => state.snapshot().await?.last_seq,
+    };
+    let keep_alive = state.config.sse_keep_alive.max(Duration::from_secs(1));
+    let body = async_stream::stream! {
+        let mut rx = state.subscribe();
+        let shutdown = crate::state::until_shutdown(state.shutdown_signal());
+        tokio::pin!(shutdown);
+        let mut after = start;
+        let mut sent_heights: BTreeMap<u64, HeightsRecord> = BTreeMap::new();
+        loop {
+            let snap = rx.borrow_and_update().clone();
+            for (chain_id, m) in snap.chains.iter().filter(|(c, _)| filter.chain_id.is_none_or(|f| f == **c)) {
+                let rec = HeightsRecord {
+                    chain_id: *chain_id,
+                    cursor: m.cursor,
+                    head: m.heights.head,
+                    safe: m.heights.safe,
+                    finalized: m.heights.finalized,
+                };
+                if sent_heights.get(chain_id) != Some(&rec) {
+                    yield Ok(event("heights", None, &rec));
+                    sent_heights.insert(*chain_id, rec);
+                }
+            }
+            let upto = snap.last_seq;
+            while after < upto {
+                let page = match state.store.changes(after, upto, &filter, PAGE).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(error = %e, "change feed read failed; ending the stream");
+                        yield Ok(event("error", None, &ApiError::Internal(e.to_string()).envelope()));
+                        return;
+                    }
+                };
+                let full = page.len() as u32 == PAGE;
+                for ch in page {
+                    after = ch.seq;
+                    let h = snap.heights(ch.chain_id);
+                    let (name, change_type) = match ch.kind {
+                        ChangeKind::OrderUpdated => ("order.updated", ChangeType::OrderUpdated),
+                        ChangeKind::OrderRetracted => ("order.retracted", ChangeType::OrderRetracted),
+                    };
+                    let rec = ChangeRecord {
+                        seq: ch.seq,
+                        change_type,
+                        chain_id: ch.chain_id,
+                        escrow: crate::format::addr(ch.escrow),
+                        order_id: crate::format::hash(ch.order_id),
+                        block_number: ch.block_number,
+                        order: ch.state.as_ref().map(|o| OrderRecord::new(o, &state.config, &h)),
+                    };
+                    yield Ok(event(name, Some(ch.seq), &rec));
+                }
+                if !full {
+                    after = upto;
+                }
+            }
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return },
+                _ = &mut shutdown => return,
+            }
+        }
+    };
+    Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(keep_alive)))
+}

@@ -1,0 +1,53 @@
+//! `holdfast index`.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+use eyre::Context;
+use holdfast_indexer::{store::Store, sync::Indexer};
+
+use crate::opts::{DbOpts, DeploymentOpts, IndexOpts, RpcOpts, indexer_config, shutdown_signal};
+
+pub(crate) const EXAMPLES: &str = "\
+Examples:
+  # Follow the devnet escrow written by script/deploy.sh into ./data/holdfast.db
+  holdfast index --rpc-url ws://127.0.0.1:8545
+
+  # Production: Postgres, an explicit deployment file, metrics on :9100
+  holdfast index --rpc-url wss://node.example/ws --deployment deployments/8453.json \\
+      --database-url postgres://holdfast@db/holdfast --metrics-addr 0.0.0.0:9100
+
+  # One-shot backfill
+  holdfast index --escrow 0x… --start-block 123456 --chain-id 8453 --exit-when-caught-up";
+
+/// Arguments of `holdfast index`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct IndexArgs {
+    #[command(flatten)]
+    pub(crate) rpc: RpcOpts,
+    #[command(flatten)]
+    pub(crate) db: DbOpts,
+    #[command(flatten)]
+    pub(crate) deployments: DeploymentOpts,
+    #[command(flatten)]
+    pub(crate) index: IndexOpts,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100).
+    #[arg(long, env = "HOLDFAST_METRICS_ADDR")]
+    pub(crate) metrics_addr: Option<SocketAddr>,
+}
+
+pub(crate) async fn run(args: IndexArgs) -> eyre::Result<()> {
+    if let Some(addr) = args.metrics_addr {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .wrap_err("cannot start the metrics listener")?;
+    }
+    let cfg = indexer_config(&args.rpc, &args.deployments, &args.index)?;
+    let url = args.db.url()?;
+    let store = Store::connect(&url).await.wrap_err_with(|| format!("cannot open store {url}"))?;
+    tracing::info!(rpc = %cfg.rpc_url, store = store.backend(), escrows = cfg.deployments.len(), "indexing");
+    let indexer = Indexer::new(cfg, store).await?;
+    indexer.run(shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! Subcommands, one file each.
+
+pub(crate) mod index;
+pub(crate) mod reindex;
+pub(crate) mod run;
+pub(crate) mod serve;

@@ -1,0 +1,42 @@
+//! `holdfast reindex`.
+
+use clap::Args;
+use eyre::{Context, bail};
+use holdfast_indexer::store::{IndexWriter, Store};
+
+use crate::opts::DbOpts;
+
+pub(crate) const EXAMPLES: &str = "\
+Examples:
+  # After a change to the derivation logic: rebuild all orders of the devnet from ./data/holdfast.db
+  holdfast reindex --from-store --chain-id 31337";
+
+/// Arguments of `holdfast reindex`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ReindexArgs {
+    #[command(flatten)]
+    pub(crate) db: DbOpts,
+    /// Re-derive from the stored raw events (no RPC). Required: it is the only mode.
+    #[arg(long)]
+    pub(crate) from_store: bool,
+    /// Chain whose orders to re-derive.
+    #[arg(long, env = "HOLDFAST_CHAIN_ID", default_value_t = 31337)]
+    pub(crate) chain_id: u64,
+}
+
+pub(crate) async fn run(args: ReindexArgs) -> eyre::Result<()> {
+    if !args.from_store {
+        bail!("reindex needs --from-store (re-deriving from the stored events is the only mode)");
+    }
+    let url = args.db.url()?;
+    let store = Store::connect(&url).await.wrap_err_with(|| format!("cannot open store {url}"))?;
+    let started = std::time::Instant::now();
+    let n = store.rederive_all(args.chain_id).await?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "re-derived chain {} from {n} stored events in {secs:.2}s ({:.0} events/s)",
+        args.chain_id,
+        n as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}

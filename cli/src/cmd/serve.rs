@@ -1,0 +1,50 @@
+//! `holdfast serve`.
+
+use clap::Args;
+use eyre::Context;
+use holdfast_api::{AppState, router, serve};
+use holdfast_indexer::store::Store;
+
+use crate::opts::{ApiOpts, DbOpts, DeploymentOpts, install_metrics, shutdown_signal};
+
+pub(crate) const EXAMPLES: &str = "\
+Examples:
+  # Serve the devnet store on http://127.0.0.1:8080 (an indexer writes it from another process)
+  holdfast serve
+
+  # A replica on Postgres, open to one dApp origin
+  holdfast serve --database-url postgres://holdfast@db/holdfast --listen 0.0.0.0:8080 \\
+      --cors-origin https://app.example --deployment deployments/8453.json
+
+  curl -s localhost:8080/v1/orders/0x…  |  open http://127.0.0.1:8080/docs";
+
+/// Arguments of `holdfast serve`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) db: DbOpts,
+    #[command(flatten)]
+    pub(crate) api: ApiOpts,
+    #[command(flatten)]
+    pub(crate) deployments: DeploymentOpts,
+}
+
+pub(crate) async fn run(args: ServeArgs) -> eyre::Result<()> {
+    let render = install_metrics()?;
+    let url = args.db.url()?;
+    let store = Store::connect(&url).await.wrap_err_with(|| format!("cannot open store {url}"))?;
+    let state = AppState::new(store, args.api.config(&args.deployments)?).with_metrics(render);
+    let listener = tokio::net::TcpListener::bind(args.api.listen)
+        .await
+        .wrap_err_with(|| format!("cannot listen on {}", args.api.listen))?;
+    tracing::info!(addr = %args.api.listen, "serving the API (docs at /docs)");
+    let shutdown = {
+        let state = state.clone();
+        async move {
+            shutdown_signal().await;
+            state.shutdown();
+        }
+    };
+    serve(listener, router(state), shutdown).await?;
+    Ok(())
+}

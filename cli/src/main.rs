@@ -1,0 +1,47 @@
+//! `holdfast`: one binary for the whole stack — indexer, API, devnet and the agent CLI.
+
+mod cmd;
+mod logging;
+mod opts;
+
+use clap::{Parser, Subcommand};
+
+/// Holdfast: on-chain escrow for agent and marketplace payments.
+#[derive(Debug, Parser)]
+#[command(name = "holdfast", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    log: logging::LogOpts,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Follow the escrow's logs into the store (backfill, then live), surviving reorgs and restarts.
+    #[command(after_help = cmd::index::EXAMPLES)]
+    Index(Box<cmd::index::IndexArgs>),
+    /// Indexer and read API in one process: the production entry.
+    #[command(after_help = cmd::run::EXAMPLES)]
+    Run(Box<cmd::run::RunArgs>),
+    /// The read API alone, over a store an indexer writes (several replicas on Postgres).
+    #[command(after_help = cmd::serve::EXAMPLES)]
+    Serve(cmd::serve::ServeArgs),
+    /// Re-derive every order from the stored events, without any RPC.
+    #[command(after_help = cmd::reindex::EXAMPLES)]
+    Reindex(cmd::reindex::ReindexArgs),
+}
+
+fn main() -> eyre::Result<()> {
+    let cli = Cli::parse();
+    logging::init(&cli.log)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Index(args) => cmd::index::run(*args).await,
+            Command::Run(args) => cmd::run::run(*args).await,
+            Command::Serve(args) => cmd::serve::run(args).await,
+            Command::Reindex(args) => cmd::reindex::run(args).await,
+        }
+    })
+}

@@ -1,0 +1,269 @@
+//! Option groups shared by subcommands, and building the one indexer config from them.
+
+use std::path::{Path, PathBuf};
+
+use alloy::primitives::Address;
+use clap::{Args, ValueEnum};
+use eyre::{Context, bail};
+use holdfast_api::{ApiConfig, EscrowInfo, TokenInfo};
+use holdfast_indexer::{Deployment, FinalityPolicy, IndexerConfig};
+use serde::Deserialize;
+use url::Url;
+
+/// Node connection.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RpcOpts {
+    /// JSON-RPC endpoint: http(s) (polling) or ws(s) (new heads by subscription).
+    #[arg(long, env = "HOLDFAST_RPC_URL", default_value = "http://127.0.0.1:8545")]
+    pub(crate) rpc_url: Url,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DbOpts {
+    /// Database URL: `sqlite://PATH` (embedded, default) or `postgres://USER@HOST/DB`.
+    /// Default: `sqlite://<data-dir>/holdfast.db`.
+    #[arg(long, env = "HOLDFAST_DATABASE_URL")]
+    pub(crate) database_url: Option<String>,
+    /// Directory for the default SQLite store.
+    #[arg(long, env = "HOLDFAST_DATA_DIR", default_value = "data")]
+    pub(crate) data_dir: PathBuf,
+}
+
+impl DbOpts {
+    /// The database URL, creating the data directory for the SQLite default.
+    pub(crate) fn url(&self) -> eyre::Result<String> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        std::fs::create_dir_all(&self.data_dir)
+            .wrap_err_with(|| format!("cannot create data directory {}", self.data_dir.display()))?;
+        Ok(format!("sqlite://{}", self.data_dir.join("holdfast.db").display()))
+    }
+}
+
+/// Which escrows to follow.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DeploymentOpts {
+    /// Deployment file(s) written by `script/deploy.sh` (chainId, escrow, deploymentBlock, token).
+    /// Default: deployments/31337.local.json when no --escrow is given.
+    #[arg(long = "deployment", env = "HOLDFAST_DEPLOYMENTS", value_delimiter = ',')]
+    pub(crate) deployments: Vec<PathBuf>,
+    /// Escrow address (instead of a deployment file); needs --start-block and --chain-id.
+    #[arg(long, requires_all = ["start_block", "chain_id"])]
+    pub(crate) escrow: Option<Address>,
+    /// First block to index for --escrow (its deployment block).
+    #[arg(long)]
+    pub(crate) start_block: Option<u64>,
+    /// Chain id for --escrow.
+    #[arg(long)]
+    pub(crate) chain_id: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeploymentFile {
+    chain_id: u64,
+    escrow: Address,
+    deployment_block: Option<u64>,
+    #[serde(default)]
+    token: Option<TokenEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenEntry {
+    address: Address,
+    #[serde(default)]
+    symbol: Option<String>,
+    #[serde(default)]
+    decimals: Option<u8>,
+}
+
+/// Read a deployment file: the escrow to index and its token for the API (read and parsed once).
+pub(crate) fn read_deployment_with_token(path: &Path) -> eyre::Result<(Deployment, Option<TokenInfo>)> {
+    let text = std::fs::read_to_string(path)
+        .wrap_err_with(|| format!("cannot read deployment file {}", path.display()))?;
+    let f: DeploymentFile = serde_json::from_str(&text)
+        .wrap_err_with(|| format!("{} is not a deployment file", path.display()))?;
+    let Some(start_block) = f.deployment_block else {
+        bail!("{}: deploymentBlock is missing (was the deployment broadcast?)", path.display());
+    };
+    let token = f.token.map(|t| TokenInfo {
+        address: Some(t.address),
+        symbol: t.symbol.unwrap_or_else(|| "USDC".into()),
+        decimals: t.decimals.unwrap_or(6),
+    });
+    let deployment = Deployment {
+        chain_id: f.chain_id,
+        escrow: f.escrow,
+        start_block,
+        token: token.as_ref().and_then(|t| t.address),
+    };
+    Ok((deployment, token))
+}
+
+/// Read a deployment file.
+pub(crate) fn read_deployment(path: &Path) -> eyre::Result<Deployment> {
+    read_deployment_with_token(path).map(|(d, _)| d)
+}
+
+impl DeploymentOpts {
+    /// The deployments to follow.
+    pub(crate) fn resolve(&self) -> eyre::Result<Vec<Deployment>> {
+        let mut out = Vec::new();
+        if let (Some(escrow), Some(start_block), Some(chain_id)) =
+            (self.escrow, self.start_block, self.chain_id)
+        {
+            out.push(Deployment { chain_id, escrow, start_block, token: None });
+        }
+        let files = if self.deployments.is_empty() && out.is_empty() {
+            vec![PathBuf::from("deployments/31337.local.json")]
+        } else {
+            self.deployments.clone()
+        };
+        for f in files {
+            out.push(read_deployment(&f)?);
+        }
+        Ok(out)
+    }
+}
+
+/// The read API.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ApiOpts {
+    /// Address to serve the API on.
+    #[arg(long, env = "HOLDFAST_LISTEN", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// Allowed CORS origins, comma-separated (default: any origin).
+    #[arg(long = "cors-origin", env = "HOLDFAST_CORS_ORIGINS", value_delimiter = ',')]
+    pub(crate) cors_origins: Vec<String>,
+    /// Longest `?wait=` accepted by GET /v1/transactions/{txHash}, in seconds.
+    #[arg(long, env = "HOLDFAST_MAX_WAIT_SECS", default_value_t = 60)]
+    pub(crate) max_wait_secs: u64,
+    /// /readyz fails when the indexer lags the head by more than this many blocks.
+    #[arg(long, env = "HOLDFAST_READY_MAX_LAG", default_value_t = 64)]
+    pub(crate) ready_max_lag: u64,
+}
+
+impl ApiOpts {
+    /// The API's config; token symbols and decimals come from the deployment files.
+    pub(crate) fn config(&self, deployments: &DeploymentOpts) -> eyre::Result<ApiConfig> {
+        let mut cfg = ApiConfig::default();
+        let files = if deployments.deployments.is_empty() {
+            let default = PathBuf::from("deployments/31337.local.json");
+            if default.exists() { vec![default] } else { vec![] }
+        } else {
+            deployments.deployments.clone()
+        };
+        for f in files {
+            let (d, token) = read_deployment_with_token(&f)?;
+            if let Some(token) = token {
+                cfg.escrows.push(EscrowInfo { chain_id: d.chain_id, escrow: d.escrow, token });
+            }
+        }
+        cfg.max_wait = std::time::Duration::from_secs(self.max_wait_secs);
+        cfg.ready_max_lag_blocks = self.ready_max_lag;
+        if !self.cors_origins.is_empty() {
+            cfg.cors_origins = Some(self.cors_origins.clone());
+        }
+        Ok(cfg)
+    }
+}
+
+/// Install the Prometheus recorder; returns a renderer for GET /metrics.
+pub(crate) fn install_metrics() -> eyre::Result<impl Fn() -> String + Send + Sync + 'static> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .wrap_err("cannot install the metrics recorder")?;
+    Ok(move || handle.render())
+}
+
+/// Finality source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FinalityMode {
+    /// The node's `safe` and `finalized` tags (depths only where the node has none).
+    Tags,
+    /// Fixed depths below the head.
+    Depth,
+}
+
+/// Indexing behaviour.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct IndexOpts {
+    /// Finality source.
+    #[arg(long, env = "HOLDFAST_FINALITY", value_enum, default_value_t = FinalityMode::Tags)]
+    pub(crate) finality: FinalityMode,
+    /// Depth treated as safe (with --finality depth, or when the node has no `safe` tag).
+    #[arg(long, env = "HOLDFAST_SAFE_DEPTH", default_value_t = 32)]
+    pub(crate) safe_depth: u64,
+    /// Depth treated as finalized (with --finality depth, or when the node has no `finalized` tag).
+    #[arg(long, env = "HOLDFAST_FINALIZED_DEPTH", default_value_t = 64)]
+    pub(crate) finalized_depth: u64,
+    /// If the chain was reset (new genesis, head far below the stored cursor), wipe this chain's data and
+    /// re-index from scratch instead of halting.
+    #[arg(long, env = "HOLDFAST_RESET")]
+    pub(crate) reset: bool,
+    /// Initial eth_getLogs block range (grows while responses stay under the log target, shrinks when
+    /// they exceed it or the node refuses).
+    #[arg(long, env = "HOLDFAST_LOG_RANGE", default_value_t = 100)]
+    pub(crate) log_range: u64,
+    /// Largest eth_getLogs block range.
+    #[arg(long, env = "HOLDFAST_MAX_LOG_RANGE", default_value_t = 100_000)]
+    pub(crate) max_log_range: u64,
+    /// Ranges fetched concurrently during backfill.
+    #[arg(long, env = "HOLDFAST_CONCURRENCY", default_value_t = 4)]
+    pub(crate) concurrency: usize,
+    /// Poll interval over http, in milliseconds.
+    #[arg(long, env = "HOLDFAST_POLL_MS", default_value_t = 500)]
+    pub(crate) poll_ms: u64,
+    /// Exit once caught up with the head instead of following it.
+    #[arg(long)]
+    pub(crate) exit_when_caught_up: bool,
+}
+
+/// Build the indexer's config.
+pub(crate) fn indexer_config(
+    rpc: &RpcOpts,
+    deployments: &DeploymentOpts,
+    idx: &IndexOpts,
+) -> eyre::Result<IndexerConfig> {
+    let mut cfg = IndexerConfig::new(rpc.rpc_url.clone(), deployments.resolve()?);
+    cfg.finality = match idx.finality {
+        FinalityMode::Tags => FinalityPolicy::Tags {
+            fallback_safe_depth: idx.safe_depth,
+            fallback_finalized_depth: idx.finalized_depth,
+        },
+        FinalityMode::Depth => FinalityPolicy::Depth { safe: idx.safe_depth, finalized: idx.finalized_depth },
+    };
+    if idx.log_range == 0 || idx.max_log_range < idx.log_range {
+        bail!("--log-range must be at least 1 and at most --max-log-range");
+    }
+    cfg.backfill.initial_range = idx.log_range;
+    cfg.backfill.max_range = idx.max_log_range;
+    cfg.backfill.concurrency = idx.concurrency.max(1);
+    cfg.poll_interval = std::time::Duration::from_millis(idx.poll_ms.max(10));
+    cfg.reset_on_chain_reset = idx.reset;
+    cfg.exit_when_caught_up = idx.exit_when_caught_up;
+    cfg.chain_id()?;
+    Ok(cfg)
+}
+
+/// Resolve when Ctrl-C or SIGTERM arrives.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

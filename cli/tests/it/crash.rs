@@ -1,0 +1,107 @@
+//! Crash drill: `kill -9` the indexer process at random points during a backfill and in live mode, restart
+//! it, and compare with a fresh index of the same chain: nothing lost, nothing twice.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use alloy::providers::ext::AnvilApi;
+use holdfast_indexer::store::OrderReader;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+use crate::harness::{Chain, TestDb, index, random_hex, snapshot};
+
+fn deployment_file(c: &Chain) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("holdfast-deployment-{}.json", random_hex()));
+    let json = serde_json::json!({
+        "chainId": 31337,
+        "escrow": c.escrow.to_string(),
+        "deploymentBlock": c.deploy_block,
+        "token": { "address": c.token.to_string(), "symbol": "USDC", "decimals": 6 },
+    });
+    std::fs::write(&path, json.to_string()).unwrap();
+    path
+}
+
+fn spawn(c: &Chain, deployment: &PathBuf, db: &str, ws: bool, once: bool) -> Child {
+    let url = if ws { c.anvil.ws_endpoint() } else { c.anvil.endpoint() };
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_holdfast"));
+    cmd.args(["--log", "warn", "--log-format", "json", "index", "--rpc-url", &url, "--database-url", db])
+        .arg("--deployment")
+        .arg(deployment)
+        // Tiny ranges: many small commits, so kills land between and inside them.
+        .args(["--log-range", "2", "--max-log-range", "4", "--poll-ms", "20"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if once {
+        cmd.arg("--exit-when-caught-up");
+    }
+    cmd.spawn().expect("spawn holdfast")
+}
+
+async fn drill(backend: &str) {
+    let seed: u64 = rand::random();
+    eprintln!("crash drill on {backend}: seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let c = Chain::start().await;
+    let generator = c.load_generator().await;
+    let mut next = c.generate(generator, 1, 10).await;
+    // Bury most of it below anvil's finality (head - 64), so the concurrent backfill path runs.
+    c.provider.anvil_mine(Some(120), None).await.unwrap();
+    let deployment = deployment_file(&c);
+    let db = TestDb::of(backend).await;
+
+    // Backfill, killed at random points until a run finishes by itself.
+    let mut kills = 0;
+    loop {
+        let mut child = spawn(&c, &deployment, &db.url, false, true);
+        tokio::time::sleep(Duration::from_millis(rng.random_range(20..250))).await;
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "indexer failed: {status}");
+            break;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        assert!(kills < 200, "the backfill never finished");
+    }
+
+    // Live mode over ws: new orders arrive while the process is killed and restarted.
+    for _ in 0..4 {
+        let mut child = spawn(&c, &deployment, &db.url, true, false);
+        next = c.generate(generator, next, 2).await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..150))).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+    }
+    let status = spawn(&c, &deployment, &db.url, false, true).wait().unwrap();
+    assert!(status.success());
+    assert!(kills >= 5, "only {kills} kills");
+
+    let store = db.store().await;
+    let fresh_db = TestDb::sqlite().await;
+    let fresh = fresh_db.store().await;
+    index(&c, &fresh).await;
+    let (got, want) = (snapshot(&store).await, snapshot(&fresh).await);
+    assert_eq!(got.len(), want.len(), "order count differs after {kills} kills (seed {seed})");
+    assert_eq!(got, want, "derived state differs after {kills} kills (seed {seed})");
+    assert_eq!(store.counts(31337).await.unwrap(), fresh.counts(31337).await.unwrap());
+    // 10 + 8 lock batches of 150, and half of them released.
+    assert_eq!(store.counts(31337).await.unwrap().1, (next - 1));
+    fresh_db.cleanup(fresh).await;
+    db.cleanup(store).await;
+    let _ = std::fs::remove_file(deployment);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_drill_sqlite() {
+    drill("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_drill_postgres() {
+    drill("postgres").await;
+}

@@ -1,0 +1,8 @@
+//! `holdfast` binary tests: the real process against a real anvil and real stores.
+#![allow(missing_docs, unreachable_pub, dead_code, clippy::too_many_arguments)]
+
+#[path = "../../../indexer/tests/it/harness.rs"]
+mod harness;
+
+mod crash;
+mod run;

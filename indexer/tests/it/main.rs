@@ -1,0 +1,9 @@
+//! Indexer integration tests against a real anvil and real SQLite / Postgres stores.
+#![allow(missing_docs, unreachable_pub, clippy::too_many_arguments)]
+
+mod faults;
+mod generator;
+mod harness;
+mod lifecycle;
+mod reorg;
+mod safety;
