@@ -8,7 +8,8 @@ use std::{
 };
 
 use alloy::providers::ext::AnvilApi;
-use holdfast_indexer::store::OrderReader;
+use alloy::providers::Provider;
+use holdfast_indexer::store::{ChainReader, OrderReader};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::harness::{Chain, TestDb, index, random_hex, snapshot};
@@ -53,20 +54,39 @@ async fn drill(backend: &str) {
     let deployment = deployment_file(&c);
     let db = TestDb::of(backend).await;
 
-    // Backfill, killed at random points until a run finishes by itself.
-    let mut kills = 0;
-    loop {
+    // Backfill, killed at random points. The process start (connect, migrate, first RPCs) takes a
+    // machine-dependent time, so the kill delay grows while a kill lands before any commit; the kill
+    // phase ends after enough kills inside the backfill, and a last run then finishes it.
+    let store = db.store().await; // runs the migrations once, before any child races on them
+    let head = c.provider.get_block_number().await.unwrap();
+    let cursor = async || store.chain_meta(31337).await.unwrap().map_or(0, |m| m.cursor);
+    let (mut kills, mut mid_backfill_kills, mut max_delay) = (0, 0, 250u64);
+    let mut finished = false;
+    while mid_backfill_kills < 4 {
+        let before = cursor().await;
         let mut child = spawn(&c, &deployment, &db.url, false, true);
-        tokio::time::sleep(Duration::from_millis(rng.random_range(20..250))).await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(20..max_delay))).await;
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "indexer failed: {status}");
+            finished = true;
             break;
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         kills += 1;
-        assert!(kills < 200, "the backfill never finished");
+        let after = cursor().await;
+        if after > before && after < head {
+            mid_backfill_kills += 1;
+        } else if after == before {
+            max_delay = (max_delay * 2).min(10_000); // killed before its first commit: wait longer
+        }
+        assert!(kills < 60, "no kill landed inside the backfill after {kills} tries (seed {seed})");
     }
+    if !finished {
+        let status = spawn(&c, &deployment, &db.url, false, true).wait().unwrap();
+        assert!(status.success(), "indexer failed after {kills} kills: {status}");
+    }
+    assert_eq!(cursor().await, head, "the backfill did not reach the head");
 
     // Live mode over ws: new orders arrive while the process is killed and restarted.
     for _ in 0..4 {
@@ -81,7 +101,6 @@ async fn drill(backend: &str) {
     assert!(status.success());
     assert!(kills >= 5, "only {kills} kills");
 
-    let store = db.store().await;
     let fresh_db = TestDb::sqlite().await;
     let fresh = fresh_db.store().await;
     index(&c, &fresh).await;
