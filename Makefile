@@ -11,9 +11,11 @@ export PATH := $(BIN):$(PATH)
 .PHONY: dev test deps sol sol-fmt sol-build sol-test sol-snapshot coverage gas-snapshot \
 	rust rust-fmt rust-clippy rust-test deploy-e2e bench-gas
 
-# The stack on a local anvil: anvil, MockUSDC + escrow, the indexer (Ctrl-C stops everything).
-dev:
-	bash script/dev.sh
+# The stack on a local anvil: anvil, MockUSDC + escrow, indexer and API (Ctrl-C stops everything).
+# `make dev ARGS=--keep` resumes the previous chain and store.
+dev: deps
+	cargo build -p holdfast --locked
+	target/debug/holdfast dev $(ARGS)
 
 # Everything CI runs. Rust tests start their own anvil and use Postgres at 127.0.0.1:5432
 # (override with HOLDFAST_TEST_PG=postgres://user@host:port/postgres).

@@ -18,6 +18,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The whole stack on a local anvil: chain, MockUSDC + escrow, indexer and API (Ctrl-C stops it).
+    #[command(after_help = cmd::dev::EXAMPLES)]
+    Dev(cmd::dev::DevArgs),
     /// Follow the escrow's logs into the store (backfill, then live), surviving reorgs and restarts.
     #[command(after_help = cmd::index::EXAMPLES)]
     Index(Box<cmd::index::IndexArgs>),
@@ -38,6 +41,7 @@ fn main() -> eyre::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         match cli.command {
+            Command::Dev(args) => cmd::dev::run(args).await,
             Command::Index(args) => cmd::index::run(*args).await,
             Command::Run(args) => cmd::run::run(*args).await,
             Command::Serve(args) => cmd::serve::run(args).await,

@@ -1,5 +1,6 @@
 //! Subcommands, one file each.
 
+pub(crate) mod dev;
 pub(crate) mod index;
 pub(crate) mod reindex;
 pub(crate) mod run;

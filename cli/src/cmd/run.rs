@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use clap::Args;
 use eyre::Context;
-use holdfast_api::{AppState, router, serve};
-use holdfast_indexer::{store::Store, sync::Indexer};
+use holdfast_api::{ApiConfig, AppState, router, serve};
+use holdfast_indexer::{IndexerConfig, store::Store, sync::Indexer};
 use tokio::sync::watch;
 
 use crate::opts::{
@@ -40,15 +40,26 @@ pub(crate) async fn run(args: RunArgs) -> eyre::Result<()> {
     let render = install_metrics()?;
     let cfg = indexer_config(&args.rpc, &args.deployments, &args.index)?;
     let url = args.db.url()?;
-    let store = Store::connect(&url).await.wrap_err_with(|| format!("cannot open store {url}"))?;
-    let indexer = Arc::new(Indexer::new(cfg, store.clone()).await?);
-    let state = AppState::new(store, args.api.config(&args.deployments)?)
-        .with_notifications(indexer.subscribe())
-        .with_metrics(render);
+    let api_cfg = args.api.config(&args.deployments)?;
     let listener = tokio::net::TcpListener::bind(args.api.listen)
         .await
         .wrap_err_with(|| format!("cannot listen on {}", args.api.listen))?;
     tracing::info!(addr = %args.api.listen, rpc = %args.rpc.rpc_url, "indexing and serving the API (docs at /docs)");
+    run_stack(cfg, &url, api_cfg, render, listener, shutdown_signal()).await
+}
+
+/// Index and serve until `shutdown` resolves or the indexer halts (shared by `run` and `dev`).
+pub(crate) async fn run_stack(
+    cfg: IndexerConfig,
+    db_url: &str,
+    api_cfg: ApiConfig,
+    render: impl Fn() -> String + Send + Sync + 'static,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> eyre::Result<()> {
+    let store = Store::connect(db_url).await.wrap_err_with(|| format!("cannot open store {db_url}"))?;
+    let indexer = Arc::new(Indexer::new(cfg, store.clone()).await?);
+    let state = AppState::new(store, api_cfg).with_notifications(indexer.subscribe()).with_metrics(render);
 
     // One stop signal for both halves: Ctrl-C/SIGTERM, or the indexer halting on an error.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -72,7 +83,7 @@ pub(crate) async fn run(args: RunArgs) -> eyre::Result<()> {
         tokio::spawn(async move { indexer.run(shutdown).await })
     };
     let finished = tokio::select! {
-        _ = shutdown_signal() => None,
+        _ = shutdown => None,
         r = &mut idx => Some(r),
     };
     let _ = stop_tx.send(true);

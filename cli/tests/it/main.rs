@@ -5,4 +5,5 @@
 mod harness;
 
 mod crash;
+mod dev;
 mod run;

@@ -1,0 +1,418 @@
+//! `holdfast dev`: the whole stack on a local anvil — chain, MockUSDC + escrow, indexer and API — in one
+//! command, with the project's own toolchain (anvil and forge from `node_modules`, installed by `npm ci`).
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use alloy::{
+    primitives::Address,
+    providers::{Provider, ProviderBuilder},
+};
+use clap::Args;
+use eyre::{Context, bail, eyre};
+use holdfast_api::{ApiConfig, EscrowInfo};
+use holdfast_indexer::IndexerConfig;
+use serde::Deserialize;
+use tokio::process::{Child, Command};
+
+use crate::opts::{install_metrics, read_deployment_with_token, shutdown_signal};
+
+pub(crate) const EXAMPLES: &str = "\
+Examples:
+  # Fresh chain and store on 127.0.0.1:8545, API on 127.0.0.1:8080 (Ctrl-C stops everything)
+  holdfast dev
+
+  # Resume the previous run: same chain state, same store
+  holdfast dev --keep
+
+  # Other ports, and a block every 2 seconds instead of one per transaction
+  holdfast dev --port 9545 --listen 127.0.0.1:9080 --block-time 2";
+
+/// Arguments of `holdfast dev`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DevArgs {
+    /// anvil's port on 127.0.0.1.
+    #[arg(long, env = "HOLDFAST_DEV_PORT", default_value_t = 8545)]
+    pub(crate) port: u16,
+    /// Address to serve the API on.
+    #[arg(long, env = "HOLDFAST_LISTEN", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: SocketAddr,
+    /// Resume the previous run's chain (anvil state file) and store instead of starting fresh.
+    #[arg(long)]
+    pub(crate) keep: bool,
+    /// Mine a block every N seconds (default: one block per transaction, as soon as it arrives).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) block_time: Option<u64>,
+    /// Where the dev stack keeps its store, anvil state and logs (relative to the project root).
+    #[arg(long, env = "HOLDFAST_DEV_DIR", default_value = "data/dev")]
+    pub(crate) data_dir: PathBuf,
+    /// The Holdfast checkout (contracts and deploy script). Default: the nearest directory, from the
+    /// current one upwards, that holds foundry.toml and script/deploy.sh.
+    #[arg(long, env = "HOLDFAST_PROJECT_ROOT")]
+    pub(crate) project_root: Option<PathBuf>,
+    /// Deployment file to write (under deployments/, relative to the project root). The default is the file
+    /// every `holdfast` command reads when given no --deployment, so they all find this chain's escrow.
+    #[arg(long, env = "HOLDFAST_DEV_DEPLOYMENT", default_value = "deployments/31337.local.json")]
+    pub(crate) deployment_file: PathBuf,
+    /// anvil binary. Default: node_modules/.bin/anvil of the project (`npm ci`), else `anvil` on PATH.
+    #[arg(long, env = "HOLDFAST_ANVIL")]
+    pub(crate) anvil: Option<PathBuf>,
+}
+
+/// What anvil writes with `--config-out`.
+#[derive(Debug, Deserialize)]
+struct AnvilOut {
+    available_accounts: Vec<Address>,
+    private_keys: Vec<String>,
+}
+
+/// The files of one dev run.
+struct DevDir {
+    dir: PathBuf,
+}
+
+impl DevDir {
+    fn state(&self) -> PathBuf {
+        self.dir.join("anvil-state.json")
+    }
+    fn deployment(&self) -> PathBuf {
+        self.dir.join("deployment.json")
+    }
+    fn db_url(&self) -> String {
+        format!("sqlite://{}", self.dir.join("holdfast.db").display())
+    }
+    /// Remove what a previous run left (only the files this command writes).
+    fn wipe(&self) -> eyre::Result<()> {
+        for name in [
+            "anvil-state.json",
+            "deployment.json",
+            "anvil.json",
+            "holdfast.db",
+            "holdfast.db-wal",
+            "holdfast.db-shm",
+        ] {
+            match std::fs::remove_file(self.dir.join(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e)
+                        .wrap_err_with(|| format!("cannot remove {}", self.dir.join(name).display()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// anvil, stopped with SIGINT (so it writes its state file) when dropped or stopped.
+struct Anvil {
+    child: Child,
+}
+
+impl Anvil {
+    /// Ask anvil to stop (it dumps its state on SIGINT) and wait for it; kill it after 15 s.
+    async fn stop(mut self) -> eyre::Result<()> {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status().await;
+        }
+        match tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await {
+            Ok(status) => {
+                status.wrap_err("waiting for anvil")?;
+            }
+            Err(_) => {
+                tracing::warn!("anvil did not stop within 15 s; killing it (its state file may be stale)");
+                self.child.kill().await.wrap_err("cannot kill anvil")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) async fn run(args: DevArgs) -> eyre::Result<()> {
+    let root = match &args.project_root {
+        Some(r) => r.canonicalize().wrap_err_with(|| format!("project root {}", r.display()))?,
+        None => find_project_root()?,
+    };
+    let anvil_bin = match &args.anvil {
+        Some(p) => p.clone(),
+        None => {
+            let local = root.join("node_modules/.bin/anvil");
+            if local.exists() { local } else { PathBuf::from("anvil") }
+        }
+    };
+    let dir = DevDir { dir: root.join(&args.data_dir) };
+    std::fs::create_dir_all(&dir.dir).wrap_err_with(|| format!("cannot create {}", dir.dir.display()))?;
+
+    stop_leftover_anvil(&dir, args.port).await;
+    // Ports first: a clear message beats anvil's or the indexer's.
+    std::net::TcpListener::bind(("127.0.0.1", args.port)).map_err(|e| {
+        eyre!(
+            "port {} on 127.0.0.1 is not free ({e}): is another `holdfast dev` or anvil running? Use --port",
+            args.port
+        )
+    })?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| eyre!("cannot serve the API on {} ({e}): use --listen", args.listen))?;
+
+    let resume = args.keep && dir.state().exists() && dir.deployment().exists();
+    if args.keep && !resume {
+        println!("--keep: no previous dev run in {} — starting a fresh chain", dir.dir.display());
+    }
+    if !resume {
+        dir.wipe()?;
+    }
+
+    let anvil = start_anvil(&anvil_bin, &args, &dir).await?;
+    // From here on, every exit path stops anvil.
+    let result = run_with_anvil(&args, &root, &dir, resume, listener).await;
+    let stopped = anvil.stop().await;
+    result?;
+    stopped?;
+    println!(
+        "stopped. Chain state and store are in {} (`holdfast dev --keep` resumes them)",
+        dir.dir.display()
+    );
+    Ok(())
+}
+
+async fn run_with_anvil(
+    args: &DevArgs,
+    root: &Path,
+    dir: &DevDir,
+    resume: bool,
+    listener: tokio::net::TcpListener,
+) -> eyre::Result<()> {
+    let http = format!("http://127.0.0.1:{}", args.port);
+    let provider = ProviderBuilder::new().connect_http(http.parse()?);
+    wait_for_node(&provider).await?;
+    let chain_id = provider.get_chain_id().await?;
+
+    let deployment_file = root.join(&args.deployment_file);
+    if resume {
+        // The commands' default deployment file points at this chain again.
+        if let Some(parent) = deployment_file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(dir.deployment(), &deployment_file)
+            .wrap_err_with(|| format!("cannot restore {}", deployment_file.display()))?;
+    } else {
+        deploy(root, dir, &http, &args.deployment_file).await?;
+        std::fs::copy(&deployment_file, dir.deployment())
+            .wrap_err_with(|| format!("cannot keep a copy of {}", deployment_file.display()))?;
+    }
+    let (deployment, token) = read_deployment_with_token(&dir.deployment())?;
+    if provider.get_code_at(deployment.escrow).await?.is_empty() {
+        bail!(
+            "the escrow {} of {} has no code on this chain: the state file does not match; run without --keep",
+            deployment.escrow,
+            dir.deployment().display()
+        );
+    }
+    let token = token.ok_or_else(|| eyre!("{} has no token entry", dir.deployment().display()))?;
+
+    let ws = format!("ws://127.0.0.1:{}", args.port);
+    let cfg = IndexerConfig::new(ws.parse()?, vec![deployment.clone()]);
+    let mut api_cfg = ApiConfig::default();
+    api_cfg.escrows.push(EscrowInfo { chain_id, escrow: deployment.escrow, token: token.clone() });
+
+    let anvil_out: AnvilOut = serde_json::from_str(
+        &std::fs::read_to_string(dir.dir.join("anvil.json"))
+            .wrap_err("cannot read anvil's --config-out file")?,
+    )
+    .wrap_err("cannot parse anvil's --config-out file")?;
+
+    print_banner(&Banner {
+        resumed: resume,
+        http: &http,
+        ws: &ws,
+        chain_id,
+        escrow: deployment.escrow,
+        deployment_block: deployment.start_block,
+        token_address: token.address.unwrap_or_default(),
+        symbol: &token.symbol,
+        decimals: token.decimals,
+        api: args.listen,
+        dir: &dir.dir,
+        accounts: &anvil_out,
+    });
+
+    let render = install_metrics()?;
+    super::run::run_stack(cfg, &dir.db_url(), api_cfg, render, listener, shutdown_signal()).await
+}
+
+fn find_project_root() -> eyre::Result<PathBuf> {
+    let cwd = std::env::current_dir()?;
+    for dir in cwd.ancestors() {
+        if dir.join("foundry.toml").is_file() && dir.join("script/deploy.sh").is_file() {
+            return Ok(dir.to_path_buf());
+        }
+    }
+    bail!(
+        "no Holdfast checkout here or above {} (looked for foundry.toml and script/deploy.sh); run from the \
+         repository or pass --project-root",
+        cwd.display()
+    )
+}
+
+async fn start_anvil(bin: &Path, args: &DevArgs, dir: &DevDir) -> eyre::Result<Anvil> {
+    let log = std::fs::File::create(dir.dir.join("anvil.log"))?;
+    let mut cmd = Command::new(bin);
+    cmd.args(["--host", "127.0.0.1", "--port", &args.port.to_string()])
+        .arg("--state")
+        .arg(dir.state())
+        // Old blocks stay queryable after a resume (the indexer reconciles against historical balances).
+        .arg("--preserve-historical-states")
+        .arg("--config-out")
+        .arg(dir.dir.join("anvil.json"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group: a Ctrl-C in the terminal reaches `holdfast dev` only, which stops the
+        // indexer and the API first and then anvil (SIGINT, so that anvil writes its state file).
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(secs) = args.block_time {
+        cmd.args(["--block-time", &secs.to_string()]);
+    }
+    let child = cmd.spawn().map_err(|e| {
+        eyre!(
+            "cannot start anvil ({}): {e}. Run `npm ci` in the project (it installs Foundry) or pass --anvil",
+            bin.display()
+        )
+    })?;
+    if let Some(pid) = child.id() {
+        std::fs::write(dir.dir.join("anvil.pid"), format!("{pid} {}", args.port))?;
+    }
+    Ok(Anvil { child })
+}
+
+/// anvil runs in its own process group, so if `holdfast dev` itself was killed (SIGKILL), its anvil kept
+/// running. Stop such a leftover — only when the recorded pid is still an anvil on the same port.
+async fn stop_leftover_anvil(dir: &DevDir, port: u16) {
+    let pid_file = dir.dir.join("anvil.pid");
+    let Ok(text) = std::fs::read_to_string(&pid_file) else { return };
+    let _ = std::fs::remove_file(&pid_file);
+    let mut parts = text.split_whitespace();
+    let (Some(Ok(pid)), Some(Ok(old_port))) =
+        (parts.next().map(str::parse::<u32>), parts.next().map(str::parse::<u16>))
+    else {
+        return;
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let is_ours = old_port == port
+        && args.first().is_some_and(|a| a.ends_with(b"anvil"))
+        && args.windows(2).any(|w| w[0] == b"--port" && w[1] == port.to_string().as_bytes());
+    if is_ours {
+        println!("stopping the anvil (pid {pid}) that a previous `holdfast dev` left running");
+        let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status().await;
+        for _ in 0..100 {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn wait_for_node(provider: &impl Provider) -> eyre::Result<()> {
+    for _ in 0..200 {
+        if provider.get_chain_id().await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("anvil did not answer within 10 s (see its log in the dev directory)")
+}
+
+async fn deploy(root: &Path, dir: &DevDir, rpc: &str, deployment_file: &Path) -> eyre::Result<()> {
+    let log_path = dir.dir.join("deploy.log");
+    let log = std::fs::File::create(&log_path)?;
+    let status = Command::new("bash")
+        .arg(root.join("script/deploy.sh"))
+        .args(["--rpc-url", rpc])
+        .current_dir(root)
+        .env("DEPLOYMENT_FILE", deployment_file)
+        .env_remove("PRIVATE_KEY")
+        .env_remove("TOKEN")
+        .env_remove("MINT_TO")
+        .env_remove("MINT_AMOUNT")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .status()
+        .await
+        .wrap_err("cannot run script/deploy.sh")?;
+    if !status.success() {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(15).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!(
+            "deploying MockUSDC and the escrow failed ({status}); {}:\n{}",
+            log_path.display(),
+            tail.join("\n")
+        );
+    }
+    Ok(())
+}
+
+struct Banner<'a> {
+    resumed: bool,
+    http: &'a str,
+    ws: &'a str,
+    chain_id: u64,
+    escrow: Address,
+    deployment_block: u64,
+    token_address: Address,
+    symbol: &'a str,
+    decimals: u8,
+    api: SocketAddr,
+    dir: &'a Path,
+    accounts: &'a AnvilOut,
+}
+
+fn print_banner(b: &Banner<'_>) {
+    let api = format!("http://{}", b.api);
+    let how = if b.resumed { "resumed from the previous run" } else { "fresh chain and store" };
+    let accounts = &b.accounts.available_accounts;
+    let keys = &b.accounts.private_keys;
+    println!("Holdfast dev stack is up ({how})");
+    println!("  RPC         {}  (ws: {})  chain id {}", b.http, b.ws, b.chain_id);
+    println!("  Escrow      {}  (deployed in block {})", b.escrow, b.deployment_block);
+    println!(
+        "  Token       {}  {}, {} decimals (MockUSDC: anyone can mint)",
+        b.token_address, b.symbol, b.decimals
+    );
+    println!("  API         {api}  (docs {api}/docs)");
+    println!("  Data        {}  (SQLite store, anvil state, logs)", b.dir.display());
+    println!();
+    println!(
+        "Funded accounts: 10,000 ETH and 1,000,000 {} each at deployment (anvil's public dev keys)",
+        b.symbol
+    );
+    for (i, (a, k)) in accounts.iter().zip(keys).enumerate() {
+        println!("  ({i}) {a}  key {k}");
+    }
+    if let (Some(k0), Some(a1), Some(k1)) = (keys.first(), accounts.get(1), keys.get(1)) {
+        let exe = std::env::current_exe().ok();
+        let bin_dir = exe.as_deref().and_then(Path::parent).map(|d| d.display().to_string());
+        println!();
+        println!("Try it in another terminal (account 0 pays account 1):");
+        if let Some(d) = bin_dir {
+            println!("  export PATH=\"{d}:$PATH\"");
+        }
+        println!("  export HOLDFAST_PRIVATE_KEY={k0}");
+        println!("  holdfast order lock demo-1 --payee {a1} --amount 12.50");
+        println!("  holdfast order show demo-1 --wait 10 --finality pending");
+        println!("  HOLDFAST_PRIVATE_KEY={k1} holdfast order deliver demo-1");
+        println!("  holdfast order release demo-1");
+        println!("  curl -s {api}/v1/orders/demo-1");
+    }
+    println!();
+    println!("Ctrl-C stops everything; `holdfast dev --keep` resumes this chain and store.");
+}

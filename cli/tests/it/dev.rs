@@ -1,0 +1,317 @@
+//! `holdfast dev`: the real binary brings up anvil + MockUSDC + escrow + indexer + API, stops cleanly on
+//! Ctrl-C (SIGINT) without leaving anvil behind, resumes chain and store with `--keep`, and starts fresh
+//! without it.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use serde_json::Value;
+
+use crate::harness::{random_hex, root};
+
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `holdfast dev`, with what its banner printed.
+pub(crate) struct DevStack {
+    child: Option<Child>,
+    pub(crate) banner: String,
+    pub(crate) rpc: String,
+    pub(crate) api: String,
+    pub(crate) anvil_port: u16,
+    pub(crate) deployment: PathBuf,
+    lines: mpsc::Receiver<String>,
+}
+
+/// Options of one dev run: its own ports, data directory and deployment file (so tests don't collide
+/// with each other or with a developer's `deployments/31337.local.json`).
+#[derive(Clone)]
+pub(crate) struct DevPlace {
+    pub(crate) dir: PathBuf,
+    pub(crate) deployment_rel: String,
+    pub(crate) anvil_port: u16,
+    pub(crate) api_port: u16,
+}
+
+impl DevPlace {
+    pub(crate) fn new() -> Self {
+        let id = random_hex();
+        Self {
+            dir: std::env::temp_dir().join(format!("holdfast-dev-{id}")),
+            deployment_rel: format!("deployments/test-dev-{id}.local.json"),
+            anvil_port: free_port(),
+            api_port: free_port(),
+        }
+    }
+
+    /// Environment that points `holdfast dev` and every other `holdfast` command at this place.
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("HOLDFAST_DEV_PORT".into(), self.anvil_port.to_string()),
+            ("HOLDFAST_LISTEN".into(), format!("127.0.0.1:{}", self.api_port)),
+            ("HOLDFAST_DEV_DIR".into(), self.dir.display().to_string()),
+            ("HOLDFAST_DEV_DEPLOYMENT".into(), self.deployment_rel.clone()),
+            ("HOLDFAST_DEPLOYMENTS".into(), root().join(&self.deployment_rel).display().to_string()),
+            ("HOLDFAST_RPC_URL".into(), format!("http://127.0.0.1:{}", self.anvil_port)),
+            ("HOLDFAST_API_URL".into(), format!("http://127.0.0.1:{}", self.api_port)),
+        ]
+    }
+
+    pub(crate) fn cleanup(&self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(root().join(&self.deployment_rel));
+    }
+}
+
+impl DevStack {
+    pub(crate) fn start(place: &DevPlace, keep: bool) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_holdfast"));
+        cmd.args(["--log", "warn", "dev"]).current_dir(root()).envs(place.env());
+        if keep {
+            cmd.arg("--keep");
+        }
+        let mut child =
+            cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn holdfast dev");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut banner = String::new();
+        loop {
+            match lines.recv_timeout(Duration::from_secs(300)) {
+                Ok(line) => {
+                    banner.push_str(&line);
+                    banner.push('\n');
+                    if line.starts_with("Ctrl-C stops everything") {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("holdfast dev printed no banner; output so far:\n{banner}");
+                }
+            }
+        }
+        Self {
+            child: Some(child),
+            banner,
+            rpc: format!("http://127.0.0.1:{}", place.anvil_port),
+            api: format!("http://127.0.0.1:{}", place.api_port),
+            anvil_port: place.anvil_port,
+            deployment: root().join(&place.deployment_rel),
+            lines,
+        }
+    }
+
+    /// Ctrl-C: SIGINT to `holdfast dev` only (as a terminal would send it to the foreground process, which
+    /// runs anvil in its own process group). Returns what it printed after the banner.
+    pub(crate) fn interrupt(mut self) -> String {
+        let mut child = self.child.take().unwrap();
+        let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("holdfast dev did not stop within 30 s of SIGINT");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "holdfast dev exited with {status} on SIGINT");
+        let rest: Vec<String> = self.lines.try_iter().collect();
+        rest.join("\n")
+    }
+
+    /// The value printed after `label` on the banner line that starts with it.
+    pub(crate) fn banner_field(&self, label: &str) -> String {
+        let line = self.banner.lines().find(|l| l.trim_start().starts_with(label)).unwrap_or_else(|| {
+            panic!("no {label} line in the banner:\n{}", self.banner);
+        });
+        line.trim_start()[label.len()..].split_whitespace().next().unwrap().to_string()
+    }
+}
+
+impl Drop for DevStack {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+            std::thread::sleep(Duration::from_secs(2));
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub(crate) fn cast(args: &[&str]) -> String {
+    let out = Command::new(root().join("node_modules/.bin/cast")).args(args).output().expect("run cast");
+    assert!(out.status.success(), "cast {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Lock `amount` base units for `order_id` from anvil account 0 to account 1 with `cast`; returns the tx hash.
+fn lock_with_cast(dev: &DevStack, key0: &str, payee: &str, order_id: &str, amount: u64) -> String {
+    let escrow = dev.banner_field("Escrow");
+    let token = dev.banner_field("Token");
+    let amount = amount.to_string();
+    cast(&[
+        "send",
+        "--private-key",
+        key0,
+        "-r",
+        &dev.rpc,
+        &token,
+        "approve(address,uint256)",
+        &escrow,
+        &amount,
+    ]);
+    let receipt = cast(&[
+        "send",
+        "--json",
+        "--private-key",
+        key0,
+        "-r",
+        &dev.rpc,
+        &escrow,
+        "lock(bytes32,address,uint256,address,uint64,uint32)",
+        order_id,
+        payee,
+        &amount,
+        "0x0000000000000000000000000000000000000000",
+        "4000000000",
+        "3600",
+    ]);
+    let receipt: Value = serde_json::from_str(&receipt).unwrap();
+    assert_eq!(receipt["status"], "0x1", "lock reverted: {receipt}");
+    receipt["transactionHash"].as_str().unwrap().to_string()
+}
+
+async fn get(url: &str) -> (u16, Value) {
+    let r = reqwest::get(url).await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn account(banner: &str, i: usize) -> (String, String) {
+    let prefix = format!("({i}) ");
+    let line = banner.lines().map(str::trim_start).find(|l| l.starts_with(&prefix)).expect("account line");
+    let parts: Vec<&str> = line.split_whitespace().collect();
+    (parts[1].to_string(), parts[3].to_string())
+}
+
+fn port_is_closed(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500)).is_err()
+}
+
+fn order_hex(n: u8) -> String {
+    format!("0x{}{n:02x}", "00".repeat(31))
+}
+
+fn exists(p: &Path) -> bool {
+    p.exists()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_starts_stops_cleanly_resumes_with_keep_and_starts_fresh_without() {
+    let place = DevPlace::new();
+
+    // 1. Fresh stack: banner, a funded account, the API over an empty store, the default commands' file.
+    let dev = DevStack::start(&place, false);
+    assert!(dev.banner.contains("fresh chain and store"), "{}", dev.banner);
+    for label in [
+        "RPC",
+        "Escrow",
+        "Token",
+        "API",
+        "Data",
+        "(0) ",
+        "(9) ",
+        "holdfast order lock",
+        "holdfast order show",
+    ] {
+        assert!(dev.banner.contains(label), "banner lacks {label}:\n{}", dev.banner);
+    }
+    assert!(exists(&dev.deployment), "the deployment file {} was not written", dev.deployment.display());
+    let (a0, key0) = account(&dev.banner, 0);
+    let (a1, _) = account(&dev.banner, 1);
+    let token = dev.banner_field("Token");
+    // 1,000,000 USDC minted to each account.
+    let balance = cast(&["call", "-r", &dev.rpc, &token, "balanceOf(address)(uint256)", &a0]);
+    assert!(balance.starts_with("1000000000000"), "account 0 holds {balance}");
+    let (status, body) = get(&format!("{}/v1/orders", dev.api)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"], serde_json::json!([]));
+
+    // 2. An order locked on the dev chain is indexed and served.
+    let first = order_hex(1);
+    let tx = lock_with_cast(&dev, &key0, &a1, &first, 12_500_000);
+    let (status, body) = get(&format!("{}/v1/transactions/{tx}?wait=10&finality=pending", dev.api)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, order) = get(&format!("{}/v1/orders/{first}", dev.api)).await;
+    assert_eq!(status, 200, "{order}");
+    assert_eq!(order["amount"], "12500000");
+    assert_eq!(order["payer"].as_str().unwrap().to_lowercase(), a0.to_lowercase());
+
+    // 3. Ctrl-C: everything stops, anvil included (its port is free again), and the state is saved.
+    let out = dev.interrupt();
+    assert!(out.contains("stopped."), "{out}");
+    assert!(port_is_closed(place.anvil_port), "anvil still listens on {} after Ctrl-C", place.anvil_port);
+    assert!(port_is_closed(place.api_port), "the API still listens after Ctrl-C");
+    assert!(place.dir.join("anvil-state.json").exists());
+
+    // 4. --keep: the same chain (the indexer resumes from its checkpoint, no reset) and the same store.
+    let dev = DevStack::start(&place, true);
+    assert!(dev.banner.contains("resumed from the previous run"), "{}", dev.banner);
+    let (status, order) = get(&format!("{}/v1/orders/{first}", dev.api)).await;
+    assert_eq!(status, 200, "the order from before the restart is gone: {order}");
+    let second = order_hex(2);
+    let tx = lock_with_cast(&dev, &key0, &a1, &second, 1_000_000);
+    let (status, body) = get(&format!("{}/v1/transactions/{tx}?wait=10&finality=pending", dev.api)).await;
+    assert_eq!(status, 200, "a lock after the resume was not indexed: {body}");
+    let (_, list) = get(&format!("{}/v1/orders", dev.api)).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 2, "{list}");
+    let (_, ready) = get(&format!("{}/readyz", dev.api)).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    dev.interrupt();
+    assert!(port_is_closed(place.anvil_port));
+
+    // 5. Without --keep: a fresh chain and an empty store.
+    let dev = DevStack::start(&place, false);
+    assert!(dev.banner.contains("fresh chain and store"), "{}", dev.banner);
+    let (status, body) = get(&format!("{}/v1/orders/{first}", dev.api)).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "ORDER_NOT_FOUND");
+    dev.interrupt();
+    assert!(port_is_closed(place.anvil_port));
+    place.cleanup();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_refuses_a_busy_port_with_a_clear_message() {
+    let place = DevPlace::new();
+    let _busy = std::net::TcpListener::bind(("127.0.0.1", place.anvil_port)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .args(["dev"])
+        .current_dir(root())
+        .envs(place.env())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("port {} on 127.0.0.1 is not free", place.anvil_port)), "{err}");
+    assert!(err.contains("--port"), "{err}");
+    place.cleanup();
+}
