@@ -170,16 +170,25 @@ async fn reorg_stream_body(c: &Chain, state: AppState) {
             .map(|e| format!("{} {}", e.event, e.data["orderId"].as_str().unwrap_or("")))
             .collect::<Vec<_>>()
     };
-    let collect = |mut s: SseStream| async move {
+    // The `n` expected changes (a deadline, not a silence, ends a slow replay), then nothing more for 500 ms.
+    let collect = |mut s: SseStream, n: usize| async move {
         let mut out = Vec::new();
-        while let Some(e) = s.next_within(Duration::from_millis(700)).await {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while out.len() < n {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(e) = s.next_within(left).await else { break };
+            if e.event != "heights" {
+                out.push(e);
+            }
+        }
+        while let Some(e) = s.next_within(Duration::from_millis(500)).await {
             if e.event != "heights" {
                 out.push(e);
             }
         }
         out
     };
-    let resumed = collect(SseStream::open(&r, "/v1/stream", &[("last-event-id", &id_a)]).await).await;
+    let resumed = collect(SseStream::open(&r, "/v1/stream", &[("last-event-id", &id_a)]).await, 3).await;
     assert_eq!(
         names(&resumed),
         [
@@ -192,6 +201,7 @@ async fn reorg_stream_body(c: &Chain, state: AppState) {
     let payer1 = format!("{:#x}", c.addr(1));
     let filtered = collect(
         SseStream::open(&r, &format!("/v1/stream?after=0&payer={payer1}"), &[("last-event-id", &id_a)]).await,
+        2,
     )
     .await;
     assert_eq!(
@@ -200,7 +210,7 @@ async fn reorg_stream_body(c: &Chain, state: AppState) {
     );
     // A status filter still delivers retractions.
     let by_status =
-        collect(SseStream::open(&r, &format!("/v1/stream?after={id_a}&status=released"), &[]).await).await;
+        collect(SseStream::open(&r, &format!("/v1/stream?after={id_a}&status=released"), &[]).await, 1).await;
     assert_eq!(names(&by_status), [format!("order.retracted {}", hex(b))]);
     let _ = get_with(&r, "/healthz", &[]).await;
 }

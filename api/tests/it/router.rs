@@ -287,7 +287,13 @@ async fn every_endpoint_and_error_code_sqlite() {
     assert_eq!(heights.data["head"], head);
     let mut last_id = 0i64;
     let mut latest = std::collections::BTreeMap::new();
-    while let Some(e) = s.next_within(Duration::from_millis(500)).await {
+    let want: std::collections::BTreeMap<String, Value> =
+        f.orders.iter().map(|(o, st, _)| (hex(*o), Value::from(*st))).collect();
+    // Read until every order reached its current state (a deadline, not a silence, ends a slow replay).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while latest != want {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(e) = s.next_within(left).await else { break };
         assert_eq!(e.event, "order.updated");
         schemas.check("ChangeRecord", &e.data);
         let seq: i64 = e.id.unwrap().parse().unwrap();
@@ -296,9 +302,12 @@ async fn every_endpoint_and_error_code_sqlite() {
         last_id = seq;
         latest.insert(e.data["orderId"].as_str().unwrap().to_string(), e.data["order"]["status"].clone());
     }
-    let want: std::collections::BTreeMap<String, Value> =
-        f.orders.iter().map(|(o, st, _)| (hex(*o), Value::from(*st))).collect();
     assert_eq!(latest, want, "the replayed log ends in every order's current state");
+    assert_eq!(
+        s.next_within(Duration::from_millis(300)).await.map(|e| e.event),
+        None,
+        "nothing after the end"
+    );
     // Filtered replay: only the split order's changes.
     let mut s = SseStream::open(&r, "/v1/stream?after=0&status=split", &[]).await;
     let e = s.until(Duration::from_secs(5), "order.updated", |e| e.event == "order.updated").await;
