@@ -79,7 +79,6 @@ pub fn router(state: AppState) -> Router {
     let long_timeout = cfg.max_wait + cfg.request_timeout;
     let ordinary = Router::new()
         .route("/v1/orders", get(routes::list_orders))
-        .route("/v1/orders/{orderId}", get(routes::get_order))
         .route("/v1/orders/{orderId}/payment", get(routes::get_payment))
         .route("/v1/orders/{orderId}/events", get(routes::get_order_events))
         .route("/healthz", get(ops::healthz))
@@ -88,9 +87,14 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(docs::openapi_handler))
         .route("/docs", get(docs::docs_handler))
         .route_layer(middleware::from_fn(move |req, next: Next| http::with_timeout(timeout, req, next)));
+    // Records that accept `?wait=`: the long timeout only when the request waits.
     let long_poll = Router::new()
+        .route("/v1/orders/{orderId}", get(routes::get_order))
         .route("/v1/transactions/{txHash}", get(routes::get_transaction))
-        .route_layer(middleware::from_fn(move |req, next: Next| http::with_timeout(long_timeout, req, next)));
+        .route_layer(middleware::from_fn(move |req: axum::extract::Request, next: Next| {
+            let waits = req.uri().query().is_some_and(|q| q.split('&').any(|kv| kv.starts_with("wait=")));
+            http::with_timeout(if waits { long_timeout } else { timeout }, req, next)
+        }));
     // The stream has no timeout: it ends with the client or at shutdown.
     let streaming = Router::new().route("/v1/stream", get(stream::stream));
     Router::new()

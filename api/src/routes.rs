@@ -144,31 +144,103 @@ async fn find_order(state: &AppState, id: &str, q: &OrderQuery) -> ApiResult<Ord
         .ok_or_else(|| ApiError::OrderNotFound(id.to_string()))
 }
 
-/// One order.
+/// `GET /v1/orders/{orderId}`: which order, and an optional long-poll.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct OrderWaitQuery {
+    /// Chain id.
+    pub chain_id: Option<u64>,
+    /// Escrow contract (any letter case).
+    pub escrow: Option<String>,
+    /// Wait up to this many seconds (at most the server's cap, 60 by default) until the order exists and
+    /// its latest state (the record's `finality`) is at least `finality`.
+    pub wait: Option<u64>,
+    /// Finality to wait for (default `pending`: indexed at all). Given without `wait`, checked once.
+    pub finality: Option<FinalityName>,
+}
+
+/// One order; optionally long-polls until it exists with its latest state at a finality.
 #[utoipa::path(
     get,
     path = "/v1/orders/{orderId}",
     tag = "orders",
-    params(("orderId" = String, Path, description = "Order id: 0x + 64 hex digits"), OrderQuery),
+    params(("orderId" = String, Path, description = "Order id: 0x + 64 hex digits"), OrderWaitQuery),
     responses(
-        (status = 200, description = "The order. `ETag` (weak) and `Cache-Control`: `immutable` once settled and \
-            finalized, else `no-cache`; `If-None-Match` answers 304.", body = OrderRecord),
+        (status = 200, description = "The order. Without `wait`/`finality`: `ETag` (weak) and `Cache-Control`: \
+            `immutable` once settled and finalized, else `no-cache`; `If-None-Match` answers 304. With them: \
+            `no-store`.", body = OrderRecord),
         (status = 304, description = "Not modified"),
-        (status = 400, description = "VALIDATION_ERROR", body = ErrorEnvelope),
-        (status = 404, description = "ORDER_NOT_FOUND", body = ErrorEnvelope),
+        (status = 400, description = "VALIDATION_ERROR (bad id or escrow, wait above the cap, unknown finality)", body = ErrorEnvelope),
+        (status = 404, description = "ORDER_NOT_FOUND (also when it is still unknown after the wait)", body = ErrorEnvelope),
+        (status = 408, description = "WAIT_TIMEOUT: the order exists, but its latest state did not reach the \
+            requested finality before the wait ended; `error.details` is the current OrderRecord", body = ErrorEnvelope),
     )
 )]
 pub(crate) async fn get_order(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    ApiQuery(q): ApiQuery<OrderQuery>,
+    ApiQuery(q): ApiQuery<OrderWaitQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let o = find_order(&state, &id, &q).await?;
-    let snap = state.snapshot().await?;
-    let record = OrderRecord::new(&o, &state.config, &snap.heights(o.chain_id));
-    let (version, cache) = heights_etag(&o, &state, &snap);
-    Ok(cached_json(&headers, &record, &version, cache))
+    let OrderWaitQuery { chain_id, escrow, wait, finality } = q;
+    let sel = OrderQuery { chain_id, escrow };
+    if wait.is_none() && finality.is_none() {
+        let o = find_order(&state, &id, &sel).await?;
+        let snap = state.snapshot().await?;
+        let record = OrderRecord::new(&o, &state.config, &snap.heights(o.chain_id));
+        let (version, cache) = heights_etag(&o, &state, &snap);
+        return Ok(cached_json(&headers, &record, &version, cache));
+    }
+    // Long-poll: the same wake-ups as `GET /v1/transactions/{txHash}?wait=` (indexer commits or the
+    // watcher's snapshot), never polling the store on a timer.
+    let order_id = parse_b256("orderId", &id)?;
+    let escrow = sel.escrow()?;
+    let max = state.config.max_wait.as_secs();
+    let wait = wait.unwrap_or(0);
+    if wait > max {
+        return Err(ApiError::invalid("wait", format!("wait must be at most {max} seconds")));
+    }
+    let target = finality.unwrap_or(FinalityName::Pending);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    let mut rx = state.subscribe();
+    let shutdown = crate::state::until_shutdown(state.shutdown_signal());
+    tokio::pin!(shutdown);
+    loop {
+        // Mark the current snapshot seen before reading, so a commit during the read wakes the next wait.
+        rx.borrow_and_update();
+        let o = state.store.order(sel.chain_id, escrow, order_id).await?;
+        let snap = state.snapshot().await?;
+        let record = o.map(|o| OrderRecord::new(&o, &state.config, &snap.heights(o.chain_id)));
+        match &record {
+            Some(r) if r.finality >= target => return Ok(fresh_json(StatusCode::OK, r)),
+            _ => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(match record {
+                None => ApiError::OrderNotFound(id),
+                Some(r) => ApiError::WaitTimeout {
+                    message: format!(
+                        "order {id} did not reach {} finality within {wait} s",
+                        serde_json::to_value(target)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default()
+                    ),
+                    details: serde_json::to_value(&r).map_err(|e| ApiError::Internal(e.to_string()))?,
+                },
+            });
+        }
+        tokio::select! {
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    tokio::time::sleep_until(deadline).await;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = &mut shutdown => return Err(ApiError::ShuttingDown),
+        }
+    }
 }
 
 /// The order's payment, in the shape marketplaces use for an on-chain escrow rail.

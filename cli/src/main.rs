@@ -33,6 +33,9 @@ enum Command {
     /// Re-derive every order from the stored events, without any RPC.
     #[command(after_help = cmd::reindex::EXAMPLES)]
     Reindex(cmd::reindex::ReindexArgs),
+    /// The agent CLI: lock, relay, deliver, release, refund, freeze, resolve and show orders.
+    #[command(after_help = cmd::order::EXAMPLES)]
+    Order(cmd::order::OrderArgs),
 }
 
 fn main() -> eyre::Result<()> {
@@ -46,6 +49,7 @@ fn main() -> eyre::Result<()> {
             Command::Run(args) => cmd::run::run(*args).await,
             Command::Serve(args) => cmd::serve::run(args).await,
             Command::Reindex(args) => cmd::reindex::run(args).await,
+            Command::Order(args) => cmd::order::run(args).await,
         }
     })
 }

@@ -137,7 +137,7 @@ pub(crate) struct ApiOpts {
     /// Allowed CORS origins, comma-separated (default: any origin).
     #[arg(long = "cors-origin", env = "HOLDFAST_CORS_ORIGINS", value_delimiter = ',')]
     pub(crate) cors_origins: Vec<String>,
-    /// Longest `?wait=` accepted by GET /v1/transactions/{txHash}, in seconds.
+    /// Longest `?wait=` accepted by GET /v1/transactions/{txHash} and GET /v1/orders/{orderId}, in seconds.
     #[arg(long, env = "HOLDFAST_MAX_WAIT_SECS", default_value_t = 60)]
     pub(crate) max_wait_secs: u64,
     /// /readyz fails when the indexer lags the head by more than this many blocks.

@@ -12,5 +12,6 @@ macro_rules! send {
 mod e2e;
 mod harness;
 mod openapi;
+mod order_wait;
 mod router;
 mod serve;

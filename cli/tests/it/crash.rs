@@ -7,8 +7,8 @@ use std::{
     time::Duration,
 };
 
-use alloy::providers::ext::AnvilApi;
 use alloy::providers::Provider;
+use alloy::providers::ext::AnvilApi;
 use holdfast_indexer::store::{ChainReader, OrderReader};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 

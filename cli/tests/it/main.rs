@@ -6,4 +6,5 @@ mod harness;
 
 mod crash;
 mod dev;
+mod order;
 mod run;

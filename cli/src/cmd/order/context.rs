@@ -1,0 +1,499 @@
+//! Connecting to the node, the escrow and its token; simulating, sending and summarising transactions;
+//! the API client used by `show` and `--wait`.
+
+use std::{path::PathBuf, time::Duration};
+
+use alloy::{
+    contract::{CallBuilder, CallDecoder},
+    network::EthereumWallet,
+    primitives::{Address, B256, U256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::TransactionReceipt,
+    signers::local::PrivateKeySigner,
+    sol,
+    sol_types::Eip712Domain,
+};
+use clap::{Args, ValueEnum};
+use eyre::{Context as _, bail, eyre};
+use holdfast_indexer::bindings::IHoldfastEscrow::{self, IHoldfastEscrowInstance};
+use serde_json::{Value, json};
+use url::Url;
+
+use super::{
+    explain::{OnChain, Rule, Scene, Stage, TokenMeta, Violation, decode_revert, status_name, violation},
+    order_id::Bytes32Arg,
+    signer::SignerOpts,
+};
+use crate::opts::{RpcOpts, read_deployment};
+
+sol! {
+    #[sol(rpc)]
+    /// The ERC-20 (and EIP-2612 / EIP-3009 / EIP-5267) views and calls the CLI uses.
+    interface IToken {
+        function decimals() external view returns (uint8);
+        function symbol() external view returns (string);
+        function name() external view returns (string);
+        function version() external view returns (string);
+        function balanceOf(address account) external view returns (uint256);
+        function allowance(address owner, address spender) external view returns (uint256);
+        function approve(address spender, uint256 amount) external returns (bool);
+        function nonces(address owner) external view returns (uint256);
+        function DOMAIN_SEPARATOR() external view returns (bytes32);
+        function eip712Domain() external view returns (bytes1 fields, string name, string version, uint256 chainId, address verifyingContract, bytes32 salt, uint256[] extensions);
+        function authorizationState(address authorizer, bytes32 nonce) external view returns (bool);
+    }
+}
+
+/// The default deployment file.
+pub(crate) const DEFAULT_DEPLOYMENT: &str = "deployments/31337.local.json";
+
+/// Which escrow.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct EscrowOpts {
+    /// Deployment file(s) written by `script/deploy.sh`; the one whose chainId is the node's is used.
+    /// Default: deployments/31337.local.json.
+    #[arg(long = "deployment", env = "HOLDFAST_DEPLOYMENTS", value_delimiter = ',', value_name = "PATH")]
+    pub(crate) deployments: Vec<PathBuf>,
+    /// Escrow address (instead of a deployment file).
+    #[arg(long, env = "HOLDFAST_ESCROW", value_name = "ADDRESS")]
+    pub(crate) escrow: Option<Address>,
+}
+
+impl EscrowOpts {
+    /// The escrow for `chain_id`: --escrow, else the matching deployment file; `None` if neither is given
+    /// and the default file does not exist.
+    pub(crate) fn resolve(&self, chain_id: u64) -> eyre::Result<Option<Address>> {
+        if let Some(e) = self.escrow {
+            return Ok(Some(e));
+        }
+        let files = if self.deployments.is_empty() {
+            let d = PathBuf::from(DEFAULT_DEPLOYMENT);
+            if !d.exists() {
+                return Ok(None);
+            }
+            vec![d]
+        } else {
+            self.deployments.clone()
+        };
+        let mut seen = Vec::new();
+        for f in &files {
+            let d = read_deployment(f)?;
+            if d.chain_id == chain_id {
+                return Ok(Some(d.escrow));
+            }
+            seen.push(format!("{} (chain {})", f.display(), d.chain_id));
+        }
+        bail!("no deployment for chain {chain_id} among {}; pass --escrow or --deployment", seen.join(", "))
+    }
+}
+
+/// Output format.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct OutputOpts {
+    /// Print one JSON document (on stdout; errors as JSON on stderr) instead of text.
+    #[arg(long, env = "HOLDFAST_JSON")]
+    pub(crate) json: bool,
+}
+
+/// The read API.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ApiUrlOpts {
+    /// Base URL of the Holdfast API (`holdfast run` / `holdfast serve`).
+    #[arg(long, env = "HOLDFAST_API_URL", default_value = "http://127.0.0.1:8080", value_name = "URL")]
+    pub(crate) api_url: Url,
+}
+
+/// A finality to wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Finality {
+    /// Indexed at all.
+    Pending,
+    /// At or below the chain's safe block.
+    Safe,
+    /// At or below the finalized block.
+    Finalized,
+}
+
+impl Finality {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Safe => "safe",
+            Self::Finalized => "finalized",
+        }
+    }
+}
+
+/// Optional wait for the API after a transaction.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct WaitOpts {
+    /// After the transaction is mined, wait until the API has indexed it at this finality.
+    #[arg(long, value_enum, value_name = "FINALITY")]
+    pub(crate) wait: Option<Finality>,
+    /// Longest wait for --wait, in seconds.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub(crate) wait_timeout: u64,
+    #[command(flatten)]
+    pub(crate) api: ApiUrlOpts,
+}
+
+/// Everything a transaction-sending subcommand needs.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct TxOpts {
+    #[command(flatten)]
+    pub(crate) rpc: RpcOpts,
+    #[command(flatten)]
+    pub(crate) escrow: EscrowOpts,
+    #[command(flatten)]
+    pub(crate) signer: SignerOpts,
+    #[command(flatten)]
+    pub(crate) output: OutputOpts,
+    #[command(flatten)]
+    pub(crate) wait: WaitOpts,
+}
+
+/// Node, escrow, token and signer.
+pub(crate) struct Ctx {
+    pub(crate) provider: DynProvider,
+    pub(crate) chain_id: u64,
+    pub(crate) escrow: Address,
+    pub(crate) token: TokenMeta,
+    pub(crate) signer: PrivateKeySigner,
+}
+
+impl Ctx {
+    /// Connect with `opts`' signer; the escrow from the options (or `fallback_escrow`).
+    pub(crate) async fn connect(opts: &TxOpts, fallback_escrow: Option<Address>) -> eyre::Result<Self> {
+        let signer = opts.signer.signer()?;
+        let provider = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(signer.clone()))
+            .connect(opts.rpc.rpc_url.as_str())
+            .await
+            .wrap_err_with(|| format!("cannot connect to the node at {}", opts.rpc.rpc_url))?
+            .erased();
+        let chain_id = provider
+            .get_chain_id()
+            .await
+            .wrap_err_with(|| format!("cannot reach the node at {}", opts.rpc.rpc_url))?;
+        let escrow = match opts.escrow.resolve(chain_id)? {
+            Some(e) => e,
+            None => fallback_escrow.ok_or_else(|| {
+                eyre!("no escrow: {DEFAULT_DEPLOYMENT} does not exist; pass --escrow or --deployment")
+            })?,
+        };
+        if provider.get_code_at(escrow).await?.is_empty() {
+            bail!("no contract at the escrow address {escrow} on chain {chain_id}");
+        }
+        let e = IHoldfastEscrow::new(escrow, &provider);
+        let token_address = e
+            .token()
+            .call()
+            .await
+            .wrap_err_with(|| format!("{escrow} does not answer token(): not an escrow?"))?;
+        let t = IToken::new(token_address, &provider);
+        let decimals = t
+            .decimals()
+            .call()
+            .await
+            .wrap_err_with(|| format!("the token {token_address} does not answer decimals()"))?;
+        let symbol = t.symbol().call().await.unwrap_or_else(|_| "tokens".into());
+        let token = TokenMeta { address: token_address, symbol, decimals };
+        tracing::debug!(chain_id, %escrow, token = %token_address, from = %signer.address(), "connected");
+        Ok(Self { provider, chain_id, escrow, token, signer })
+    }
+
+    pub(crate) fn from(&self) -> Address {
+        self.signer.address()
+    }
+
+    pub(crate) fn escrow(&self) -> IHoldfastEscrowInstance<&DynProvider> {
+        IHoldfastEscrow::new(self.escrow, &self.provider)
+    }
+
+    pub(crate) fn token(&self) -> IToken::ITokenInstance<&DynProvider> {
+        IToken::new(self.token.address, &self.provider)
+    }
+
+    /// The latest block's timestamp.
+    pub(crate) async fn now(&self) -> eyre::Result<u64> {
+        let b = self
+            .provider
+            .get_block_by_number(Default::default())
+            .await?
+            .ok_or_else(|| eyre!("no latest block"))?;
+        Ok(b.header.timestamp)
+    }
+
+    /// The order as stored.
+    pub(crate) async fn order(&self, id: B256) -> eyre::Result<OnChain> {
+        let r = self.escrow().getOrder(id).call().await.wrap_err("getOrder failed")?;
+        Ok(OnChain { order: r.order, arbiter: r.arbiter })
+    }
+
+    pub(crate) fn scene<'a>(
+        &'a self,
+        id: B256,
+        action: super::explain::Action,
+        order: Option<&'a OnChain>,
+    ) -> Scene<'a> {
+        Scene { id, action, escrow: self.escrow, token: &self.token, order }
+    }
+
+    /// Fail with the pre-check's violation, if any.
+    pub(crate) fn precheck(&self, rule: Option<impl Into<Rule>>, sc: &Scene<'_>) -> eyre::Result<()> {
+        match rule {
+            Some(r) => Err(violation(&r.into(), sc, Stage::PreCheck).into()),
+            None => Ok(()),
+        }
+    }
+
+    fn rejected(&self, e: alloy::contract::Error, sc: &Scene<'_>) -> eyre::Report {
+        match e.as_revert_data() {
+            Some(data) => decode_revert(&data, sc, Stage::Simulation).into(),
+            None => eyre!(e).wrap_err("the node rejected the transaction (nothing was sent)"),
+        }
+    }
+
+    /// Simulate (`eth_call`), then send from the signer and wait for the receipt. A revert in the simulation
+    /// or the gas estimate is decoded and nothing is sent.
+    pub(crate) async fn execute<P: Provider, D: CallDecoder>(
+        &self,
+        call: CallBuilder<P, D>,
+        sc: &Scene<'_>,
+    ) -> eyre::Result<TransactionReceipt> {
+        let call = call.from(self.from());
+        if let Err(e) = call.call().await {
+            return Err(self.rejected(e, sc));
+        }
+        let pending = call.send().await.map_err(|e| self.rejected(e, sc))?;
+        let tx = *pending.tx_hash();
+        tracing::debug!(%tx, "sent");
+        let receipt =
+            pending.get_receipt().await.wrap_err_with(|| format!("waiting for the receipt of {tx}"))?;
+        if !receipt.status() {
+            // Re-run the call at the receipt's parent block to recover the reason.
+            let block = receipt.block_number.unwrap_or_default();
+            let mut v = match call.call().block(block.saturating_sub(1).into()).await {
+                Err(e) => match e.as_revert_data() {
+                    Some(data) => decode_revert(&data, sc, Stage::Mined),
+                    None => Violation { rule: "Revert".into(), message: e.to_string(), stage: Stage::Mined },
+                },
+                Ok(_) => Violation {
+                    rule: "Revert".into(),
+                    message: "no reason available".into(),
+                    stage: Stage::Mined,
+                },
+            };
+            v.message = format!("transaction {tx:#x} reverted in block {block}: {}", v.message);
+            return Err(v.into());
+        }
+        Ok(receipt)
+    }
+
+    /// The token's EIP-712 domain (EIP-5267 `eip712Domain()`, else `name()` and `version()`), checked
+    /// against its `DOMAIN_SEPARATOR()` when it has one.
+    pub(crate) async fn token_domain(&self) -> eyre::Result<Eip712Domain> {
+        let t = self.token();
+        let domain = match t.eip712Domain().call().await {
+            Ok(d) => Eip712Domain::new(
+                Some(d.name.into()),
+                Some(d.version.into()),
+                Some(d.chainId),
+                Some(d.verifyingContract),
+                None,
+            ),
+            Err(_) => {
+                let name = t.name().call().await.wrap_err("the token has no name(): cannot sign for it")?;
+                let version = t.version().call().await.unwrap_or_else(|_| "1".into());
+                Eip712Domain::new(
+                    Some(name.into()),
+                    Some(version.into()),
+                    Some(U256::from(self.chain_id)),
+                    Some(self.token.address),
+                    None,
+                )
+            }
+        };
+        if let Ok(sep) = t.DOMAIN_SEPARATOR().call().await
+            && sep != domain.separator()
+        {
+            bail!(
+                "cannot determine the EIP-712 domain of the token {} (its DOMAIN_SEPARATOR differs from \
+                 name/version/chainId/address); signed locks are not supported for it",
+                self.token.address
+            );
+        }
+        Ok(domain)
+    }
+
+    /// Print the outcome of a transaction, reading the order's state as of the receipt's block, and
+    /// optionally wait for the API to index it.
+    pub(crate) async fn report(
+        &self,
+        opts: &TxOpts,
+        action: &str,
+        headline: &str,
+        id: &Bytes32Arg,
+        receipt: &TransactionReceipt,
+        extra: Value,
+    ) -> eyre::Result<()> {
+        let block = receipt.block_number.unwrap_or_default();
+        let after = self.escrow().getOrder(id.value).block(block.into()).call().await?;
+        let after = OnChain { order: after.order, arbiter: after.arbiter };
+        let tx = receipt.transaction_hash;
+        let status = status_name(after.status());
+        let mut doc = json!({
+            "action": action,
+            "orderId": format!("{:#x}", id.value),
+            "orderRef": id.reference,
+            "chainId": self.chain_id,
+            "escrow": self.escrow.to_checksum(None),
+            "from": self.from().to_checksum(None),
+            "transactionHash": format!("{tx:#x}"),
+            "blockNumber": block,
+            "gasUsed": receipt.gas_used,
+            "status": status,
+            "remaining": after.remaining().to_string(),
+            "remainingDecimal": super::amount::format_amount(after.remaining(), self.token.decimals),
+            "token": {"address": self.token.address.to_checksum(None), "symbol": self.token.symbol, "decimals": self.token.decimals},
+        });
+        if let (Some(d), Value::Object(extra)) = (doc.as_object_mut(), extra) {
+            d.extend(extra);
+        }
+        let indexed = match opts.wait.wait {
+            Some(f) => Some(wait_tx(&opts.wait.api.api_url, tx, f, opts.wait.wait_timeout).await?),
+            None => None,
+        };
+        if let Some(rec) = &indexed {
+            doc["indexed"] = json!({"finality": rec["finality"], "confirmations": rec["confirmations"]});
+        }
+        if opts.output.json {
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        } else {
+            println!("{headline}: order {id}");
+            println!("  transaction  {tx:#x} (block {block}, gas {})", receipt.gas_used);
+            println!("  status       {status}, {} remaining", self.token.units(after.remaining()));
+            if let Some(rec) = indexed {
+                println!(
+                    "  indexed      {} ({} confirmations)",
+                    rec["finality"].as_str().unwrap_or("?"),
+                    rec["confirmations"]
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An address for JSON output: EIP-55 checksummed (as the API writes them); the zero address as null.
+pub(crate) fn addr(a: Address) -> Value {
+    if a.is_zero() { Value::Null } else { Value::String(a.to_checksum(None)) }
+}
+
+/// Longest single long-poll request (under the API's ordinary request timeout); repeated until the
+/// caller's own deadline.
+const POLL_CHUNK: u64 = 8;
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(POLL_CHUNK + 10)).build().unwrap_or_default()
+}
+
+/// The answer of one API request: status and JSON body.
+async fn api_get(client: &reqwest::Client, url: Url) -> eyre::Result<(u16, Value)> {
+    let r =
+        client.get(url.clone()).send().await.wrap_err_with(|| format!("cannot reach the API at {url}"))?;
+    let status = r.status().as_u16();
+    let body = r.json::<Value>().await.unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+fn api_error(body: &Value) -> (String, String) {
+    let code = body["error"]["code"].as_str().unwrap_or("UNKNOWN").to_string();
+    let msg = body["error"]["message"].as_str().unwrap_or("unexpected answer").to_string();
+    (code, msg)
+}
+
+/// `{api}/{path}?{query}` (the API may live under a path prefix).
+fn endpoint(api: &Url, path: &str, query: &[(String, String)]) -> eyre::Result<Url> {
+    let mut base = api.clone();
+    if !base.path().ends_with('/') {
+        base.set_path(&format!("{}/", base.path()));
+    }
+    let mut url = base.join(path)?;
+    if !query.is_empty() {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in query {
+            q.append_pair(k, v);
+        }
+    }
+    Ok(url)
+}
+
+/// Long-poll `GET /v1/transactions/{tx}` until it is indexed at `finality`, for at most `timeout` seconds.
+pub(crate) async fn wait_tx(api: &Url, tx: B256, finality: Finality, timeout: u64) -> eyre::Result<Value> {
+    poll(api, &format!("v1/transactions/{tx:#x}"), &[], finality, timeout, "transaction", &format!("{tx:#x}"))
+        .await
+}
+
+/// Long-poll `GET /v1/orders/{id}` until the order exists with its latest state at `finality`.
+pub(crate) async fn wait_order(
+    api: &Url,
+    id: B256,
+    query: &[(String, String)],
+    finality: Finality,
+    timeout: u64,
+) -> eyre::Result<Value> {
+    poll(api, &format!("v1/orders/{id:#x}"), query, finality, timeout, "order", &format!("{id:#x}")).await
+}
+
+async fn poll(
+    api: &Url,
+    path: &str,
+    query: &[(String, String)],
+    finality: Finality,
+    timeout: u64,
+    what: &str,
+    id: &str,
+) -> eyre::Result<Value> {
+    let client = http();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now()).as_secs();
+        let mut q = query.to_vec();
+        q.push(("wait".into(), left.min(POLL_CHUNK).to_string()));
+        q.push(("finality".into(), finality.as_str().into()));
+        let (status, body) = api_get(&client, endpoint(api, path, &q)?).await?;
+        match status {
+            200 => return Ok(body),
+            // Not indexed yet (404), or indexed below the finality (408): ask again. The server's wait held
+            // the request, so this is no busy loop; a fast 404 is paced here all the same.
+            404 | 408 if left > 0 => {
+                if status == 404 {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+            _ => {
+                let (code, msg) = api_error(&body);
+                bail!(
+                    "{what} {id}: not at {} finality within {timeout} s ({code}: {msg})",
+                    finality.as_str()
+                );
+            }
+        }
+    }
+}
+
+/// `GET /v1/orders/{id}` once.
+pub(crate) async fn get_order(api: &Url, id: B256, query: &[(String, String)]) -> eyre::Result<Value> {
+    let (status, body) = api_get(&http(), endpoint(api, &format!("v1/orders/{id:#x}"), query)?).await?;
+    match status {
+        200 => Ok(body),
+        404 => bail!(
+            "order {id:#x}: not found in the API at {api} (not locked, or not indexed yet: add --wait to wait for it)"
+        ),
+        _ => {
+            let (code, msg) = api_error(&body);
+            bail!("order {id:#x}: the API answered {status} {code}: {msg}")
+        }
+    }
+}

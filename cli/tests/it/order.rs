@@ -1,0 +1,503 @@
+//! `holdfast order …` end to end: the real binary against anvil and a `holdfast run` (indexer + API)
+//! process. Allowance lock → deliver → partial and full release; a gasless lock relayed by another
+//! account; and pre-check failures that must explain the rule and send nothing.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use alloy::{
+    primitives::{Address, B256, U256, keccak256},
+    providers::Provider,
+};
+use serde_json::Value;
+
+alloy::sol! {
+    #[sol(rpc)]
+    interface IAllowance {
+        function allowance(address owner, address spender) external view returns (uint256);
+    }
+}
+
+use crate::harness::{Chain, TestDb, random_hex};
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Fields drop in order: the `holdfast run` process before its database and the chain.
+struct Env {
+    _run: Option<Killed>,
+    _db: Option<TestDb>,
+    c: Chain,
+    deployment: PathBuf,
+    api: String,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.deployment);
+    }
+}
+
+/// anvil with the contracts, a deployment file, and (with `api`) `holdfast run` indexing it.
+async fn setup(api: bool) -> Env {
+    let c = Chain::start().await;
+    let deployment = std::env::temp_dir().join(format!("holdfast-order-{}.json", random_hex()));
+    std::fs::write(
+        &deployment,
+        serde_json::json!({"chainId": 31337, "escrow": c.escrow.to_string(), "deploymentBlock": c.deploy_block,
+            "token": {"address": c.token.to_string(), "symbol": "USDC", "decimals": 6}})
+        .to_string(),
+    )
+    .unwrap();
+    let port = free_port();
+    let api_url = format!("http://127.0.0.1:{port}");
+    let (run, db) = if api {
+        let db = TestDb::sqlite().await;
+        let run = Killed(
+            Command::new(env!("CARGO_BIN_EXE_holdfast"))
+                .args([
+                    "--log",
+                    "warn",
+                    "run",
+                    "--rpc-url",
+                    &c.anvil.ws_endpoint(),
+                    "--database-url",
+                    &db.url,
+                ])
+                .arg("--deployment")
+                .arg(&deployment)
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        for i in 0..200 {
+            if reqwest::get(format!("{api_url}/healthz")).await.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            assert!(i < 199, "the API never became healthy");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (Some(run), Some(db))
+    } else {
+        (None, None)
+    };
+    Env { c, deployment, api: api_url, _run: run, _db: db }
+}
+
+/// The result of one `holdfast` invocation.
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
+    }
+
+    #[track_caller]
+    fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "{self:#?}");
+        self
+    }
+
+    /// Failed, with `sentence` on stderr.
+    #[track_caller]
+    fn fails_with(&self, sentence: &str) {
+        assert_ne!(self.code, 0, "{self:#?}");
+        assert!(self.stderr.contains(sentence), "expected {sentence:?} on stderr: {self:#?}");
+    }
+}
+
+impl Env {
+    fn key(&self, i: usize) -> String {
+        // The node's own dev keys (anvil's `keys()`), never guessed.
+        format!("0x{}", alloy::hex::encode(self.c.anvil.keys()[i].to_bytes()))
+    }
+
+    /// `holdfast order ARGS…` signed by account `signer`, with a clean environment.
+    async fn order(&self, signer: usize, args: &[&str]) -> Out {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_holdfast"))
+            .env_clear()
+            .env("HOLDFAST_LOG", "warn")
+            .env("HOLDFAST_RPC_URL", self.c.anvil.endpoint())
+            .env("HOLDFAST_DEPLOYMENTS", &self.deployment)
+            .env("HOLDFAST_API_URL", &self.api)
+            .env("HOLDFAST_PRIVATE_KEY", self.key(signer))
+            .arg("order")
+            .args(args)
+            .output()
+            .await
+            .unwrap();
+        let out = Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        // SHOWOUT=1 … -- --nocapture prints every invocation and its output (for reading the messages).
+        if std::env::var_os("SHOWOUT").is_some() {
+            eprintln!("$ holdfast order {}\n{}{}", args.join(" "), out.stdout, out.stderr);
+        }
+        assert!(!out.stderr.contains(&self.key(signer)[2..]), "the key leaked: {out:#?}");
+        assert!(!out.stdout.contains(&self.key(signer)[2..]), "the key leaked: {out:#?}");
+        out
+    }
+
+    async fn nonce(&self, i: usize) -> u64 {
+        self.c.provider.get_transaction_count(self.c.addr(i)).await.unwrap()
+    }
+
+    async fn balance(&self, i: usize) -> U256 {
+        self.c.usdc().balanceOf(self.c.addr(i)).call().await.unwrap()
+    }
+
+    async fn api_order(&self, id: B256) -> Value {
+        reqwest::get(format!("{}/v1/orders/{id:#x}", self.api)).await.unwrap().json().await.unwrap()
+    }
+}
+
+fn checksum(a: Address) -> String {
+    a.to_checksum(None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_allowance_lock_deliver_release_show() {
+    let env = setup(true).await;
+    let c = &env.c;
+    let (payer, payee) = (1usize, 2usize);
+    // No standing approval: the CLI approves exactly the amount.
+    c.usdc()
+        .approve(c.escrow, U256::ZERO)
+        .from(c.addr(payer))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let before = env.balance(payer).await;
+    let id = keccak256("invoice-1");
+
+    let payee_addr = c.addr(payee).to_string();
+    let lock = env
+        .order(payer, &["lock", "invoice-1", "--payee", &payee_addr, "--amount", "12.50", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(lock["action"], "lock");
+    assert_eq!(lock["orderId"], format!("{id:#x}"));
+    assert_eq!(lock["orderRef"], "invoice-1");
+    assert_eq!(lock["status"], "held");
+    assert_eq!(lock["amount"], "12500000");
+    assert_eq!(lock["remainingDecimal"], "12.5");
+    assert_eq!(env.balance(payer).await, before - U256::from(12_500_000u64));
+    let allowance =
+        IAllowance::new(c.token, &c.provider).allowance(c.addr(payer), c.escrow).call().await.unwrap();
+    assert_eq!(allowance, U256::ZERO, "approved more than the amount");
+
+    // The API has it (the CLI waits with the API's long-poll).
+    let shown = env.order(payer, &["show", "invoice-1", "--wait", "20", "--json"]).await.ok().json();
+    assert_eq!(shown["status"], "held");
+    assert_eq!(shown["amountDecimal"], "12.5");
+    assert_eq!(shown["payer"], checksum(c.addr(payer)));
+    assert_eq!(shown["payee"], checksum(c.addr(payee)));
+
+    // The payee delivers with evidence (a text hashed with keccak256); the CLI waits for the API.
+    let d = env
+        .order(
+            payee,
+            &["deliver", &format!("{id:#x}"), "--evidence", "report-v1", "--wait", "pending", "--json"],
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(d["status"], "delivered");
+    assert_eq!(d["indexed"]["finality"], "pending");
+    let o = env.api_order(id).await;
+    assert_eq!(o["status"], "delivered");
+    assert_eq!(o["evidence"], format!("{:#x}", keccak256("report-v1")));
+
+    // Partial release, then the rest (no AMOUNT).
+    let r = env.order(payer, &["release", "invoice-1", "5", "--wait", "pending", "--json"]).await.ok().json();
+    assert_eq!(r["amountDecimal"], "5");
+    assert_eq!(r["remainingDecimal"], "7.5");
+    assert_eq!(r["status"], "delivered");
+    let o = env.api_order(id).await;
+    assert_eq!(o["releasedDecimal"], "5");
+    assert_eq!(o["remainingDecimal"], "7.5");
+    let r = env.order(payer, &["release", "invoice-1", "--wait", "pending"]).await.ok();
+    assert!(r.stdout.contains("released 7.5 USDC: order"), "{r:#?}");
+    assert!(r.stdout.contains("settled, 0 USDC remaining"), "{r:#?}");
+    let shown = env.order(payer, &["show", "invoice-1", "--json"]).await.ok().json();
+    assert_eq!(shown["status"], "released");
+    assert_eq!(shown["settled"], true);
+    assert_eq!(shown["releasedDecimal"], "12.5");
+    let kinds: Vec<&str> =
+        shown["steps"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["locked", "delivered", "released", "released"]);
+    let human = env.order(payee, &["show", "invoice-1"]).await.ok();
+    assert!(human.stdout.contains("status       released, settled"), "{human:#?}");
+    assert!(human.stdout.contains("amount       12.5 USDC"), "{human:#?}");
+
+    // Unknown to the API: a clear error.
+    env.order(payer, &["show", "never-locked"]).await.fails_with("not found in the API");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_gasless_lock_relayed_by_another_account() {
+    let env = setup(true).await;
+    let c = &env.c;
+    let (payer, payee, relayer) = (3usize, 5usize, 4usize);
+    let id = B256::repeat_byte(0x3c);
+    let hex_id = format!("{id:#x}");
+    let file = std::env::temp_dir().join(format!("holdfast-auth-{}.json", random_hex()));
+    let (eth_before, usdc_before, nonce_before) = (
+        c.provider.get_balance(c.addr(payer)).await.unwrap(),
+        env.balance(payer).await,
+        env.nonce(payer).await,
+    );
+
+    let payee_addr = c.addr(payee).to_string();
+    let signed = env
+        .order(
+            payer,
+            &["lock", &hex_id, "--payee", &payee_addr, "--amount", "3.25", "--deliver-by", "2d", "--gasless"],
+        )
+        .await
+        .ok();
+    let doc = signed.json();
+    assert_eq!(doc["kind"], "holdfast.lockWithAuthorization/v1");
+    assert_eq!(doc["order"]["payer"], checksum(c.addr(payer)));
+    assert_eq!(doc["order"]["amount"], "3250000");
+    assert_eq!(doc["authorization"]["to"], checksum(c.escrow));
+    std::fs::write(&file, &signed.stdout).unwrap();
+    assert_eq!(env.nonce(payer).await, nonce_before, "signing must send nothing");
+
+    // A tampered document is refused before sending.
+    let mut bad = doc.clone();
+    bad["order"]["amount"] = "3250001".into();
+    bad["authorization"]["value"] = "3250001".into();
+    let bad_file = file.with_extension("bad.json");
+    std::fs::write(&bad_file, bad.to_string()).unwrap();
+    let relayer_nonce = env.nonce(relayer).await;
+    env.order(relayer, &["relay", bad_file.to_str().unwrap()]).await.fails_with("does not bind these terms");
+    assert_eq!(env.nonce(relayer).await, relayer_nonce);
+
+    // Another account relays it and pays the gas.
+    let relayed = env
+        .order(relayer, &["relay", file.to_str().unwrap(), "--wait", "pending", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(relayed["action"], "relay");
+    assert_eq!(relayed["status"], "held");
+    assert_eq!(relayed["payer"], checksum(c.addr(payer)));
+    assert_eq!(relayed["relayer"], checksum(c.addr(relayer)));
+    assert_eq!(env.nonce(relayer).await, relayer_nonce + 1);
+
+    let shown = env.order(payee, &["show", &hex_id, "--wait", "20", "--json"]).await.ok().json();
+    assert_eq!(shown["status"], "held");
+    assert_eq!(shown["payer"], checksum(c.addr(payer)));
+    assert_eq!(shown["payee"], checksum(c.addr(payee)));
+    assert_eq!(shown["amountDecimal"], "3.25");
+    // The payer spent the amount and nothing else: no gas, no transaction.
+    assert_eq!(env.balance(payer).await, usdc_before - U256::from(3_250_000u64));
+    assert_eq!(c.provider.get_balance(c.addr(payer)).await.unwrap(), eth_before);
+    assert_eq!(env.nonce(payer).await, nonce_before);
+
+    // Relaying it again is refused before sending (the id is used).
+    env.order(relayer, &["relay", file.to_str().unwrap()]).await.fails_with("this id is already used");
+    assert_eq!(env.nonce(relayer).await, relayer_nonce + 1);
+    for f in [&file, &bad_file] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_prechecks_explain_the_rule_and_send_nothing() {
+    let env = setup(false).await;
+    let c = &env.c;
+    let (payer, payee, arbiter, stranger) = (1usize, 2usize, 3usize, 6usize);
+    let payee_addr = c.addr(payee).to_string();
+    let now = c.now().await;
+    // Fixtures through the harness: plain held, short deadline, and frozen.
+    let held = B256::with_last_byte(0x01);
+    c.lock(payer, held, c.addr(payee), 1_000_000, Address::ZERO, now + 86_400, 3_600).await;
+    let short = B256::with_last_byte(0x02);
+    c.lock(payer, short, c.addr(payee), 1_000_000, Address::ZERO, now + 100, 3_600).await;
+    let frozen = B256::with_last_byte(0x03);
+    c.lock(payer, frozen, c.addr(payee), 1_000_000, c.addr(arbiter), now + 86_400, 3_600).await;
+    c.escrow()
+        .deliver(frozen, B256::ZERO)
+        .from(c.addr(payee))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    c.escrow()
+        .freeze(frozen, B256::ZERO)
+        .from(c.addr(payer))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+
+    let all_nonces = || async {
+        [env.nonce(payer).await, env.nonce(payee).await, env.nonce(stranger).await, env.nonce(arbiter).await]
+    };
+    let start = all_nonces().await;
+
+    // Too many decimals: an error, never a rounding.
+    env.order(payer, &["lock", "inv-a", "--payee", &payee_addr, "--amount", "1.1234567"])
+        .await
+        .fails_with("7 decimal places, but USDC has 6; amounts are never rounded");
+    // A malformed hex id is not hashed.
+    env.order(payer, &["lock", "0x1234", "--payee", &payee_addr, "--amount", "1"])
+        .await
+        .fails_with("is not 0x + 64 hex digits");
+    // More than the balance (every account holds 1,000,000 USDC).
+    let o = env.order(payer, &["lock", "inv-b", "--payee", &payee_addr, "--amount", "2000000"]).await;
+    o.fails_with(&format!("{} holds 999997 USDC, less than the 2000000 USDC to lock", c.addr(payer)));
+    o.fails_with("no transaction was sent");
+    // Release by someone who is not the payer, before delivery.
+    let o = env.order(stranger, &["release", &format!("{held:#x}"), "--json"]).await;
+    assert_ne!(o.code, 0);
+    let err: Value = serde_json::from_str(o.stderr.trim()).unwrap();
+    assert_eq!(err["error"]["rule"], "ReleaseNotAllowed");
+    assert_eq!(
+        err["error"]["message"],
+        format!(
+            "order {held:#x}: not delivered, so only the payer {} can release it (you are {})",
+            c.addr(payer),
+            c.addr(stranger)
+        )
+    );
+    // More than remains.
+    env.order(payer, &["release", &format!("{held:#x}"), "1.5"])
+        .await
+        .fails_with(&format!("order {held:#x}: 1.5 USDC exceeds the 1 USDC remaining in escrow"));
+    // A frozen order: only the arbiter settles it.
+    env.order(payer, &["release", &format!("{frozen:#x}")]).await.fails_with(&format!(
+        "order {frozen:#x}: frozen since {}; only the arbiter {} can settle it",
+        utc_of(c.now().await),
+        c.addr(arbiter)
+    ));
+    // Delivery after the deadline.
+    c.warp(200).await;
+    env.order(payee, &["deliver", &format!("{short:#x}")])
+        .await
+        .fails_with(&format!("order {short:#x}: the delivery deadline passed at"));
+    // Not the arbiter.
+    env.order(payer, &["resolve", &format!("{frozen:#x}"), "--to-payee", "1"])
+        .await
+        .fails_with(&format!("only the arbiter {} can resolve it", c.addr(arbiter)));
+
+    assert_eq!(all_nonces().await, start, "a pre-check failure sent a transaction");
+
+    // A rule only the token knows (its blacklist): the node's simulation reverts, the revert is decoded,
+    // and nothing is sent.
+    let listed = 7usize;
+    c.usdc().blacklist(c.addr(listed)).send().await.unwrap().get_receipt().await.unwrap();
+    let listed_nonce = env.nonce(listed).await;
+    let o = env.order(listed, &["lock", "inv-c", "--payee", &payee_addr, "--amount", "1"]).await;
+    o.fails_with(&format!("the token has blacklisted {}", c.addr(listed)));
+    o.fails_with("the node's simulation reverted: no transaction was sent");
+    assert_eq!(env.nonce(listed).await, listed_nonce);
+
+    // --permit: one transaction, no approve, no allowance left over; signed from a keystore file.
+    let permitter = 8usize;
+    c.usdc()
+        .approve(c.escrow, U256::ZERO)
+        .from(c.addr(permitter))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("holdfast-ks-{}", random_hex()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rng = alloy::signers::k256::elliptic_curve::rand_core::OsRng;
+    alloy::signers::local::PrivateKeySigner::encrypt_keystore(
+        &dir,
+        &mut rng,
+        c.anvil.keys()[permitter].to_bytes(),
+        "hunter2",
+        Some("key.json"),
+    )
+    .unwrap();
+    let before = env.nonce(permitter).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .env_clear()
+        .env("HOLDFAST_RPC_URL", c.anvil.endpoint())
+        .env("HOLDFAST_DEPLOYMENTS", &env.deployment)
+        .env("HOLDFAST_KEYSTORE_PASSWORD", "hunter2")
+        .args([
+            "order",
+            "lock",
+            "inv-permit",
+            "--payee",
+            &payee_addr,
+            "--amount",
+            "2.5",
+            "--permit",
+            "--json",
+        ])
+        .arg("--keystore")
+        .arg(dir.join("key.json"))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lock: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(lock["status"], "held");
+    assert_eq!(lock["payer"], checksum(c.addr(permitter)));
+    assert_eq!(env.nonce(permitter).await, before + 1);
+    let allowance =
+        IAllowance::new(c.token, &c.provider).allowance(c.addr(permitter), c.escrow).call().await.unwrap();
+    assert_eq!(allowance, U256::ZERO);
+    let _ = std::fs::remove_dir_all(dir);
+
+    // The same rules pass for the right accounts.
+    env.order(payee, &["refund", &format!("{short:#x}")]).await.ok();
+    env.order(arbiter, &["resolve", &format!("{frozen:#x}"), "--to-payee", "0.25", "--json"]).await.ok();
+}
+
+/// The freeze time the CLI prints: the latest block's time, to the second (freeze was the last block).
+fn utc_of(t: u64) -> String {
+    let days = t / 86_400;
+    let secs = t % 86_400;
+    let (y, m, d) = civil(days as i64);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
+fn civil(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
