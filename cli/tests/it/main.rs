@@ -7,4 +7,5 @@ mod harness;
 mod crash;
 mod dev;
 mod order;
+mod quickstart;
 mod run;
