@@ -6,6 +6,7 @@ mod harness;
 
 mod crash;
 mod dev;
+mod help;
 mod order;
 mod quickstart;
 mod run;

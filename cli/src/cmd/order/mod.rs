@@ -53,22 +53,51 @@ pub(crate) struct OrderArgs {
 pub(crate) enum OrderCommand {
     /// Lock funds for a new order: by allowance (approving exactly the amount if needed), --permit, or
     /// --gasless (sign an authorization for `relay`; sends nothing).
+    #[command(after_help = "Examples:
+  holdfast order lock invoice-42 --payee 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --amount 12.50
+  holdfast order lock invoice-42 --payee 0x7099…79C8 --amount 12.50 --arbiter 0x90F7…b906 --deliver-by 2026-12-01T12:00:00Z --dispute-window 2d
+  holdfast order lock invoice-42 --payee 0x7099…79C8 --amount 12.50 --permit --wait safe
+  holdfast order lock invoice-43 --payee 0x7099…79C8 --amount 5 --gasless --valid-until 24h --out auth.json")]
     Lock(Box<lock::LockArgs>),
     /// Submit a gasless lock signed with `lock --gasless`, from any account (which pays the gas).
+    #[command(after_help = "Examples:
+  HOLDFAST_PRIVATE_KEY=$RELAYER_KEY holdfast order relay auth.json
+  holdfast order lock invoice-43 --payee 0x7099…79C8 --amount 5 --gasless | HOLDFAST_PRIVATE_KEY=$RELAYER_KEY holdfast order relay -")]
     Relay(Box<relay::RelayArgs>),
     /// Payee: mark the order delivered (starts the dispute window).
+    #[command(after_help = "Examples:
+  holdfast order deliver invoice-42
+  holdfast order deliver invoice-42 --evidence 'parcel 1Z999 delivered 2026-11-21'   # stored as keccak256 of the text
+  holdfast order deliver invoice-42 --evidence 0x5f1c…e3a9 --json")]
     Deliver(Box<settle::DeliverArgs>),
     /// Payer: release AMOUNT (default: all that remains) to the payee; anyone: the whole remainder once
     /// the dispute window after delivery has passed.
+    #[command(after_help = "Examples:
+  holdfast order release invoice-42 5        # part: 5 USDC
+  holdfast order release invoice-42          # everything that remains
+  holdfast order release invoice-42 --wait finalized --json")]
     Release(Box<settle::AmountArgs>),
     /// Payee: refund AMOUNT (default: all that remains) to the payer; anyone: the whole remainder of an
     /// undelivered order after its delivery deadline.
+    #[command(after_help = "Examples:
+  holdfast order refund invoice-42 2.50      # part
+  holdfast order refund invoice-42           # everything that remains (or, after the delivery deadline, anyone)")]
     Refund(Box<settle::AmountArgs>),
     /// Payee (held) or either party (delivered, within the dispute window): freeze the order for its arbiter.
+    #[command(after_help = "Examples:
+  holdfast order freeze invoice-42 --reason 'item not as described'
+  holdfast order freeze invoice-42 --reason 0x9c2e…41d0")]
     Freeze(Box<settle::FreezeArgs>),
     /// Arbiter: settle a frozen order, AMOUNT to the payee and the rest to the payer.
+    #[command(after_help = "Examples:
+  holdfast order resolve invoice-42 --to-payee 4.25    # 4.25 to the payee, the rest to the payer
+  holdfast order resolve invoice-42 --to-payee 0       # all back to the payer")]
     Resolve(Box<settle::ResolveArgs>),
     /// Show the order from the API (optionally waiting until it is indexed at a finality).
+    #[command(after_help = "Examples:
+  holdfast order show invoice-42
+  holdfast order show invoice-42 --wait 60 --finality safe     # long-poll until the latest state is safe
+  holdfast order show 0x876694d64580ba7994ab2644dd2b32c425d7a86f64d8259d367e71774f3e994b --json")]
     Show(Box<show::ShowArgs>),
 }
 
