@@ -297,6 +297,33 @@ async fn order_gasless_lock_relayed_by_another_account() {
     let relayer_nonce = env.nonce(relayer).await;
     env.order(relayer, &["relay", bad_file.to_str().unwrap()]).await.fails_with("does not bind these terms");
     assert_eq!(env.nonce(relayer).await, relayer_nonce);
+    // Fields no signature covers must agree with the signed terms: a false reference or decimal amount
+    // would mislead whoever reads the document or the relay's output.
+    let mut bad = doc.clone();
+    bad["order"]["orderRef"] = "invoice-99".into();
+    std::fs::write(&bad_file, bad.to_string()).unwrap();
+    env.order(relayer, &["relay", bad_file.to_str().unwrap()])
+        .await
+        .fails_with("orderRef \"invoice-99\" is not the reference of this id");
+    let mut bad = doc.clone();
+    bad["order"]["amountDecimal"] = "32.5".into();
+    std::fs::write(&bad_file, bad.to_string()).unwrap();
+    env.order(relayer, &["relay", bad_file.to_str().unwrap()])
+        .await
+        .fails_with("amountDecimal \"32.5\" does not match the signed amount of 3250000 base units");
+    // The malleable twin of the signature (n - s, other parity) recovers to the payer too, but the token
+    // rejects it: refused before sending, as a signature problem.
+    let n =
+        U256::from_str_radix("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141", 16).unwrap();
+    let sig_s: B256 = doc["signature"]["s"].as_str().unwrap().parse().unwrap();
+    let mut bad = doc.clone();
+    bad["signature"]["s"] = format!("{:#x}", B256::from(n - U256::from_be_bytes(sig_s.0))).into();
+    bad["signature"]["v"] = (55 - doc["signature"]["v"].as_u64().unwrap()).into();
+    std::fs::write(&bad_file, bad.to_string()).unwrap();
+    let o = env.order(relayer, &["relay", bad_file.to_str().unwrap()]).await;
+    o.fails_with("the signature does not match the payer");
+    o.fails_with("no transaction was sent");
+    assert_eq!(env.nonce(relayer).await, relayer_nonce);
 
     // Another account relays it and pays the gas.
     let relayed = env
@@ -422,6 +449,27 @@ async fn order_prechecks_explain_the_rule_and_send_nothing() {
     o.fails_with(&format!("the token has blacklisted {}", c.addr(listed)));
     o.fails_with("the node's simulation reverted: no transaction was sent");
     assert_eq!(env.nonce(listed).await, listed_nonce);
+    // Without an allowance the CLI approves first; when the lock then fails it must say that the approve
+    // was sent, never "no transaction was sent".
+    c.usdc()
+        .approve(c.escrow, U256::ZERO)
+        .from(c.addr(listed))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let listed_nonce = env.nonce(listed).await;
+    let o = env.order(listed, &["lock", "inv-c", "--payee", &payee_addr, "--amount", "1", "--json"]).await;
+    assert_ne!(o.code, 0);
+    assert_eq!(env.nonce(listed).await, listed_nonce + 1, "the approve was sent");
+    let err: Value = serde_json::from_str(o.stderr.trim()).unwrap();
+    assert_eq!(err["error"]["rule"], "AccountBlacklisted", "{o:#?}");
+    assert_eq!(err["error"]["sent"], true, "{o:#?}");
+    let msg = err["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("the approve transaction 0x"), "{msg}");
+    assert!(msg.contains("the lock itself was not sent"), "{msg}");
 
     // --permit: one transaction, no approve, no allowance left over; signed from a keystore file.
     let permitter = 8usize;
@@ -480,6 +528,64 @@ async fn order_prechecks_explain_the_rule_and_send_nothing() {
     // The same rules pass for the right accounts.
     env.order(payee, &["refund", &format!("{short:#x}")]).await.ok();
     env.order(arbiter, &["resolve", &format!("{frozen:#x}"), "--to-payee", "0.25", "--json"]).await.ok();
+
+    // A partial allowance: `approve` sets (not adds), so the CLI approves the whole amount and the lock
+    // leaves no allowance behind.
+    c.usdc()
+        .approve(c.escrow, U256::from(300_000u64))
+        .from(c.addr(payer))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let lock = env
+        .order(payer, &["lock", "inv-partial", "--payee", &payee_addr, "--amount", "1", "--json"])
+        .await
+        .ok()
+        .json();
+    assert!(lock["approveTransaction"].is_string(), "{lock}");
+    assert_eq!(lock["remainingDecimal"], "1");
+    let allowance =
+        IAllowance::new(c.token, &c.provider).allowance(c.addr(payer), c.escrow).call().await.unwrap();
+    assert_eq!(allowance, U256::ZERO);
+
+    // The transaction succeeds but --wait cannot reach the API: the outcome is still printed, and the error
+    // says the transaction went through, so that nobody releases twice by retrying.
+    let nonce = env.nonce(payer).await;
+    let dead_api = format!("http://127.0.0.1:{}", free_port());
+    let o = env
+        .order(
+            payer,
+            &[
+                "release",
+                &format!("{held:#x}"),
+                "0.25",
+                "--wait",
+                "pending",
+                "--api-url",
+                &dead_api,
+                "--json",
+            ],
+        )
+        .await;
+    assert_ne!(o.code, 0, "{o:#?}");
+    assert_eq!(env.nonce(payer).await, nonce + 1);
+    let done = o.json();
+    assert_eq!(done["action"], "release");
+    assert_eq!(done["remainingDecimal"], "0.75");
+    let err: Value = serde_json::from_str(o.stderr.trim()).unwrap();
+    assert_eq!(err["error"]["sent"], true, "{o:#?}");
+    let msg = err["error"]["message"].as_str().unwrap();
+    assert!(msg.contains(done["transactionHash"].as_str().unwrap()), "{msg}");
+    assert!(msg.contains("(do not send it again)"), "{msg}");
+    let o = env
+        .order(payer, &["release", &format!("{held:#x}"), "--wait", "pending", "--api-url", &dead_api])
+        .await;
+    o.fails_with("succeeded in block");
+    o.fails_with("[a transaction was sent: check it before sending anything again]");
+    assert!(o.stdout.contains("released 0.75 USDC: order"), "{o:#?}");
 }
 
 /// The freeze time the CLI prints: the latest block's time, to the second (freeze was the last block).

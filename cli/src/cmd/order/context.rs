@@ -268,8 +268,15 @@ impl Ctx {
         let pending = call.send().await.map_err(|e| self.rejected(e, sc))?;
         let tx = *pending.tx_hash();
         tracing::debug!(%tx, "sent");
-        let receipt =
-            pending.get_receipt().await.wrap_err_with(|| format!("waiting for the receipt of {tx}"))?;
+        let receipt = pending.get_receipt().await.map_err(|e| Violation {
+            rule: "ReceiptUnavailable".into(),
+            message: format!(
+                "order {:#x}: transaction {tx:#x} was sent, but its receipt could not be read ({e}); look it up \
+                 before sending again",
+                sc.id
+            ),
+            stage: Stage::Sent,
+        })?;
         if !receipt.status() {
             // Re-run the call at the receipt's parent block to recover the reason.
             let block = receipt.block_number.unwrap_or_default();
@@ -295,13 +302,23 @@ impl Ctx {
     pub(crate) async fn token_domain(&self) -> eyre::Result<Eip712Domain> {
         let t = self.token();
         let domain = match t.eip712Domain().call().await {
-            Ok(d) => Eip712Domain::new(
-                Some(d.name.into()),
-                Some(d.version.into()),
-                Some(d.chainId),
-                Some(d.verifyingContract),
-                None,
-            ),
+            // EIP-5267: `fields` says which of the five domain fields the token uses.
+            Ok(d) => {
+                if !d.extensions.is_empty() {
+                    bail!(
+                        "the token {} declares EIP-712 domain extensions; signed locks are not supported for it",
+                        self.token.address
+                    );
+                }
+                let f = d.fields.0[0];
+                Eip712Domain::new(
+                    (f & 0x01 != 0).then(|| d.name.into()),
+                    (f & 0x02 != 0).then(|| d.version.into()),
+                    (f & 0x04 != 0).then_some(d.chainId),
+                    (f & 0x08 != 0).then_some(d.verifyingContract),
+                    (f & 0x10 != 0).then_some(d.salt),
+                )
+            }
             Err(_) => {
                 let name = t.name().call().await.wrap_err("the token has no name(): cannot sign for it")?;
                 let version = t.version().call().await.unwrap_or_else(|_| "1".into());
@@ -338,9 +355,25 @@ impl Ctx {
         extra: Value,
     ) -> eyre::Result<()> {
         let block = receipt.block_number.unwrap_or_default();
-        let after = self.escrow().getOrder(id.value).block(block.into()).call().await?;
-        let after = OnChain { order: after.order, arbiter: after.arbiter };
         let tx = receipt.transaction_hash;
+        // From here on the transaction is mined and succeeded: a failure must say so, or a caller that
+        // retries would move funds twice.
+        let succeeded = |why: String| Violation {
+            rule: "AfterSuccess".into(),
+            message: format!(
+                "order {:#x}: transaction {tx:#x} succeeded in block {block} (do not send it again), but {why}",
+                id.value
+            ),
+            stage: Stage::Sent,
+        };
+        let after = self
+            .escrow()
+            .getOrder(id.value)
+            .block(block.into())
+            .call()
+            .await
+            .map_err(|e| succeeded(format!("the order could not be read back: {e}")))?;
+        let after = OnChain { order: after.order, arbiter: after.arbiter };
         let status = status_name(after.status());
         let mut doc = json!({
             "action": action,
@@ -360,15 +393,19 @@ impl Ctx {
         if let (Some(d), Value::Object(extra)) = (doc.as_object_mut(), extra) {
             d.extend(extra);
         }
-        let indexed = match opts.wait.wait {
-            Some(f) => Some(wait_tx(&opts.wait.api.api_url, tx, f, opts.wait.wait_timeout).await?),
-            None => None,
+        let (indexed, wait_error) = match opts.wait.wait {
+            Some(f) => match wait_tx(&opts.wait.api.api_url, tx, f, opts.wait.wait_timeout).await {
+                Ok(rec) => (Some(rec), None),
+                Err(e) => (None, Some(format!("waiting for the API failed: {e:#}"))),
+            },
+            None => (None, None),
         };
         if let Some(rec) = &indexed {
             doc["indexed"] = json!({"finality": rec["finality"], "confirmations": rec["confirmations"]});
         }
+        // The outcome is printed even when the wait failed: the transaction happened.
         if opts.output.json {
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string()));
         } else {
             println!("{headline}: order {id}");
             println!("  transaction  {tx:#x} (block {block}, gas {})", receipt.gas_used);
@@ -381,7 +418,10 @@ impl Ctx {
                 );
             }
         }
-        Ok(())
+        match wait_error {
+            Some(why) => Err(succeeded(why).into()),
+            None => Ok(()),
+        }
     }
 }
 

@@ -25,9 +25,14 @@ sol! {
         error ERC20InsufficientAllowance(address spender, uint256 allowance, uint256 needed);
         error ERC20InvalidSender(address sender);
         error ERC20InvalidReceiver(address receiver);
+        error ERC20InvalidApprover(address approver);
+        error ERC20InvalidSpender(address spender);
         error ERC2612ExpiredSignature(uint256 deadline);
         error ERC2612InvalidSigner(address signer, address owner);
         error SafeERC20FailedOperation(address token);
+        error ECDSAInvalidSignature();
+        error ECDSAInvalidSignatureLength(uint256 length);
+        error ECDSAInvalidSignatureS(bytes32 s);
         error AccountBlacklisted(address account);
         error AuthorizationNotYetValid(uint256 validAfter);
         error AuthorizationExpired(uint256 validBefore);
@@ -116,6 +121,9 @@ pub(crate) enum Stage {
     Simulation,
     /// The transaction was mined and reverted.
     Mined,
+    /// A transaction was sent (and, unless the message says otherwise, succeeded), then a later step
+    /// failed: sending it again could move funds twice.
+    Sent,
 }
 
 /// A broken rule: the rule (the contract's or token's error name) and a sentence naming it.
@@ -133,6 +141,7 @@ impl fmt::Display for Violation {
             Stage::PreCheck => f.write_str(" [checked before sending: no transaction was sent]"),
             Stage::Simulation => f.write_str(" [the node's simulation reverted: no transaction was sent]"),
             Stage::Mined => f.write_str(" [the transaction was mined and reverted]"),
+            Stage::Sent => f.write_str(" [a transaction was sent: check it before sending anything again]"),
         }
     }
 }
@@ -485,6 +494,12 @@ fn explain_token(e: &TokenErrors, sc: &Scene<'_>) -> (&'static str, String) {
         E::ERC20InvalidReceiver(x) => {
             ("InvalidReceiver", format!("the token refuses transfers to {}", x.receiver))
         }
+        E::ERC20InvalidApprover(x) => {
+            ("InvalidApprover", format!("the token refuses approvals from {}", x.approver))
+        }
+        E::ERC20InvalidSpender(x) => {
+            ("InvalidSpender", format!("the token refuses approvals to {}", x.spender))
+        }
         E::ERC2612ExpiredSignature(x) => (
             "PermitExpired",
             format!("order {id:#x}: the permit expired at {}; sign a new one", utc(u64_of(x.deadline))),
@@ -496,6 +511,13 @@ fn explain_token(e: &TokenErrors, sc: &Scene<'_>) -> (&'static str, String) {
         E::SafeERC20FailedOperation(x) => {
             ("TokenTransferFailed", format!("order {id:#x}: the token {} refused the transfer", x.token))
         }
+        E::ECDSAInvalidSignature(_) | E::ECDSAInvalidSignatureS(_) | E::ECDSAInvalidSignatureLength(_) => (
+            "InvalidSignature",
+            format!(
+                "order {id:#x}: the token rejected the signature as malformed (v must be 27 or 28 and s in the \
+                 lower half of the curve order)"
+            ),
+        ),
         E::AccountBlacklisted(x) => (
             "AccountBlacklisted",
             format!(
@@ -579,9 +601,11 @@ pub(crate) fn check_lock(
     }
     let end = t.deliver_by as u128 + t.dispute_window as u128 + FREEZE_TIMEOUT as u128;
     if t.deliver_by <= at || end > (1u128 << 40) - 1 {
+        // `at`, not the latest block's time: the earliest time the lock can execute at, so that a
+        // deliver-by of exactly `at` is explained as "not in the future", never as "too far".
         return Some(E::InvalidDeliverBy(I::InvalidDeliverBy {
             deliverBy: U256::from(t.deliver_by),
-            currentTime: U256::from(at.saturating_sub(1)),
+            currentTime: U256::from(at),
         }));
     }
     None
@@ -814,8 +838,53 @@ mod tests {
         });
         let v = decode_revert(&e.abi_encode(), &sc, Stage::Simulation);
         assert!(v.message.ends_with("holds 5 USDC, less than the 12.5 USDC to lock"), "{v}");
+        // OpenZeppelin ECDSA (inside EIP-2612 / EIP-3009 tokens): named, not shown as raw data.
+        let e = TokenErrors::ECDSAInvalidSignatureS(ITokenErrors::ECDSAInvalidSignatureS { s: B256::ZERO });
+        let v = decode_revert(&e.abi_encode(), &sc, Stage::Simulation);
+        assert_eq!(v.rule, "InvalidSignature", "{v}");
+        let e =
+            TokenErrors::ERC20InvalidSpender(ITokenErrors::ERC20InvalidSpender { spender: Address::ZERO });
+        assert_eq!(decode_revert(&e.abi_encode(), &sc, Stage::Simulation).rule, "InvalidSpender");
+        // Unknown revert data is shown, not swallowed; a panic is named.
+        let v = decode_revert(&[0xde, 0xad, 0xbe, 0xef, 1], &sc, Stage::Simulation);
+        assert!(v.message.ends_with("unknown data 0xdeadbeef01"), "{v}");
+        let panic = alloy::sol_types::Panic::from(0x11u64);
+        let v = decode_revert(&alloy::sol_types::SolError::abi_encode(&panic), &sc, Stage::Simulation);
+        assert!(v.message.contains("overflow"), "{v}");
         let s = alloy::sol_types::Revert::from("FiatTokenV2: authorization is expired");
         let v = decode_revert(&alloy::sol_types::SolError::abi_encode(&s), &sc, Stage::Simulation);
         assert!(v.message.contains("FiatTokenV2: authorization is expired"), "{v}");
+    }
+
+    #[test]
+    fn deliver_by_at_the_next_block_is_not_in_the_future() {
+        let t = token();
+        let id = B256::with_last_byte(4);
+        let now = 1_795_255_200u64;
+        let terms = Terms {
+            id,
+            payer: Address::with_last_byte(1),
+            payee: Address::with_last_byte(2),
+            amount: U256::from(1u64),
+            arbiter: Address::ZERO,
+            deliver_by: now + 1,
+            dispute_window: 0,
+        };
+        let sc = Scene { id, action: Action::Lock, escrow: Address::ZERO, token: &t, order: None };
+        let e = check_lock(&terms, Status::None, Address::with_last_byte(9), now + 1).unwrap();
+        let v = violation(&Rule::Escrow(e), &sc, Stage::PreCheck);
+        assert!(v.message.contains("is not in the future"), "{v}");
+        let far = Terms { deliver_by: (1u64 << 40) - FREEZE_TIMEOUT, ..terms };
+        let e = check_lock(&far, Status::None, Address::with_last_byte(9), now + 1).unwrap();
+        assert!(violation(&Rule::Escrow(e), &sc, Stage::PreCheck).message.contains("too far"));
+        let ok = Terms { deliver_by: now + 2, ..terms };
+        assert!(check_lock(&ok, Status::None, Address::with_last_byte(9), now + 1).is_none());
+        // Amounts: 1 to 2^96-1 base units, as the contract stores them.
+        let max = U256::from(u128::MAX >> 32);
+        assert!(check_lock(&Terms { amount: max, ..ok }, Status::None, Address::ZERO, now + 1).is_none());
+        for bad in [U256::ZERO, max + U256::from(1u64)] {
+            let e = check_lock(&Terms { amount: bad, ..ok }, Status::None, Address::ZERO, now + 1);
+            assert!(matches!(e, Some(IHoldfastEscrowErrors::InvalidAmount(_))), "{bad}");
+        }
     }
 }

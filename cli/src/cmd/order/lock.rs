@@ -18,7 +18,7 @@ use serde_json::json;
 use super::{
     amount::{format_amount, parse_amount},
     context::{Ctx, TxOpts, addr},
-    explain::{Action, ITokenErrors, Terms, TokenErrors, check_lock},
+    explain::{Action, ITokenErrors, Stage, Terms, TokenErrors, Violation, check_lock},
     order_id::{Bytes32Arg, Secs, When, human_secs, utc},
 };
 
@@ -196,7 +196,7 @@ pub(crate) async fn run(args: LockArgs) -> eyre::Result<()> {
     check_terms(&ctx, &terms).await?;
     let sc = ctx.scene(id.value, Action::Lock, None);
     let e = ctx.escrow();
-    let extra = json!({
+    let mut extra = json!({
         "payer": addr(terms.payer), "payee": addr(terms.payee), "arbiter": addr(terms.arbiter),
         "amount": amount.to_string(), "amountDecimal": format_amount(amount, ctx.token.decimals),
         "deliverBy": deliver_by, "disputeWindow": dispute_window,
@@ -228,11 +228,15 @@ pub(crate) async fn run(args: LockArgs) -> eyre::Result<()> {
         ctx.execute(call, &sc).await?
     } else {
         let allowance = ctx.token().allowance(terms.payer, ctx.escrow).call().await?;
+        let mut approved = None;
         if allowance < amount {
+            // `approve` sets the allowance (it does not add to it): exactly the amount, which the lock
+            // then spends entirely.
             tracing::debug!(%allowance, %amount, "approving exactly the amount");
             let token = ctx.token();
             let approve = token.approve(ctx.escrow, amount);
             let r = ctx.execute(approve, &sc).await?;
+            extra["approveTransaction"] = json!(format!("{:#x}", r.transaction_hash));
             if !args.tx.output.json {
                 println!(
                     "approved {} to the escrow (allowance was {}): {:#x}",
@@ -241,9 +245,34 @@ pub(crate) async fn run(args: LockArgs) -> eyre::Result<()> {
                     r.transaction_hash
                 );
             }
+            approved = Some(r.transaction_hash);
         }
         let call = e.lock(id.value, terms.payee, amount, terms.arbiter, deliver_by, dispute_window);
-        ctx.execute(call, &sc).await?
+        match (ctx.execute(call, &sc).await, approved) {
+            (Ok(r), _) => r,
+            (Err(err), None) => return Err(err),
+            // The approve is on chain even though the lock failed: say so, never "nothing was sent".
+            (Err(err), Some(tx)) => {
+                let note = format!(
+                    "the approve transaction {tx:#x} was mined, so the escrow may now spend {} of {}'s {}; \
+                     the lock itself was not sent",
+                    ctx.token.units(amount),
+                    terms.payer,
+                    ctx.token.symbol
+                );
+                return Err(match err.downcast::<Violation>() {
+                    Ok(v) if matches!(v.stage, Stage::Mined | Stage::Sent) => v.into(),
+                    Ok(v) => Violation { message: format!("{}; {note}", v.message), stage: Stage::Sent, ..v }
+                        .into(),
+                    Err(other) => Violation {
+                        rule: "NodeRejected".into(),
+                        message: format!("{other:#}; {note}"),
+                        stage: Stage::Sent,
+                    }
+                    .into(),
+                });
+            }
+        }
     };
     ctx.report(&args.tx, "lock", "locked", id, &receipt, extra).await?;
     if !args.tx.output.json {

@@ -134,7 +134,7 @@ pub(crate) async fn run(args: OrderArgs) -> eyre::Result<()> {
             let doc = json!({"error": {
                 "rule": v.map(|v| v.rule.clone()),
                 "message": v.map(|v| v.message.clone()).unwrap_or_else(|| format!("{e:#}")),
-                "sent": v.map(|v| v.stage == explain::Stage::Mined),
+                "sent": v.map(|v| matches!(v.stage, explain::Stage::Mined | explain::Stage::Sent)),
             }});
             eprintln!("{doc}");
         } else {

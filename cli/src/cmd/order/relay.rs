@@ -3,7 +3,10 @@
 
 use std::{io::Read, path::PathBuf};
 
-use alloy::{primitives::U256, sol_types::SolStruct};
+use alloy::{
+    primitives::{Address, B256, U256, keccak256},
+    sol_types::SolStruct,
+};
 use clap::Args;
 use eyre::{Context as _, bail};
 use serde_json::json;
@@ -11,8 +14,8 @@ use serde_json::json;
 use super::{
     amount::format_amount,
     context::{Ctx, TxOpts, addr},
-    explain::{Action, ITokenErrors, Terms, TokenErrors},
-    lock::{AUTH_KIND, AuthorizationDoc, check_terms},
+    explain::{Action, ITokenErrors, Terms, TokenErrors, TokenMeta},
+    lock::{AUTH_KIND, AuthorizationDoc, SigDoc, check_terms},
     order_id::{Bytes32Arg, utc},
 };
 
@@ -78,14 +81,10 @@ pub(crate) async fn run(args: RelayArgs) -> eyre::Result<()> {
     // The signature must recover to the payer over exactly this message (else the token would revert).
     let domain = ctx.token_domain().await?;
     let hash = a.message().eip712_signing_hash(&domain);
-    let sig = alloy::signers::Signature::from_scalars_and_parity(
-        doc.signature.r,
-        doc.signature.s,
-        doc.signature.v.checked_sub(27).is_some_and(|p| p == 1),
-    );
-    if sig.recover_address_from_prehash(&hash).ok() != Some(o.payer) {
+    if !signature_recovers_to(&doc.signature, &hash, o.payer) {
         ctx.precheck(Some(TokenErrors::InvalidSignature(ITokenErrors::InvalidSignature {})), &sc)?;
     }
+    check_display_fields(&doc, &ctx.token)?;
     let at = U256::from(ctx.now().await? + 1);
     if at <= a.valid_after {
         let e = ITokenErrors::AuthorizationNotYetValid { validAfter: a.valid_after };
@@ -142,4 +141,95 @@ pub(crate) async fn run(args: RelayArgs) -> eyre::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Whether `sig` is the signature of `payer` over `hash` in the form the token accepts: `v` 27 or 28 and a
+/// low `s` (OpenZeppelin's ECDSA and USDC reject the malleable high-`s` twin, which `recover` would accept).
+fn signature_recovers_to(sig: &SigDoc, hash: &B256, payer: Address) -> bool {
+    let parity = match sig.v {
+        27 => false,
+        28 => true,
+        _ => return false,
+    };
+    let sig = alloy::signers::Signature::from_scalars_and_parity(sig.r, sig.s, parity);
+    sig.normalize_s().is_none() && sig.recover_address_from_prehash(hash).ok() == Some(payer)
+}
+
+/// The document's fields that no signature covers (`orderRef`, `amountDecimal`, the token's symbol and
+/// decimals) must agree with what is signed and with the chain, so that nothing shown is misleading.
+fn check_display_fields(doc: &AuthorizationDoc, token: &TokenMeta) -> eyre::Result<()> {
+    let o = &doc.order;
+    if let Some(r) = &o.order_ref
+        && keccak256(r.as_bytes()) != o.order_id
+    {
+        bail!(
+            "order {:#x}: orderRef {r:?} is not the reference of this id (was the document altered?)",
+            o.order_id
+        );
+    }
+    if doc.token.decimals != token.decimals || doc.token.symbol != token.symbol {
+        bail!(
+            "the document describes the token as {} with {} decimals, but {} is {} with {} decimals",
+            doc.token.symbol,
+            doc.token.decimals,
+            token.address,
+            token.symbol,
+            token.decimals
+        );
+    }
+    if let Some(d) = &o.amount_decimal
+        && *d != format_amount(o.amount, token.decimals)
+    {
+        bail!(
+            "order {:#x}: amountDecimal {d:?} does not match the signed amount of {} base units ({}); was the \
+             document altered?",
+            o.order_id,
+            o.amount,
+            token.units(o.amount)
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::{
+        signers::{SignerSync, local::PrivateKeySigner},
+        sol_types::eip712_domain,
+    };
+
+    use super::*;
+    use crate::cmd::order::lock::ReceiveWithAuthorization;
+
+    #[test]
+    fn only_the_canonical_signature_form_passes() {
+        let signer = PrivateKeySigner::random();
+        let domain = eip712_domain! {
+            name: "USD Coin",
+            version: "1",
+            chain_id: 31337,
+            verifying_contract: Address::with_last_byte(1),
+        };
+        let msg = ReceiveWithAuthorization {
+            from: signer.address(),
+            to: Address::with_last_byte(2),
+            value: U256::from(3_250_000u64),
+            validAfter: U256::ZERO,
+            validBefore: U256::from(2_000_000_000u64),
+            nonce: B256::repeat_byte(7),
+        };
+        let hash = msg.eip712_signing_hash(&domain);
+        let sig = signer.sign_hash_sync(&hash).unwrap();
+        let good = SigDoc { v: 27 + sig.v() as u8, r: sig.r().into(), s: sig.s().into() };
+        assert!(signature_recovers_to(&good, &hash, signer.address()));
+        assert!(!signature_recovers_to(&good, &hash, Address::with_last_byte(3)));
+        // The same signature with a raw parity (0/1) instead of 27/28: ecrecover returns zero on chain.
+        let raw = SigDoc { v: sig.v() as u8, ..good.clone() };
+        assert!(!signature_recovers_to(&raw, &hash, signer.address()));
+        // The malleable twin (n - s, flipped parity) recovers to the payer too, but tokens reject it.
+        let n = U256::from_str_radix("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141", 16)
+            .unwrap();
+        let twin = SigDoc { v: 27 + u8::from(!sig.v()), r: good.r, s: (n - sig.s()).into() };
+        assert!(!signature_recovers_to(&twin, &hash, signer.address()));
+    }
 }
