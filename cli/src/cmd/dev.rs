@@ -9,7 +9,7 @@ use std::{
 };
 
 use alloy::{
-    primitives::Address,
+    primitives::{Address, keccak256},
     providers::{Provider, ProviderBuilder},
 };
 use clap::Args;
@@ -408,10 +408,11 @@ fn print_banner(b: &Banner<'_>) {
         }
         println!("  export HOLDFAST_PRIVATE_KEY={k0}");
         println!("  holdfast order lock demo-1 --payee {a1} --amount 12.50");
+        println!("  HOLDFAST_PRIVATE_KEY={k1} holdfast order deliver demo-1 --evidence \"parcel 1Z999\"");
         println!("  holdfast order show demo-1 --wait 10 --finality pending");
-        println!("  HOLDFAST_PRIVATE_KEY={k1} holdfast order deliver demo-1");
+        println!("  holdfast order release demo-1 5");
         println!("  holdfast order release demo-1");
-        println!("  curl -s {api}/v1/orders/demo-1");
+        println!("  curl -s {api}/v1/orders/{:#x}    # demo-1 is keccak256(\"demo-1\")", keccak256("demo-1"));
     }
     println!();
     println!("Ctrl-C stops everything; `holdfast dev --keep` resumes this chain and store.");

@@ -54,6 +54,14 @@ async fn readme_quickstart_runs_verbatim_against_holdfast_dev() {
     let lines = quickstart_lines();
     let place = DevPlace::new();
     let dev = DevStack::start(&place, false);
+    // The banner suggests the same commands (it prints the PATH line with the binary's own directory).
+    for line in lines.iter().filter(|l| !l.starts_with("export PATH=")) {
+        assert!(
+            dev.banner.contains(line.as_str()),
+            "the banner lacks the quickstart line {line}:\n{}",
+            dev.banner
+        );
+    }
     let api = dev.api.clone();
     let id = format!("{:#x}", keccak256("demo-1"));
     let payer = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
