@@ -315,3 +315,24 @@ async fn dev_refuses_a_busy_port_with_a_clear_message() {
     assert!(err.contains("--port"), "{err}");
     place.cleanup();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_after_a_kill_9_stops_the_leftover_anvil_and_starts() {
+    let place = DevPlace::new();
+    let mut dev = DevStack::start(&place, false);
+    // SIGKILL: no chance to stop anvil, which runs in its own process group and stays up.
+    let mut child = dev.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!port_is_closed(place.anvil_port), "anvil is expected to survive a SIGKILL of holdfast dev");
+    drop(dev);
+
+    let dev = DevStack::start(&place, false);
+    assert!(dev.banner.contains("stopping the anvil (pid"), "{}", dev.banner);
+    assert!(dev.banner.contains("fresh chain and store"), "{}", dev.banner);
+    let (status, _) = get(&format!("{}/healthz", dev.api)).await;
+    assert_eq!(status, 200);
+    dev.interrupt();
+    assert!(port_is_closed(place.anvil_port));
+    place.cleanup();
+}
