@@ -122,6 +122,37 @@ pub struct Chain {
     provider: DynProvider,
     retry: RetryConfig,
     is_ws: bool,
+    url: Url,
+}
+
+/// New heads from a `newHeads` subscription on a connection of its own.
+///
+/// Not on the connection that carries the requests: there, the client's delayed ACKs (it expects to
+/// piggyback them on its next request) hold back the server's next small write under the server's
+/// Nagle algorithm, and every notification arrived ~40 ms late. A connection that only receives is
+/// acknowledged at once.
+pub struct Heads {
+    _provider: DynProvider,
+    stream: alloy::pubsub::SubscriptionStream<alloy::rpc::types::Header>,
+}
+
+impl std::fmt::Debug for Heads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Heads")
+    }
+}
+
+impl Heads {
+    /// The next announced head (`None`: the subscription ended).
+    pub async fn next(&mut self) -> Option<BlockRef> {
+        use futures::StreamExt;
+        self.stream.next().await.map(|h| BlockRef {
+            number: h.number,
+            hash: h.hash,
+            parent_hash: h.parent_hash,
+            timestamp: h.timestamp,
+        })
+    }
 }
 
 impl Chain {
@@ -140,7 +171,22 @@ impl Chain {
         } else {
             return Err(Error::Config(format!("unsupported RPC URL scheme {:?}", url.scheme())));
         };
-        Ok(Self { provider, retry, is_ws })
+        Ok(Self { provider, retry, is_ws, url: url.clone() })
+    }
+
+    /// Subscribe to new heads on a separate websocket connection (see [`Heads`]).
+    pub async fn heads(&self) -> Result<Heads> {
+        if !self.is_ws {
+            return Err(Error::Config("new heads need a ws:// or wss:// RPC URL".into()));
+        }
+        let provider = DynProvider::new(
+            ProviderBuilder::new()
+                .connect_ws(WsConnect::new(self.url.as_str()))
+                .await
+                .map_err(|e| Error::Rpc(format!("cannot connect to {}: {e}", self.url)))?,
+        );
+        let sub = provider.subscribe_blocks().await.map_err(|e| Error::Rpc(format!("eth_subscribe: {e}")))?;
+        Ok(Heads { stream: sub.into_stream(), _provider: provider })
     }
 
     /// The underlying provider.
@@ -214,6 +260,18 @@ impl Chain {
         Fut: IntoFuture<Output = std::result::Result<T, RpcError<TransportErrorKind>>>,
     {
         self.retrying(what, true, f).await.map_err(|f| Error::Rpc(format!("{what}: {}", f.message)))
+    }
+
+    /// One attempt, no retry: for calls pinned to a block hash, which a reorg can make unanswerable for
+    /// good (the node no longer knows the block; retrying would stall the caller).
+    async fn call_once<T, Fut>(&self, what: &str, fut: Fut) -> Result<T>
+    where
+        Fut: IntoFuture<Output = std::result::Result<T, RpcError<TransportErrorKind>>>,
+    {
+        self.once(fut).await.map_err(|f| {
+            metrics::counter!("holdfast_rpc_errors_total", "kind" => f.kind.as_str()).increment(1);
+            Error::Rpc(format!("{what}: {}", f.message))
+        })
     }
 
     /// The node's chain id.
@@ -330,6 +388,16 @@ impl Chain {
         Ok(out)
     }
 
+    /// All logs of `addresses` with `topics0` in the block with this hash (one block: never split). One
+    /// attempt: after a reorg the node may no longer know the block.
+    pub async fn block_logs(&self, addresses: &[Address], topics0: &[B256], block: B256) -> Result<Vec<Log>> {
+        let filter =
+            Filter::new().address(addresses.to_vec()).event_signature(topics0.to_vec()).at_block_hash(block);
+        let mut logs = self.call_once("eth_getLogs", self.provider.get_logs(&filter)).await?;
+        logs.sort_by_key(|l| l.log_index);
+        Ok(logs)
+    }
+
     /// `token.balanceOf(holder)` at a block hash.
     pub async fn balance_of(
         &self,
@@ -338,7 +406,7 @@ impl Chain {
         at: B256,
     ) -> Result<alloy::primitives::U256> {
         let erc20 = crate::bindings::IERC20Balance::new(token, &self.provider);
-        self.call("balanceOf", || async {
+        self.call_once("balanceOf", async {
             erc20.balanceOf(holder).block(BlockId::hash(at)).call().await.map_err(contract_error)
         })
         .await

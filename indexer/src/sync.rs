@@ -18,7 +18,6 @@ use std::{
 use alloy::{
     eips::BlockNumberOrTag,
     primitives::{Address, B256, BlockNumber},
-    providers::Provider,
     rpc::types::Log,
 };
 use futures::{StreamExt, TryStreamExt};
@@ -27,7 +26,7 @@ use tokio::sync::broadcast;
 use crate::{
     Error, Result,
     chain::Chain,
-    config::IndexerConfig,
+    config::{FinalityPolicy, IndexerConfig},
     events::{DecodedEvent, RawEvent, event_signatures},
     store::{Batch, BlockRef, ChainMeta, ChainReader, Heights, IndexWriter, OrderReader, Reconciliation},
 };
@@ -55,6 +54,21 @@ pub enum IndexNotification {
     Heights(Heights),
 }
 
+/// Where a backfill stands (published after every committed range; see [`Indexer::progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackfillProgress {
+    /// First block of this backfill.
+    pub first: BlockNumber,
+    /// Last block committed.
+    pub cursor: BlockNumber,
+    /// Last block of this backfill (the finalized height when it started).
+    pub end: BlockNumber,
+    /// Events committed by this backfill.
+    pub events: u64,
+    /// Time since this backfill started.
+    pub elapsed: Duration,
+}
+
 /// Outcome of one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepOutcome {
@@ -77,6 +91,9 @@ pub struct Indexer<S> {
     tokens: Vec<(Address, Address)>,
     notify: broadcast::Sender<IndexNotification>,
     last_reconcile: std::sync::Mutex<Option<Instant>>,
+    /// Heights as last fetched (the fast path's finality).
+    heights: std::sync::Mutex<Heights>,
+    progress: tokio::sync::watch::Sender<Option<BackfillProgress>>,
 }
 
 impl<S> Indexer<S>
@@ -113,6 +130,8 @@ where
             tokens,
             notify,
             last_reconcile: std::sync::Mutex::new(None),
+            heights: std::sync::Mutex::new(Heights::default()),
+            progress: tokio::sync::watch::Sender::new(None),
         })
     }
 
@@ -131,6 +150,12 @@ where
         self.chain_id
     }
 
+    /// Backfill progress, updated after every committed range (`None` before the first backfill). For
+    /// progress displays; the library draws nothing itself.
+    pub fn progress(&self) -> tokio::sync::watch::Receiver<Option<BackfillProgress>> {
+        self.progress.subscribe()
+    }
+
     /// Subscribe to commits and reverts.
     pub fn subscribe(&self) -> broadcast::Receiver<IndexNotification> {
         self.notify.subscribe()
@@ -142,8 +167,8 @@ where
         tokio::pin!(shutdown);
         self.check_chain().await?;
         let mut heads = if self.chain.is_ws() {
-            match self.chain.provider().subscribe_blocks().await {
-                Ok(sub) => Some(sub.into_stream()),
+            match self.chain.heads().await {
+                Ok(heads) => Some(heads),
                 Err(e) => {
                     tracing::warn!(error = %e, "newHeads subscription failed; polling instead");
                     None
@@ -152,9 +177,16 @@ where
         } else {
             None
         };
+        // A head announced by the subscription, to commit directly if it extends the cursor.
+        let mut announced: Option<BlockRef> = None;
         loop {
             let outcome = tokio::select! {
-                r = self.step() => r?,
+                r = async {
+                    match announced.take() {
+                        Some(head) => self.follow(head).await,
+                        None => self.step().await,
+                    }
+                } => r?,
                 _ = &mut shutdown => return Ok(()),
             };
             if outcome == StepOutcome::CaughtUp {
@@ -166,12 +198,13 @@ where
                 }
                 let wait = async {
                     match heads.as_mut() {
-                        Some(stream) => {
-                            if stream.next().await.is_none() {
+                        Some(stream) => match stream.next().await {
+                            Some(h) => announced = Some(h),
+                            None => {
                                 tracing::warn!("newHeads subscription ended; polling");
                                 heads = None;
                             }
-                        }
+                        },
                         None => tokio::time::sleep(self.cfg.poll_interval).await,
                     }
                 };
@@ -183,6 +216,69 @@ where
                 }
             }
         }
+    }
+
+    /// The live fast path: commit an announced head that directly extends the stored cursor (its parent
+    /// hash is the cursor's hash, so no reorg check is needed) with one `eth_getLogs` by block hash, taking
+    /// the header from the announcement and the finality heights from the last refresh. Anything else
+    /// (a gap, a reorg, no cursor yet) takes the full [`step`](Self::step). Finality tags are refreshed
+    /// after the commit, off the latency path.
+    async fn follow(&self, head: BlockRef) -> Result<StepOutcome> {
+        let Some(meta) = self.store.chain_meta(self.chain_id).await? else { return self.step().await };
+        if head.number != meta.cursor + 1 || head.parent_hash != meta.cursor_hash {
+            return self.step().await;
+        }
+        let known = *self.heights.lock().expect("not poisoned");
+        let heights = match self.cfg.finality {
+            FinalityPolicy::Depth { safe, finalized } => Heights {
+                head: head.number,
+                safe: head.number.saturating_sub(safe),
+                finalized: head.number.saturating_sub(finalized),
+            },
+            FinalityPolicy::Tags { .. } => Heights {
+                head: head.number,
+                safe: known.safe.min(head.number),
+                finalized: known.finalized.min(head.number),
+            },
+        };
+        self.record_heights(&heights, meta.cursor);
+        let logs = match self.chain.block_logs(&self.addresses, &self.topics, head.hash).await {
+            Ok(logs) => logs,
+            Err(e) => {
+                // Typically the announced block was reorged away already: the full step sorts it out.
+                tracing::debug!(block = head.number, error = %e, "logs of an announced head unavailable; full step");
+                return self.step().await;
+            }
+        };
+        if logs.iter().any(|l| l.block_hash != Some(head.hash)) {
+            return self.step().await;
+        }
+        let events = decode_logs(&self.chain, self.chain_id, &logs, &[head]).await?;
+        let batch = Batch {
+            chain_id: self.chain_id,
+            genesis_hash: meta.genesis_hash,
+            events,
+            blocks: vec![head],
+            cursor: head.number,
+            cursor_hash: head.hash,
+            heights,
+        };
+        self.commit(batch).await?;
+        if matches!(self.cfg.finality, FinalityPolicy::Tags { .. }) {
+            let fresh = self.fetch_heights().await?;
+            if fresh.head == heights.head && fresh != heights {
+                self.store.update_heights(self.chain_id, fresh).await?;
+                let _ = self.notify.send(IndexNotification::Heights(fresh));
+            }
+        }
+        Ok(StepOutcome::CaughtUp)
+    }
+
+    /// The node's heights (remembered for the live fast path).
+    async fn fetch_heights(&self) -> Result<Heights> {
+        let h = self.chain.heights(self.cfg.finality).await?;
+        *self.heights.lock().expect("not poisoned") = h;
+        Ok(h)
     }
 
     /// Index until the cursor reaches the head as of the call (for tests and one-shot runs).
@@ -241,7 +337,7 @@ where
                 (c, h, self.genesis_hash().await?)
             }
         };
-        let heights = self.chain.heights(self.cfg.finality).await?;
+        let heights = self.fetch_heights().await?;
         self.record_heights(&heights, cursor);
 
         if let Some(meta) = &meta {
@@ -297,7 +393,7 @@ where
                 return Ok(StepOutcome::Progressed);
             }
         }
-        let events = self.decode(&logs, &headers).await?;
+        let events = decode_logs(&self.chain, self.chain_id, &logs, &headers).await?;
         let last = headers.last().expect("to > cursor");
         let batch = Batch {
             chain_id: self.chain_id,
@@ -326,16 +422,27 @@ where
         let mut last_log = Instant::now();
         let mut events_done = 0u64;
         // Owned clones in the closures keep the future `Send` for any lifetime (so `run` can be spawned).
+        // The first range is fetched alone: its log count sizes the ranges fetched in parallel after it.
+        // (responses seen, parallel): see the fetch task below.
+        let (sized_tx, sized_rx) = tokio::sync::watch::channel((0u64, false));
+        let sized_tx = Arc::new(sized_tx);
         let range = self.range.clone();
-        let ranges = futures::stream::unfold(first, move |from| {
-            let range = range.clone();
+        let ranges = futures::stream::unfold((first, 0u64), move |(from, issued)| {
+            let (range, mut sized_rx) = (range.clone(), sized_rx.clone());
             async move {
                 if from > end {
                     return None;
                 }
-                let size = range.load(Ordering::Relaxed).max(1);
+                // Until a response has shown the density, one range at a time (each waits for the one
+                // before); an error drops the sender, and the stream then ends with that error.
+                let _ = sized_rx.wait_for(|(seen, parallel)| *parallel || *seen >= issued).await;
+                let mut size = range.load(Ordering::Relaxed).max(1);
+                if from == first {
+                    // A short probe: on a dense chain even the initial range can hold a huge response.
+                    size = size.min(PROBE_RANGE);
+                }
                 let to = end.min(from + size - 1);
-                Some(((from, to), to + 1))
+                Some(((from, to), (to + 1, issued + 1)))
             }
         });
         let (chain, addresses, topics, range) = (
@@ -344,24 +451,47 @@ where
             Arc::new(self.topics.clone()),
             self.range.clone(),
         );
-        let min_range = self.cfg.backfill.min_range;
+        let (backfill_cfg, chain_id) = (self.cfg.backfill.clone(), self.chain_id);
+        // Each range is fetched (and decoded) by its own task, so fetching runs ahead while a batch commits;
+        // at most `concurrency` ranges are fetched or waiting, which bounds memory.
         let fetched = ranges
             .map(move |(from, to)| {
-                let (chain, addresses, topics, range) =
-                    (chain.clone(), addresses.clone(), topics.clone(), range.clone());
-                async move {
-                    let logs = chain.logs(&addresses, &topics, from, to, &range, min_range);
+                let (chain, addresses, topics, range, sized_tx, cfg) = (
+                    chain.clone(),
+                    addresses.clone(),
+                    topics.clone(),
+                    range.clone(),
+                    sized_tx.clone(),
+                    backfill_cfg.clone(),
+                );
+                Task(tokio::spawn(async move {
+                    let logs = chain.logs(&addresses, &topics, from, to, &range, cfg.min_range);
                     let hdr = chain.header(BlockNumberOrTag::Number(to));
                     let (logs, hdr) = tokio::try_join!(logs, hdr)?;
                     let hdr = hdr.ok_or_else(|| Error::Rpc(format!("node has no block {to}")))?;
-                    Ok::<_, Error>((from, to, logs, hdr))
-                }
+                    let n = logs.len() as u64;
+                    let span = to - from + 1;
+                    if from == first {
+                        // The probe sizes the next range (at most 4× its own span while it was light).
+                        let by_density = (span * cfg.target_logs.max(1) / n.max(1)).max(cfg.min_range.max(1));
+                        range.store(by_density.min(span * 4).min(cfg.max_range).max(1), Ordering::Relaxed);
+                    } else {
+                        resize_range(&range, &cfg, span, n);
+                    }
+                    // Fetch in parallel once a response was dense enough to size the ranges, or the ranges
+                    // reached their maximum.
+                    let dense = n.saturating_mul(8) >= cfg.target_logs || span >= cfg.max_range;
+                    sized_tx.send_modify(|(seen, parallel)| {
+                        *seen += 1;
+                        *parallel |= dense;
+                    });
+                    let events = decode_logs(&chain, chain_id, &logs, &[hdr]).await?;
+                    Ok::<_, Error>((to, n, events, hdr))
+                }))
             })
             .buffered(self.cfg.backfill.concurrency.max(1));
         let mut fetched = std::pin::pin!(fetched);
-        while let Some((from, to, logs, hdr)) = fetched.try_next().await? {
-            let n = logs.len() as u64;
-            let events = self.decode(&logs, &[]).await?;
+        while let Some((to, n, events, hdr)) = fetched.try_next().await? {
             let batch = Batch {
                 chain_id: self.chain_id,
                 genesis_hash: genesis,
@@ -371,20 +501,21 @@ where
                 cursor_hash: hdr.hash,
                 heights,
             };
+            tracing::debug!(
+                to,
+                events = n,
+                range = self.range.load(Ordering::Relaxed),
+                "backfill range fetched"
+            );
             self.commit(batch).await?;
             events_done += n;
-            // Size the next ranges by what this one returned: aim at `target_logs` per response (bounded
-            // memory with `concurrency` ranges in flight), and grow only after a full, light range.
-            let size = self.range.load(Ordering::Relaxed);
-            let span = to - from + 1;
-            let target = self.cfg.backfill.target_logs.max(1);
-            if n > target {
-                let shrunk = (span * target / n).clamp(self.cfg.backfill.min_range.max(1), size);
-                self.range.store(shrunk, Ordering::Relaxed);
-            } else if span >= size && n <= target / 2 {
-                let grown = (size + size / 2 + 1).min(self.cfg.backfill.max_range);
-                self.range.store(grown, Ordering::Relaxed);
-            }
+            self.progress.send_replace(Some(BackfillProgress {
+                first,
+                cursor: to,
+                end,
+                events: events_done,
+                elapsed: started.elapsed(),
+            }));
             if last_log.elapsed() >= Duration::from_secs(2) {
                 last_log = Instant::now();
                 let done = to - cursor;
@@ -402,50 +533,6 @@ where
             }
         }
         Ok(())
-    }
-
-    async fn decode(&self, logs: &[Log], headers: &[BlockRef]) -> Result<Vec<DecodedEvent>> {
-        // Nodes that do not put `blockTimestamp` on logs: take it from the headers.
-        let mut missing: Vec<BlockNumber> = logs
-            .iter()
-            .filter(|l| l.block_timestamp.is_none())
-            .filter_map(|l| l.block_number)
-            .filter(|n| !headers.iter().any(|h| h.number == *n))
-            .collect();
-        missing.dedup();
-        let chain = self.chain.clone();
-        let extra: Vec<BlockRef> = futures::stream::iter(missing)
-            .map(move |n| {
-                let chain = chain.clone();
-                async move {
-                    chain
-                        .header(BlockNumberOrTag::Number(n))
-                        .await?
-                        .ok_or_else(|| Error::Rpc(format!("no block {n}")))
-                }
-            })
-            .buffered(16)
-            .try_collect()
-            .await?;
-        let ts = |n: Option<BlockNumber>| {
-            let n = n?;
-            headers.iter().chain(extra.iter()).find(|h| h.number == n).map(|h| h.timestamp)
-        };
-        let mut out = Vec::with_capacity(logs.len());
-        for log in logs {
-            if log.removed {
-                continue;
-            }
-            let raw = RawEvent::from_rpc(self.chain_id, log, ts(log.block_number))
-                .ok_or_else(|| Error::Rpc("log without block, transaction or index fields".into()))?;
-            match raw.decode() {
-                Some(ev) => out.push(ev),
-                None => {
-                    tracing::warn!(tx = %log.transaction_hash.unwrap_or_default(), "undecodable escrow log skipped")
-                }
-            }
-        }
-        Ok(out)
     }
 
     async fn commit(&self, batch: Batch) -> Result<()> {
@@ -567,6 +654,96 @@ where
             out.push(r);
         }
         Ok(out)
+    }
+}
+
+/// Logs to stored events. Nodes that do not put `blockTimestamp` on logs: the timestamp comes from `headers`
+/// or, failing that, from the node.
+async fn decode_logs(
+    chain: &Chain,
+    chain_id: u64,
+    logs: &[Log],
+    headers: &[BlockRef],
+) -> Result<Vec<DecodedEvent>> {
+    // Nodes that do not put `blockTimestamp` on logs: take it from the headers.
+    let mut missing: Vec<BlockNumber> = logs
+        .iter()
+        .filter(|l| l.block_timestamp.is_none())
+        .filter_map(|l| l.block_number)
+        .filter(|n| !headers.iter().any(|h| h.number == *n))
+        .collect();
+    missing.dedup();
+    let chain = chain.clone();
+    let extra: Vec<BlockRef> = futures::stream::iter(missing)
+        .map(move |n| {
+            let chain = chain.clone();
+            async move {
+                chain
+                    .header(BlockNumberOrTag::Number(n))
+                    .await?
+                    .ok_or_else(|| Error::Rpc(format!("no block {n}")))
+            }
+        })
+        .buffered(16)
+        .try_collect()
+        .await?;
+    let ts = |n: Option<BlockNumber>| {
+        let n = n?;
+        headers.iter().chain(extra.iter()).find(|h| h.number == n).map(|h| h.timestamp)
+    };
+    let mut out = Vec::with_capacity(logs.len());
+    for log in logs {
+        if log.removed {
+            continue;
+        }
+        let raw = RawEvent::from_rpc(chain_id, log, ts(log.block_number))
+            .ok_or_else(|| Error::Rpc("log without block, transaction or index fields".into()))?;
+        match raw.decode() {
+            Some(ev) => out.push(ev),
+            None => {
+                tracing::warn!(tx = %log.transaction_hash.unwrap_or_default(), "undecodable escrow log skipped")
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Blocks of the first backfill range (at most; the configured initial range if smaller).
+const PROBE_RANGE: u64 = 10;
+
+/// Size the next ranges by what one returned: aim at `target_logs` per response (bounded memory with
+/// `concurrency` ranges in flight); grow only after a full, light range (fast while far below the target).
+fn resize_range(range: &AtomicU64, cfg: &crate::config::BackfillConfig, span: u64, n: u64) {
+    let size = range.load(Ordering::Relaxed);
+    let target = cfg.target_logs.max(1);
+    if n > target {
+        let shrunk = (span * target / n).clamp(cfg.min_range.max(1), size.max(1));
+        range.fetch_min(shrunk, Ordering::Relaxed);
+    } else if span >= size && n <= target / 2 {
+        let grown = if n.saturating_mul(8) <= target { size.saturating_mul(4) } else { size + size / 2 + 1 };
+        let _ = range.compare_exchange(size, grown.min(cfg.max_range), Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
+/// A spawned task, aborted when dropped (a backfill cancelled mid-way leaves no fetch running).
+struct Task<T>(tokio::task::JoinHandle<Result<T>>);
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for Task<T> {
+    type Output = Result<T>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<T>> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or_else(|e| Err(Error::Rpc(format!("fetch task failed: {e}")))))
     }
 }
 

@@ -6,8 +6,8 @@
 //! 2. re-deriving all state from the stored events (`holdfast reindex --from-store`);
 //! 3. live latency over websocket: from sending a lock transaction to its order state being committed.
 //!
-//! Run: `cargo run --release -p holdfast-bench -- [EVENTS] [LIVE_SAMPLES]` (defaults 100000 and 200), after
-//! `cargo build --release -p holdfast`.
+//! Run: `cargo run --release -p holdfast-bench -- [EVENTS] [LIVE_SAMPLES] [TXS_PER_BLOCK]` (defaults 100000,
+//! 200 and 1), after `cargo build --release -p holdfast`.
 #![allow(missing_docs, unreachable_pub, dead_code, clippy::too_many_arguments)]
 
 #[path = "../../../indexer/tests/it/harness.rs"]
@@ -39,38 +39,68 @@ fn median_p90(mut v: Vec<f64>) -> (f64, f64) {
     (at(0.5), at(0.9))
 }
 
-/// Send generator transactions without waiting for receipts (anvil automines each on arrival).
-async fn generate(c: &Chain, generator: Address, events: u64) -> eyre::Result<u64> {
+/// Send generator transactions without waiting for receipts. With `per_block` > 1, automine is off and
+/// every `per_block` transactions are mined into one block (the block gas limit raised to fit them), which
+/// makes generation much faster (anvil's per-block cost dominates); with 1, anvil automines each on arrival.
+async fn generate(c: &Chain, generator: Address, events: u64, per_block: u64) -> eyre::Result<u64> {
     let g = ILoadGenerator::new(generator, &c.provider);
     let deliver_by = c.now().await + 365 * 86_400;
+    const TX_GAS: u64 = 16_000_000;
+    if per_block > 1 {
+        c.provider.anvil_set_block_gas_limit(TX_GAS * (per_block + 1)).await?;
+        c.provider.anvil_set_auto_mine(false).await?;
+    }
+    let mut nonce = c.provider.get_transaction_count(c.addr(0)).await?;
     let mut id = 1u64;
     let mut made = 0u64;
     let mut batch = 0u64;
-    let mut last = None;
+    let mut pending = Vec::new();
+    let mut in_block = 0u64;
     while made < events {
         let p = g
             .lockMany(U256::from(id), U256::from(GEN_BATCH), c.addr(7), U256::from(1_000), deliver_by)
-            .gas(16_000_000)
+            .from(c.addr(0))
+            .nonce(nonce)
+            .gas(TX_GAS)
             .send()
             .await?;
+        nonce += 1;
+        in_block += 1;
+        pending.push(p);
         made += GEN_BATCH;
         if batch % 2 == 1 && made < events {
             let p = g
                 .releaseMany(U256::from(id), U256::from(GEN_BATCH), U256::from(1_000))
-                .gas(16_000_000)
+                .from(c.addr(0))
+                .nonce(nonce)
+                .gas(TX_GAS)
                 .send()
                 .await?;
-            last = Some(p);
+            nonce += 1;
+            in_block += 1;
+            pending.push(p);
             made += GEN_BATCH;
-        } else {
-            last = Some(p);
+        }
+        if per_block > 1 && (in_block + 1 >= per_block || made >= events) {
+            c.provider.anvil_mine(Some(1), None).await?;
+            in_block = 0;
+        }
+        // Check a few receipts as we go (a reverted generator transaction would skew the figures).
+        if pending.len() >= 64 || made >= events {
+            if per_block > 1 && in_block > 0 {
+                c.provider.anvil_mine(Some(1), None).await?;
+                in_block = 0;
+            }
+            let last = pending.pop().expect("non-empty");
+            pending.clear();
+            let r = last.get_receipt().await?;
+            eyre::ensure!(r.status(), "generator transaction reverted");
         }
         id += GEN_BATCH;
         batch += 1;
     }
-    if let Some(p) = last {
-        let r = p.get_receipt().await?;
-        eyre::ensure!(r.status(), "generator transaction reverted");
+    if per_block > 1 {
+        c.provider.anvil_set_auto_mine(true).await?;
     }
     Ok(made)
 }
@@ -111,13 +141,20 @@ struct Run {
     stdout: String,
 }
 
-fn run_holdfast(args: &[&str]) -> eyre::Result<Run> {
+/// Run the release `holdfast` binary under `/usr/bin/time` (peak RSS); its stderr goes to
+/// `$TMPDIR/holdfast-bench-LABEL.log`. With `HOLDFAST_BENCH_PERF=DIR`, under `perf record` too
+/// (`DIR/LABEL.perf`; the RSS figure is then perf's, ignore it).
+fn run_holdfast(label: &str, args: &[&str]) -> eyre::Result<Run> {
     let bin = harness::root().join("target/release/holdfast");
     eyre::ensure!(bin.exists(), "build it first: cargo build --release -p holdfast");
     let started = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .arg("-f")
-        .arg("HOLDFAST_MAXRSS_KB=%M")
+    let mut cmd = Command::new("/usr/bin/time");
+    cmd.arg("-f").arg("HOLDFAST_MAXRSS_KB=%M");
+    if let Ok(dir) = std::env::var("HOLDFAST_BENCH_PERF") {
+        cmd.args(["perf", "record", "-e", "cpu-clock", "-F", "499", "-g", "-o"]);
+        cmd.arg(format!("{dir}/{label}.perf"));
+    }
+    let out = cmd
         .arg(&bin)
         .args(["--log", "warn", "--log-format", "json"])
         .args(args)
@@ -126,6 +163,8 @@ fn run_holdfast(args: &[&str]) -> eyre::Result<Run> {
         .output()?;
     let wall = started.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    let log = std::env::temp_dir().join(format!("holdfast-bench-{label}.log"));
+    std::fs::write(&log, stderr.as_bytes())?;
     eyre::ensure!(out.status.success(), "holdfast {args:?} failed: {stderr}");
     let max_rss_kb = stderr
         .lines()
@@ -135,7 +174,9 @@ fn run_holdfast(args: &[&str]) -> eyre::Result<Run> {
     Ok(Run { wall, max_rss_kb, stdout: String::from_utf8_lossy(&out.stdout).into() })
 }
 
-async fn live_latency(c: &Chain, samples: usize) -> eyre::Result<(f64, f64)> {
+/// Live latency: (median, p90) from sending a lock to the indexer's `Committed` naming it, and the same
+/// for the bench's own `newHeads` subscription seeing the block (the node's share: mining + notification).
+async fn live_latency(c: &Chain, samples: usize) -> eyre::Result<((f64, f64), (f64, f64))> {
     let db = TestDb::sqlite().await;
     let store = db.store().await;
     let indexer = Arc::new(Indexer::new(c.config(true), store.clone()).await?);
@@ -152,9 +193,23 @@ async fn live_latency(c: &Chain, samples: usize) -> eyre::Result<(f64, f64)> {
                 .await
         })
     };
+    let ws = alloy::providers::ProviderBuilder::new()
+        .connect_ws(alloy::providers::WsConnect::new(c.anvil.ws_endpoint()))
+        .await?;
+    let mut heads = ws.subscribe_blocks().await?.into_stream();
+    let (head_tx, mut head_rx) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = tokio::spawn(async move {
+        while heads.next().await.is_some() {
+            let _ = head_tx.send(Instant::now());
+        }
+    });
     tokio::time::sleep(Duration::from_millis(300)).await;
+    while head_rx.try_recv().is_ok() {}
     let deliver_by = c.now().await + 86_400;
     let mut lat = Vec::with_capacity(samples);
+    let mut node = Vec::with_capacity(samples);
+    // The sender keeps its own nonce (as a real client would), so a send is one eth_sendRawTransaction.
+    let mut nonce = c.provider.get_transaction_count(c.addr(1)).await?;
     for i in 0..samples {
         let id = B256::from(U256::from(10_000_000_000u64 + i as u64));
         let t0 = Instant::now();
@@ -162,9 +217,11 @@ async fn live_latency(c: &Chain, samples: usize) -> eyre::Result<(f64, f64)> {
             .escrow()
             .lock(id, c.addr(2), U256::from(1), Address::ZERO, deliver_by, 60)
             .from(c.addr(1))
+            .nonce(nonce)
             .gas(200_000)
             .send()
             .await?;
+        nonce += 1;
         loop {
             match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await?? {
                 IndexNotification::Committed { orders, .. } if orders.iter().any(|(_, o)| *o == id) => break,
@@ -172,12 +229,17 @@ async fn live_latency(c: &Chain, samples: usize) -> eyre::Result<(f64, f64)> {
             }
         }
         lat.push(t0.elapsed().as_secs_f64() * 1e3);
+        let seen =
+            tokio::time::timeout(Duration::from_secs(10), head_rx.recv()).await?.expect("watcher runs");
+        node.push(seen.duration_since(t0).as_secs_f64() * 1e3);
+        while head_rx.try_recv().is_ok() {}
     }
+    watcher.abort();
     let _ = stop_tx.send(());
     runner.await??;
     eyre::ensure!(store.order(Some(31337), None, B256::from(U256::from(10_000_000_000u64))).await?.is_some());
     db.cleanup(store).await;
-    Ok(median_p90(lat))
+    Ok((median_p90(lat), median_p90(node)))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -185,11 +247,12 @@ async fn main() -> eyre::Result<()> {
     let mut args = std::env::args().skip(1);
     let events: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(100_000);
     let live_samples: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(200);
+    let per_block: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1);
 
     let c = Chain::start().await;
     let generator = c.load_generator().await;
     let started = Instant::now();
-    let made = generate(&c, generator, events).await?;
+    let made = generate(&c, generator, events, per_block).await?;
     c.provider.anvil_mine(Some(100), None).await?;
     let head = c.provider.get_block_number().await?;
     eprintln!("generated {made} events up to block {head} in {:.1}s", started.elapsed().as_secs_f64());
@@ -202,28 +265,39 @@ async fn main() -> eyre::Result<()> {
         .to_string(),
     )?;
     let deployment = deployment.to_string_lossy().to_string();
+    if std::env::var_os("HOLDFAST_BENCH_HOLD").is_some() {
+        // For experiments: keep the chain up and let the caller run `holdfast index` against it.
+        println!("HOLD rpc={} ws={} deployment={deployment}", c.anvil.endpoint(), c.anvil.ws_endpoint());
+        tokio::signal::ctrl_c().await?;
+        return Ok(());
+    }
 
     let mut rows = Vec::new();
     for backend in ["sqlite", "postgres"] {
         let (floor_time, floor_logs) = floor(&c, c.deploy_block, head).await?;
         let db = TestDb::of(backend).await;
         let url = c.anvil.endpoint();
-        let run = run_holdfast(&[
-            "index",
-            "--rpc-url",
-            &url,
-            "--database-url",
-            &db.url,
-            "--deployment",
-            &deployment,
-            "--exit-when-caught-up",
-        ])?;
+        let run = run_holdfast(
+            &format!("index-{backend}"),
+            &[
+                "index",
+                "--rpc-url",
+                &url,
+                "--database-url",
+                &db.url,
+                "--deployment",
+                &deployment,
+                "--exit-when-caught-up",
+            ],
+        )?;
         let store = db.store().await;
         let (stored, _) = store.counts(31337).await?;
         eyre::ensure!(stored == floor_logs as u64, "indexed {stored} events, the floor saw {floor_logs}");
         drop(store);
-        let re =
-            run_holdfast(&["reindex", "--from-store", "--chain-id", "31337", "--database-url", &db.url])?;
+        let re = run_holdfast(
+            &format!("reindex-{backend}"),
+            &["reindex", "--from-store", "--chain-id", "31337", "--database-url", &db.url],
+        )?;
         eprintln!("{backend}: {}", re.stdout.trim());
         eprintln!(
             "{backend}: floor {:.2}s, backfill {:.2}s ({:.2}x), peak RSS {:.1} MB",
@@ -236,18 +310,22 @@ async fn main() -> eyre::Result<()> {
         let store = db.store().await;
         db.cleanup(store).await;
     }
-    let (med, p90) = if live_samples > 0 { live_latency(&c, live_samples).await? } else { (0.0, 0.0) };
+    let ((med, p90), (node_med, node_p90)) =
+        if live_samples > 0 { live_latency(&c, live_samples).await? } else { Default::default() };
 
     println!("\nbackfill of {made} events ({} blocks), anvil, same run:\n", head - c.deploy_block + 1);
     println!(
-        "| store | floor (getLogs + headers) | holdfast index | events/s | ratio to floor | peak RSS | re-derive |"
+        "| store | floor (getLogs + headers) | holdfast index | events/s | ratio to floor | peak RSS | re-derive (process) | re-derive (rederive_all) |"
     );
-    println!("|---|--:|--:|--:|--:|--:|--:|");
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|");
     for (backend, floor_time, logs, run, re) in &rows {
         let eps = *logs as f64 / run.wall.as_secs_f64();
         let re_eps = *logs as f64 / re.wall.as_secs_f64();
+        // `holdfast reindex` prints "... in 0.42s (238095 events/s)": the library call alone.
+        let inner =
+            re.stdout.rsplit_once('(').and_then(|(_, r)| r.split_once(" events/s")).map_or("?", |(n, _)| n);
         println!(
-            "| {backend} | {:.2} s | {:.2} s | {:.0} | {:.2}× | {:.1} MB | {:.2} s ({:.0} events/s, incl. process start) |",
+            "| {backend} | {:.2} s | {:.2} s | {:.0} | {:.2}× | {:.1} MB | {:.2} s ({:.0} events/s) | {inner} events/s |",
             floor_time.as_secs_f64(),
             run.wall.as_secs_f64(),
             eps,
@@ -259,6 +337,9 @@ async fn main() -> eyre::Result<()> {
     }
     if live_samples > 0 {
         println!("\nlive (ws, SQLite), {live_samples} samples: median {med:.2} ms, p90 {p90:.2} ms");
+        println!(
+            "node alone (send → the bench's own newHeads): median {node_med:.2} ms, p90 {node_p90:.2} ms"
+        );
     }
     let _ = std::fs::remove_file(&deployment);
     Ok(())

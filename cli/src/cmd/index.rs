@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 
 use clap::Args;
 use eyre::Context;
-use holdfast_indexer::{store::Store, sync::Indexer};
+use holdfast_indexer::{
+    store::Store,
+    sync::{BackfillProgress, Indexer},
+};
 
 use crate::opts::{DbOpts, DeploymentOpts, IndexOpts, RpcOpts, indexer_config, shutdown_signal};
 
@@ -48,6 +51,40 @@ pub(crate) async fn run(args: IndexArgs) -> eyre::Result<()> {
     let store = Store::connect(&url).await.wrap_err_with(|| format!("cannot open store {url}"))?;
     tracing::info!(rpc = %cfg.rpc_url, store = store.backend(), escrows = cfg.deployments.len(), "indexing");
     let indexer = Indexer::new(cfg, store).await?;
-    indexer.run(shutdown_signal()).await?;
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        .then(|| tokio::spawn(draw_progress(indexer.progress())));
+    let result = indexer.run(shutdown_signal()).await;
+    if let Some(bar) = bar {
+        bar.abort();
+    }
+    result?;
     Ok(())
+}
+
+/// A one-line backfill progress bar on stderr (only when it is a terminal): blocks, events/s and ETA.
+async fn draw_progress(mut rx: tokio::sync::watch::Receiver<Option<BackfillProgress>>) {
+    use std::io::Write;
+    while rx.changed().await.is_ok() {
+        let Some(p) = *rx.borrow_and_update() else { continue };
+        let total = (p.end + 1).saturating_sub(p.first).max(1);
+        let done = (p.cursor + 1).saturating_sub(p.first).min(total);
+        let secs = p.elapsed.as_secs_f64().max(1e-3);
+        let eta = (total - done) as f64 * secs / done.max(1) as f64;
+        let filled = (done * 30 / total) as usize;
+        eprint!(
+            "\r[{}{}] {:>3}% block {}/{} · {} events · {:.0} events/s · ETA {:.0}s ",
+            "#".repeat(filled),
+            "-".repeat(30 - filled),
+            done * 100 / total,
+            p.cursor,
+            p.end,
+            p.events,
+            p.events as f64 / secs,
+            eta
+        );
+        if done == total {
+            eprintln!();
+        }
+        let _ = std::io::stderr().flush();
+    }
 }

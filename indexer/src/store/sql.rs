@@ -1,8 +1,17 @@
 //! The SQL backends. SQLite and Postgres share every statement (`$n` placeholders, `ON CONFLICT`,
-//! `RETURNING`), so one macro body generates both implementations; only connecting and the migrations
-//! (DDL) differ per backend.
+//! `RETURNING`, multi-row `VALUES`), so one macro body generates both implementations; only connecting and
+//! the migrations (DDL) differ per backend.
+//!
+//! Writes are batched: a commit inserts its events, loads the orders they touch, upserts the derived orders
+//! and appends the change log with a few multi-row statements (chunked under SQLite's 32,766 bind-variable
+//! limit), whatever the number of events. Every order is derived by one replay step, [`replay`], whether
+//! the event is new (commit), re-read after a reorg (rollback) or re-read for a full re-derivation.
 
-use std::{collections::HashMap, str::FromStr, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    str::FromStr,
+    time::Duration,
+};
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 use sqlx::{
@@ -26,6 +35,15 @@ static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postg
 
 /// Events replayed per page when re-deriving everything.
 const REDERIVE_PAGE: i64 = 20_000;
+
+/// Rows per multi-row statement of `cols` bound columns: under SQLite's limit of 32,766 bind variables
+/// (Postgres allows 65,535), and small enough that a statement stays cheap to prepare. These statements
+/// are not kept in the prepared-statement cache (`persistent(false)`): their text varies with the row
+/// count, cached ones would hold megabytes each (SQLite), and Postgres plans an unnamed statement with
+/// the actual values (a cached `IN (…)` lookup can switch to a generic plan that scans the table).
+fn rows_per_statement(cols: usize) -> usize {
+    (32_766 / cols).min(1_000)
+}
 
 fn i(v: u64) -> i64 {
     v as i64
@@ -56,6 +74,9 @@ fn now() -> u64 {
 }
 fn parse_state(json: &str) -> Result<OrderState> {
     serde_json::from_str(json).map_err(Error::corrupt)
+}
+fn state_json(o: &OrderState) -> Result<String> {
+    serde_json::to_string(o).map_err(Error::corrupt)
 }
 
 const EVENT_COLUMNS: &str = "seq, chain_id, escrow, block_number, block_hash, block_timestamp, tx_hash, \
@@ -89,6 +110,7 @@ where
 }
 
 /// The fields a change-log entry is filed (and filtered) under.
+#[derive(Clone)]
 struct ChangeFixed {
     chain_id: u64,
     escrow: Address,
@@ -115,8 +137,120 @@ impl ChangeFixed {
     }
 }
 
+/// One change-log entry to append: `state` is the state's JSON after the change (`None`: no order).
+struct ChangeRow<'a> {
+    kind: ChangeKind,
+    fixed: ChangeFixed,
+    block_number: u64,
+    state: Option<&'a str>,
+}
+
+impl<'a> ChangeRow<'a> {
+    /// An `order_updated` entry for a derived state and its JSON.
+    fn updated(o: &OrderState, json: &'a str) -> Self {
+        Self {
+            kind: ChangeKind::OrderUpdated,
+            fixed: ChangeFixed::of(o),
+            block_number: o.last_pos().block_number,
+            state: Some(json),
+        }
+    }
+}
+
+/// An illegal event, to be recorded in the `anomalies` table.
+struct AnomalyRow {
+    chain_id: u64,
+    escrow: Address,
+    order_id: Option<B256>,
+    block_number: u64,
+    block_hash: B256,
+    log_index: u64,
+    kind: &'static str,
+    reason: String,
+}
+
 /// Credits changed by a batch: (escrow, account) → (added, withdrawn).
 type CreditDeltas = HashMap<(Address, Address), (U256, U256)>;
+
+/// An order's key within a chain: (escrow, order id).
+type OrderKey = (Address, B256);
+
+/// The one replay step: apply `event` to its order's state `slot`. An illegal event becomes an anomaly
+/// (on the order, and in `anomalies` for the table); a deferred payout adds to `credits` when given.
+/// Returns whether the event was an anomaly.
+fn replay(
+    slot: &mut Option<OrderState>,
+    raw: &RawEvent,
+    event: &EscrowEvent,
+    anomalies: &mut Vec<AnomalyRow>,
+    credits: Option<&mut CreditDeltas>,
+) -> bool {
+    match state::apply(slot, raw.chain_id, raw.escrow, &raw.pos, event) {
+        Applied::Anomaly(reason) => {
+            anomalies.push(AnomalyRow {
+                chain_id: raw.chain_id,
+                escrow: raw.escrow,
+                order_id: event.order_id(),
+                block_number: raw.pos.block_number,
+                block_hash: raw.pos.block_hash,
+                log_index: raw.pos.log_index,
+                kind: event.kind(),
+                reason,
+            });
+            true
+        }
+        _ => {
+            if let (Some(credits), EscrowEvent::PayoutDeferred { recipient, amount, .. }) = (credits, event) {
+                credits.entry((raw.escrow, *recipient)).or_default().0 += *amount;
+            }
+            false
+        }
+    }
+}
+
+/// What re-deriving one range of orders must write: orders whose derived state differs from the stored
+/// one (with their JSON), and orders that no longer derive to anything.
+#[derive(Default)]
+struct OrderDiff {
+    upserts: Vec<(OrderState, String)>,
+    deletes: Vec<OrderKey>,
+}
+
+/// Merge the derived states of a key range (ascending, complete) with the stored ones of the same range
+/// (ascending): what has to change.
+fn diff_orders(
+    derived: Vec<(OrderKey, Option<OrderState>)>,
+    stored: Vec<(OrderKey, String)>,
+) -> Result<OrderDiff> {
+    let mut out = OrderDiff::default();
+    let mut stored = stored.into_iter().peekable();
+    for (key, order) in derived {
+        let mut existing = None;
+        while let Some((k, _)) = stored.peek() {
+            if *k < key {
+                out.deletes.push(*k);
+                stored.next();
+            } else {
+                if *k == key {
+                    existing = stored.next().map(|(_, json)| json);
+                }
+                break;
+            }
+        }
+        match order {
+            Some(o) => {
+                let json = state_json(&o)?;
+                if existing.as_ref() != Some(&json) {
+                    out.upserts.push((o, json));
+                }
+            }
+            None if existing.is_some() => out.deletes.push(key),
+            None => {}
+        }
+    }
+    out.deletes.extend(stored.map(|(k, _)| k));
+    Ok(out)
+}
 
 macro_rules! impl_sql_store {
     ($store:ident, $db:ty, $pool:ty) => {
@@ -126,117 +260,162 @@ macro_rules! impl_sql_store {
                 &self.pool
             }
 
-            async fn load_order(
+            /// Insert events (no two with the same block hash and log index); returns the (block hash, log
+            /// index) of those that were new or had been reverted (and are live again): the ones to apply.
+            async fn insert_events(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                events: &[&DecodedEvent],
+            ) -> Result<HashSet<(B256, u64)>> {
+                let mut fresh = HashSet::with_capacity(events.len());
+                for chunk in events.chunks(rows_per_statement(12)) {
+                    let topics: Vec<Vec<u8>> = chunk.iter().map(|e| topics_bytes(&e.raw.topics)).collect();
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO events (chain_id, escrow, block_number, block_hash, block_timestamp, tx_hash, \
+                         tx_index, log_index, kind, order_id, topics, data) ",
+                    );
+                    q.push_values(chunk.iter().zip(&topics), |mut b, (DecodedEvent { raw, event }, topics)| {
+                        b.push_bind(i(raw.chain_id))
+                            .push_bind(raw.escrow.as_slice())
+                            .push_bind(i(raw.pos.block_number))
+                            .push_bind(raw.pos.block_hash.as_slice())
+                            .push_bind(i(raw.pos.block_timestamp))
+                            .push_bind(raw.pos.tx_hash.as_slice())
+                            .push_bind(i(raw.pos.tx_index))
+                            .push_bind(i(raw.pos.log_index))
+                            .push_bind(event.kind())
+                            .push_bind(event.order_id().map(|o| o.to_vec()))
+                            .push_bind(topics.as_slice())
+                            .push_bind(raw.data.as_ref());
+                    });
+                    q.push(
+                        " ON CONFLICT (chain_id, block_hash, log_index) DO UPDATE SET reverted = FALSE \
+                         WHERE events.reverted RETURNING block_hash, log_index",
+                    );
+                    for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
+                        fresh.insert((
+                            b256(&row.try_get::<Vec<u8>, _>("block_hash")?)?,
+                            u(row.try_get("log_index")?),
+                        ));
+                    }
+                }
+                Ok(fresh)
+            }
+
+            /// The stored states of `keys` (missing ones are absent from the map).
+            async fn load_orders(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 chain_id: u64,
-                escrow: Address,
-                order_id: B256,
-            ) -> Result<Option<OrderState>> {
-                let row = sqlx::query(
-                    "SELECT state FROM orders WHERE chain_id = $1 AND escrow = $2 AND order_id = $3",
-                )
-                .bind(i(chain_id))
-                .bind(escrow.as_slice())
-                .bind(order_id.as_slice())
-                .fetch_optional(&mut *conn)
-                .await?;
-                row.map(|r| parse_state(&r.try_get::<String, _>("state")?)).transpose()
-            }
-
-            async fn save_order(conn: &mut <$db as sqlx::Database>::Connection, o: &OrderState) -> Result<()> {
-                let json = serde_json::to_string(o).map_err(Error::corrupt)?;
-                sqlx::query(
-                    "INSERT INTO orders (chain_id, escrow, order_id, payer, payee, arbiter, status, lock_block, \
-                     lock_log_index, lock_time, last_block, anomalies, state) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-                     ON CONFLICT (chain_id, escrow, order_id) DO UPDATE SET status = excluded.status, \
-                     last_block = excluded.last_block, anomalies = excluded.anomalies, state = excluded.state",
-                )
-                .bind(i(o.chain_id))
-                .bind(o.escrow.as_slice())
-                .bind(o.order_id.as_slice())
-                .bind(o.payer.as_slice())
-                .bind(o.payee.as_slice())
-                .bind(o.arbiter.as_ref().map(|a| a.as_slice()))
-                .bind(o.status.as_str())
-                .bind(i(o.locked.pos.block_number))
-                .bind(i(o.locked.pos.log_index))
-                .bind(i(o.locked.pos.block_timestamp))
-                .bind(i(o.last_pos().block_number))
-                .bind(o.anomalies.len() as i64)
-                .bind(json)
-                .execute(&mut *conn)
-                .await?;
-                Ok(())
-            }
-
-            async fn record_anomaly(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                raw: &RawEvent,
-                kind: &str,
-                order_id: Option<B256>,
-                reason: &str,
-            ) -> Result<()> {
-                tracing::warn!(
-                    chain_id = raw.chain_id, escrow = %raw.escrow, block = raw.pos.block_number,
-                    log_index = raw.pos.log_index, kind, reason, "illegal escrow event recorded as an anomaly"
-                );
-                metrics::counter!("holdfast_anomalies_total").increment(1);
-                sqlx::query(
-                    "INSERT INTO anomalies (chain_id, escrow, order_id, block_number, block_hash, log_index, kind, \
-                     reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     ON CONFLICT (chain_id, block_hash, log_index) DO NOTHING",
-                )
-                .bind(i(raw.chain_id))
-                .bind(raw.escrow.as_slice())
-                .bind(order_id.as_ref().map(|o| o.as_slice()))
-                .bind(i(raw.pos.block_number))
-                .bind(raw.pos.block_hash.as_slice())
-                .bind(i(raw.pos.log_index))
-                .bind(kind)
-                .bind(reason)
-                .execute(&mut *conn)
-                .await?;
-                Ok(())
-            }
-
-            /// Apply one event to the order cache; records anomalies. Returns whether it was one.
-            async fn apply_event(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                cache: &mut HashMap<(Address, B256), Option<OrderState>>,
-                touched: &mut Vec<(Address, B256)>,
-                credits: &mut CreditDeltas,
-                raw: &RawEvent,
-                event: &EscrowEvent,
-            ) -> Result<bool> {
-                match event {
-                    EscrowEvent::Withdrawn { account, amount } => {
-                        credits.entry((raw.escrow, *account)).or_default().1 += *amount;
-                        Ok(false)
-                    }
-                    _ => {
-                        let Some(order_id) = event.order_id() else { return Ok(false) };
-                        let key = (raw.escrow, order_id);
-                        if !cache.contains_key(&key) {
-                            let loaded = Self::load_order(conn, raw.chain_id, raw.escrow, order_id).await?;
-                            cache.insert(key, loaded);
-                            touched.push(key);
+                keys: &[OrderKey],
+            ) -> Result<HashMap<OrderKey, OrderState>> {
+                let mut by_escrow: HashMap<Address, Vec<B256>> = HashMap::new();
+                for (escrow, order_id) in keys {
+                    by_escrow.entry(*escrow).or_default().push(*order_id);
+                }
+                let mut out = HashMap::with_capacity(keys.len());
+                for (escrow, ids) in &by_escrow {
+                    for chunk in ids.chunks(rows_per_statement(1)) {
+                        let mut q = sqlx::QueryBuilder::<$db>::new(
+                            "SELECT order_id, state FROM orders WHERE chain_id = ",
+                        );
+                        q.push_bind(i(chain_id));
+                        q.push(" AND escrow = ");
+                        q.push_bind(escrow.as_slice());
+                        q.push(" AND order_id IN (");
+                        let mut list = q.separated(", ");
+                        for id in chunk {
+                            list.push_bind(id.as_slice());
                         }
-                        let slot = cache.get_mut(&key).expect("inserted above");
-                        match state::apply(slot, raw.chain_id, raw.escrow, &raw.pos, event) {
-                            Applied::Anomaly(reason) => {
-                                Self::record_anomaly(conn, raw, event.kind(), Some(order_id), &reason).await?;
-                                Ok(true)
-                            }
-                            _ => {
-                                if let EscrowEvent::PayoutDeferred { recipient, amount, .. } = event {
-                                    credits.entry((raw.escrow, *recipient)).or_default().0 += *amount;
-                                }
-                                Ok(false)
-                            }
+                        q.push(")");
+                        for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
+                            let id = b256(&row.try_get::<Vec<u8>, _>("order_id")?)?;
+                            out.insert((*escrow, id), parse_state(&row.try_get::<String, _>("state")?)?);
                         }
                     }
                 }
+                Ok(out)
+            }
+
+            /// Insert or update derived orders; `json` is the state's JSON.
+            async fn upsert_orders<O: std::borrow::Borrow<OrderState>>(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                orders: &[(O, String)],
+            ) -> Result<()> {
+                for chunk in orders.chunks(rows_per_statement(13)) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO orders (chain_id, escrow, order_id, payer, payee, arbiter, status, lock_block, \
+                         lock_log_index, lock_time, last_block, anomalies, state) ",
+                    );
+                    q.push_values(chunk, |mut b, (o, json)| {
+                        let o: &OrderState = o.borrow();
+                        b.push_bind(i(o.chain_id))
+                            .push_bind(o.escrow.as_slice())
+                            .push_bind(o.order_id.as_slice())
+                            .push_bind(o.payer.as_slice())
+                            .push_bind(o.payee.as_slice())
+                            .push_bind(o.arbiter.as_ref().map(|a| a.as_slice()))
+                            .push_bind(o.status.as_str())
+                            .push_bind(i(o.locked.pos.block_number))
+                            .push_bind(i(o.locked.pos.log_index))
+                            .push_bind(i(o.locked.pos.block_timestamp))
+                            .push_bind(i(o.last_pos().block_number))
+                            .push_bind(o.anomalies.len() as i64)
+                            .push_bind(json.as_str());
+                    });
+                    q.push(
+                        " ON CONFLICT (chain_id, escrow, order_id) DO UPDATE SET status = excluded.status, \
+                         last_block = excluded.last_block, anomalies = excluded.anomalies, state = excluded.state",
+                    );
+                    q.build().persistent(false).execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
+            async fn delete_orders(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                chain_id: u64,
+                keys: &[OrderKey],
+            ) -> Result<()> {
+                for (escrow, order_id) in keys {
+                    sqlx::query("DELETE FROM orders WHERE chain_id = $1 AND escrow = $2 AND order_id = $3")
+                        .bind(i(chain_id))
+                        .bind(escrow.as_slice())
+                        .bind(order_id.as_slice())
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            }
+
+            async fn insert_anomalies(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                rows: &[AnomalyRow],
+            ) -> Result<()> {
+                for r in rows {
+                    tracing::warn!(
+                        chain_id = r.chain_id, escrow = %r.escrow, block = r.block_number, log_index = r.log_index,
+                        kind = r.kind, reason = %r.reason, "illegal escrow event recorded as an anomaly"
+                    );
+                    metrics::counter!("holdfast_anomalies_total").increment(1);
+                }
+                for chunk in rows.chunks(rows_per_statement(8)) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO anomalies (chain_id, escrow, order_id, block_number, block_hash, log_index, \
+                         kind, reason) ",
+                    );
+                    q.push_values(chunk, |mut b, r| {
+                        b.push_bind(i(r.chain_id))
+                            .push_bind(r.escrow.as_slice())
+                            .push_bind(r.order_id.as_ref().map(|o| o.as_slice()))
+                            .push_bind(i(r.block_number))
+                            .push_bind(r.block_hash.as_slice())
+                            .push_bind(i(r.log_index))
+                            .push_bind(r.kind)
+                            .push_bind(r.reason.as_str());
+                    });
+                    q.push(" ON CONFLICT (chain_id, block_hash, log_index) DO NOTHING");
+                    q.build().persistent(false).execute(&mut *conn).await?;
+                }
+                Ok(())
             }
 
             async fn apply_credits(
@@ -273,18 +452,13 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            /// Re-derive one order from its stored (non-reverted) events.
             async fn rederive_order(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 chain_id: u64,
                 escrow: Address,
                 order_id: B256,
             ) -> Result<()> {
-                sqlx::query("DELETE FROM orders WHERE chain_id = $1 AND escrow = $2 AND order_id = $3")
-                    .bind(i(chain_id))
-                    .bind(escrow.as_slice())
-                    .bind(order_id.as_slice())
-                    .execute(&mut *conn)
-                    .await?;
                 let rows = sqlx::query(&format!(
                     "SELECT {EVENT_COLUMNS} FROM events WHERE chain_id = $1 AND escrow = $2 AND order_id = $3 \
                      AND NOT reverted ORDER BY block_number, log_index"
@@ -295,18 +469,19 @@ macro_rules! impl_sql_store {
                 .fetch_all(&mut *conn)
                 .await?;
                 let mut order = None;
+                let mut anomalies = Vec::new();
                 for row in &rows {
                     let ev = event_from_row(row)?;
-                    if let Applied::Anomaly(reason) =
-                        state::apply(&mut order, chain_id, escrow, &ev.raw.pos, &ev.event)
-                    {
-                        Self::record_anomaly(conn, &ev.raw, ev.event.kind(), Some(order_id), &reason).await?;
+                    replay(&mut order, &ev.raw, &ev.event, &mut anomalies, None);
+                }
+                Self::insert_anomalies(conn, &anomalies).await?;
+                match order {
+                    Some(o) => {
+                        let json = state_json(&o)?;
+                        Self::upsert_orders(conn, &[(o, json)]).await
                     }
+                    None => Self::delete_orders(conn, chain_id, &[(escrow, order_id)]).await,
                 }
-                if let Some(o) = order {
-                    Self::save_order(conn, &o).await?;
-                }
-                Ok(())
             }
 
             /// Serialise change-log appends in commit order. SQLite writers are serialised by the database
@@ -320,32 +495,36 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
-            /// Append one change-log entry. `fixed`: the order whose payer, payee, arbiter, status and lock time
-            /// the entry is filed under; `state`: the state's JSON after the change (`None`: no order).
-            async fn log_change(
+            /// Append change-log entries, in order (takes the change-log lock first).
+            async fn log_changes(
                 conn: &mut <$db as sqlx::Database>::Connection,
-                kind: ChangeKind,
-                fixed: &ChangeFixed,
-                block_number: u64,
-                state: Option<&str>,
+                rows: &[ChangeRow<'_>],
             ) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO changes (chain_id, escrow, order_id, kind, block_number, payer, payee, arbiter, \
-                     status, lock_time, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(i(fixed.chain_id))
-                .bind(fixed.escrow.to_vec())
-                .bind(fixed.order_id.to_vec())
-                .bind(kind.as_str())
-                .bind(i(block_number))
-                .bind(fixed.payer.to_vec())
-                .bind(fixed.payee.to_vec())
-                .bind(fixed.arbiter.map(|a| a.to_vec()))
-                .bind(fixed.status.clone())
-                .bind(i(fixed.lock_time))
-                .bind(state)
-                .execute(&mut *conn)
-                .await?;
+                if rows.is_empty() {
+                    return Ok(());
+                }
+                Self::lock_change_log(conn).await?;
+                for chunk in rows.chunks(rows_per_statement(11)) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO changes (chain_id, escrow, order_id, kind, block_number, payer, payee, \
+                         arbiter, status, lock_time, state) ",
+                    );
+                    q.push_values(chunk, |mut b, r| {
+                        let f = &r.fixed;
+                        b.push_bind(i(f.chain_id))
+                            .push_bind(f.escrow.as_slice())
+                            .push_bind(f.order_id.as_slice())
+                            .push_bind(r.kind.as_str())
+                            .push_bind(i(r.block_number))
+                            .push_bind(f.payer.as_slice())
+                            .push_bind(f.payee.as_slice())
+                            .push_bind(f.arbiter.as_ref().map(|a| a.as_slice()))
+                            .push_bind(f.status.as_str())
+                            .push_bind(i(f.lock_time))
+                            .push_bind(r.state);
+                    });
+                    q.build().persistent(false).execute(&mut *conn).await?;
+                }
                 Ok(())
             }
 
@@ -372,6 +551,51 @@ macro_rules! impl_sql_store {
                     }
                 }
                 Self::apply_credits(conn, chain_id, &deltas).await
+            }
+
+            /// Re-derive the orders of one key range: `derived` holds every order with events in
+            /// (`after`, `upto`] (ascending; `upto` `None`: to the end), fully replayed. Writes what differs
+            /// from the stored orders of that range and logs each changed state.
+            async fn sync_orders(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                chain_id: u64,
+                after: Option<OrderKey>,
+                upto: Option<OrderKey>,
+                derived: Vec<(OrderKey, Option<OrderState>)>,
+            ) -> Result<()> {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT escrow, order_id, state FROM orders WHERE chain_id = ",
+                );
+                q.push_bind(i(chain_id));
+                if let Some((e, o)) = &after {
+                    q.push(" AND (escrow, order_id) > (");
+                    q.push_bind(e.to_vec());
+                    q.push(", ");
+                    q.push_bind(o.to_vec());
+                    q.push(")");
+                }
+                if let Some((e, o)) = &upto {
+                    q.push(" AND (escrow, order_id) <= (");
+                    q.push_bind(e.to_vec());
+                    q.push(", ");
+                    q.push_bind(o.to_vec());
+                    q.push(")");
+                }
+                q.push(" ORDER BY escrow, order_id");
+                let mut stored = Vec::new();
+                for row in q.build().fetch_all(&mut *conn).await? {
+                    let key = (
+                        address(&row.try_get::<Vec<u8>, _>("escrow")?)?,
+                        b256(&row.try_get::<Vec<u8>, _>("order_id")?)?,
+                    );
+                    stored.push((key, row.try_get::<String, _>("state")?));
+                }
+                let diff = diff_orders(derived, stored)?;
+                Self::delete_orders(conn, chain_id, &diff.deletes).await?;
+                Self::upsert_orders(conn, &diff.upserts).await?;
+                let changes: Vec<ChangeRow<'_>> =
+                    diff.upserts.iter().map(|(o, json)| ChangeRow::updated(o, json)).collect();
+                Self::log_changes(conn, &changes).await
             }
         }
 
@@ -427,59 +651,72 @@ macro_rules! impl_sql_store {
             async fn commit_batch(&self, batch: &Batch) -> Result<BatchOutcome> {
                 let mut tx = self.pool.begin().await?;
                 let mut out = BatchOutcome::default();
-                let mut cache = HashMap::new();
-                let mut touched = Vec::new();
+                // Events, without repeats inside the batch (one multi-row statement must not hit a row twice).
+                let mut seen = HashSet::with_capacity(batch.events.len());
+                let unique: Vec<&DecodedEvent> = batch
+                    .events
+                    .iter()
+                    .filter(|e| seen.insert((e.raw.pos.block_hash, e.raw.pos.log_index)))
+                    .collect();
+                let stored = Self::insert_events(&mut tx, &unique).await?;
+                let fresh: Vec<&DecodedEvent> = unique
+                    .into_iter()
+                    .filter(|e| stored.contains(&(e.raw.pos.block_hash, e.raw.pos.log_index)))
+                    .collect();
+                out.inserted = fresh.len() as u64;
+                out.duplicates = batch.events.len() as u64 - out.inserted;
+                // The orders the new events touch, in first-touch order, loaded in bulk.
+                let mut touched: Vec<OrderKey> = Vec::new();
+                let mut slot_of: HashMap<OrderKey, usize> = HashMap::new();
+                for e in &fresh {
+                    if let Some(order_id) = e.event.order_id() {
+                        let key = (e.raw.escrow, order_id);
+                        slot_of.entry(key).or_insert_with(|| {
+                            touched.push(key);
+                            touched.len() - 1
+                        });
+                    }
+                }
+                let mut loaded = Self::load_orders(&mut tx, batch.chain_id, &touched).await?;
+                let mut slots: Vec<Option<OrderState>> = touched.iter().map(|k| loaded.remove(k)).collect();
+                // Apply in chain order, in memory.
                 let mut credits = CreditDeltas::new();
-                for DecodedEvent { raw, event } in &batch.events {
-                    let inserted = sqlx::query(
-                        "INSERT INTO events (chain_id, escrow, block_number, block_hash, block_timestamp, tx_hash, \
-                         tx_index, log_index, kind, order_id, topics, data) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                         ON CONFLICT (chain_id, block_hash, log_index) DO UPDATE SET reverted = FALSE \
-                         WHERE events.reverted RETURNING seq",
-                    )
-                    .bind(i(raw.chain_id))
-                    .bind(raw.escrow.as_slice())
-                    .bind(i(raw.pos.block_number))
-                    .bind(raw.pos.block_hash.as_slice())
-                    .bind(i(raw.pos.block_timestamp))
-                    .bind(raw.pos.tx_hash.as_slice())
-                    .bind(i(raw.pos.tx_index))
-                    .bind(i(raw.pos.log_index))
-                    .bind(event.kind())
-                    .bind(event.order_id().as_ref().map(|o| o.as_slice()))
-                    .bind(topics_bytes(&raw.topics))
-                    .bind(raw.data.as_ref())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if inserted.is_none() {
-                        out.duplicates += 1;
-                        continue;
-                    }
-                    out.inserted += 1;
-                    if Self::apply_event(&mut tx, &mut cache, &mut touched, &mut credits, raw, event).await? {
-                        out.anomalies += 1;
+                let mut anomalies = Vec::new();
+                for DecodedEvent { raw, event } in &fresh {
+                    match event {
+                        EscrowEvent::Withdrawn { account, amount } => {
+                            credits.entry((raw.escrow, *account)).or_default().1 += *amount;
+                        }
+                        _ => {
+                            let Some(order_id) = event.order_id() else { continue };
+                            let slot = &mut slots[slot_of[&(raw.escrow, order_id)]];
+                            if replay(slot, raw, event, &mut anomalies, Some(&mut credits)) {
+                                out.anomalies += 1;
+                            }
+                        }
                     }
                 }
-                for key in &touched {
-                    if let Some(Some(o)) = cache.get(key) {
-                        Self::save_order(&mut tx, o).await?;
-                    }
-                }
+                let changed: Vec<(&OrderState, String)> =
+                    slots.iter().flatten().map(|o| Ok((o, state_json(o)?))).collect::<Result<_>>()?;
+                Self::upsert_orders(&mut tx, &changed).await?;
+                Self::insert_anomalies(&mut tx, &anomalies).await?;
                 Self::apply_credits(&mut tx, batch.chain_id, &credits).await?;
-                for b in &batch.blocks {
-                    sqlx::query(
-                        "INSERT INTO blocks (chain_id, number, hash, parent_hash, timestamp) \
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (chain_id, number) DO UPDATE SET \
-                         hash = excluded.hash, parent_hash = excluded.parent_hash, timestamp = excluded.timestamp",
-                    )
-                    .bind(i(batch.chain_id))
-                    .bind(i(b.number))
-                    .bind(b.hash.as_slice())
-                    .bind(b.parent_hash.as_slice())
-                    .bind(i(b.timestamp))
-                    .execute(&mut *tx)
-                    .await?;
+                for chunk in batch.blocks.chunks(rows_per_statement(5)) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO blocks (chain_id, number, hash, parent_hash, timestamp) ",
+                    );
+                    q.push_values(chunk, |mut b, blk| {
+                        b.push_bind(i(batch.chain_id))
+                            .push_bind(i(blk.number))
+                            .push_bind(blk.hash.as_slice())
+                            .push_bind(blk.parent_hash.as_slice())
+                            .push_bind(i(blk.timestamp));
+                    });
+                    q.push(
+                        " ON CONFLICT (chain_id, number) DO UPDATE SET hash = excluded.hash, \
+                         parent_hash = excluded.parent_hash, timestamp = excluded.timestamp",
+                    );
+                    q.build().persistent(false).execute(&mut *tx).await?;
                 }
                 // Keep the headers from the finalized block (or the cursor, if lower) upwards.
                 let keep_from = batch.heights.finalized.min(batch.cursor);
@@ -506,17 +743,9 @@ macro_rules! impl_sql_store {
                 .execute(&mut *tx)
                 .await?;
                 // ---- change log (holdfast-api's change feed): one entry per order whose state changed ----
-                let changed: Vec<&OrderState> =
-                    touched.iter().filter_map(|k| cache.get(k).and_then(|o| o.as_ref())).collect();
-                if !changed.is_empty() {
-                    Self::lock_change_log(&mut tx).await?;
-                }
-                for o in changed {
-                    let json = serde_json::to_string(o).map_err(Error::corrupt)?;
-                    let block = o.last_pos().block_number;
-                    Self::log_change(&mut tx, ChangeKind::OrderUpdated, &ChangeFixed::of(o), block, Some(&json))
-                        .await?;
-                }
+                let changes: Vec<ChangeRow<'_>> =
+                    changed.iter().map(|(o, json)| ChangeRow::updated(o, json)).collect();
+                Self::log_changes(&mut tx, &changes).await?;
                 // ---- end change log ----
                 tx.commit().await?;
                 out.orders = touched;
@@ -584,9 +813,7 @@ macro_rules! impl_sql_store {
                 .await?;
                 // ---- change log (holdfast-api's change feed): retract every logged state the reorg reverted,
                 // carrying the re-derived state (none if the order no longer exists) ----
-                if !orders.is_empty() {
-                    Self::lock_change_log(&mut tx).await?;
-                }
+                let mut retractions: Vec<(ChangeFixed, Option<String>)> = Vec::new();
                 for (escrow, order_id) in &orders {
                     let last = sqlx::query(
                         "SELECT payer, payee, arbiter, status, lock_time, state FROM changes \
@@ -622,9 +849,18 @@ macro_rules! impl_sql_store {
                         status: last.try_get("status")?,
                         lock_time: u(last.try_get("lock_time")?),
                     };
-                    Self::log_change(&mut tx, ChangeKind::OrderRetracted, &fixed, fork.number, current.as_deref())
-                        .await?;
+                    retractions.push((fixed, current));
                 }
+                let changes: Vec<ChangeRow<'_>> = retractions
+                    .iter()
+                    .map(|(fixed, current)| ChangeRow {
+                        kind: ChangeKind::OrderRetracted,
+                        fixed: fixed.clone(),
+                        block_number: fork.number,
+                        state: current.as_deref(),
+                    })
+                    .collect();
+                Self::log_changes(&mut tx, &changes).await?;
                 // ---- end change log ----
                 tx.commit().await?;
                 Ok(RollbackOutcome { reverted_events: reverted, orders })
@@ -658,18 +894,17 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+
             async fn rederive_all(&self, chain_id: u64) -> Result<u64> {
                 let mut tx = self.pool.begin().await?;
-                for table in ["orders", "credits", "anomalies"] {
-                    sqlx::query(&format!("DELETE FROM {table} WHERE chain_id = $1"))
-                        .bind(i(chain_id))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                // Replay order by order (keyset pages over the by-order index), so memory stays flat.
+                sqlx::query("DELETE FROM anomalies WHERE chain_id = $1").bind(i(chain_id)).execute(&mut *tx).await?;
+                // Replay order by order (keyset pages over the by-order index, so memory stays flat), and
+                // merge each page's finished orders with the stored ones of the same key range: only the
+                // orders whose derived state differs are written (and logged), the rest is left alone.
                 let mut replayed = 0u64;
-                let mut current: Option<((Address, B256), Option<OrderState>)> = None;
+                let mut current: Option<(OrderKey, Option<OrderState>)> = None;
                 let mut after: Option<(Vec<u8>, Vec<u8>, i64, i64)> = None;
+                let mut synced_upto: Option<OrderKey> = None;
                 loop {
                     let mut q = sqlx::QueryBuilder::<$db>::new(format!(
                         "SELECT {EVENT_COLUMNS}, order_id FROM events WHERE chain_id = "
@@ -690,57 +925,44 @@ macro_rules! impl_sql_store {
                     q.push(" ORDER BY escrow, order_id, block_number, log_index LIMIT ");
                     q.push_bind(REDERIVE_PAGE);
                     let rows = q.build().fetch_all(&mut *tx).await?;
-                    if rows.is_empty() {
-                        break;
-                    }
+                    let last_page = (rows.len() as i64) < REDERIVE_PAGE;
+                    let mut finished = Vec::new();
+                    let mut anomalies = Vec::new();
                     for row in &rows {
                         let ev = event_from_row(row)?;
                         let order_id =
                             ev.event.order_id().ok_or_else(|| Error::corrupt("order event without order id"))?;
                         let key = (ev.raw.escrow, order_id);
                         if current.as_ref().is_none_or(|(k, _)| *k != key) {
-                            if let Some((_, Some(o))) = current.take() {
-                                Self::save_order(&mut tx, &o).await?;
-                            }
+                            finished.extend(current.take());
                             current = Some((key, None));
                         }
                         let slot = &mut current.as_mut().expect("set above").1;
-                        if let Applied::Anomaly(reason) =
-                            state::apply(slot, chain_id, ev.raw.escrow, &ev.raw.pos, &ev.event)
-                        {
-                            Self::record_anomaly(&mut tx, &ev.raw, ev.event.kind(), Some(order_id), &reason)
-                                .await?;
-                        }
+                        replay(slot, &ev.raw, &ev.event, &mut anomalies, None);
                         replayed += 1;
                     }
-                    let last = rows.last().expect("non-empty");
-                    after = Some((
-                        last.try_get("escrow")?,
-                        last.try_get("order_id")?,
-                        last.try_get("block_number")?,
-                        last.try_get("log_index")?,
-                    ));
-                }
-                if let Some((_, Some(o))) = current.take() {
-                    Self::save_order(&mut tx, &o).await?;
+                    if let Some(last) = rows.last() {
+                        after = Some((
+                            last.try_get("escrow")?,
+                            last.try_get("order_id")?,
+                            last.try_get("block_number")?,
+                            last.try_get("log_index")?,
+                        ));
+                    }
+                    drop(rows);
+                    Self::insert_anomalies(&mut tx, &anomalies).await?;
+                    if last_page {
+                        finished.extend(current.take());
+                        Self::sync_orders(&mut tx, chain_id, synced_upto, None, finished).await?;
+                        break;
+                    }
+                    // The order still being replayed may continue on the next page: sync up to the one before.
+                    if let Some(&(upto, _)) = finished.last() {
+                        Self::sync_orders(&mut tx, chain_id, synced_upto, Some(upto), finished).await?;
+                        synced_upto = Some(upto);
+                    }
                 }
                 Self::rebuild_credits(&mut tx, chain_id).await?;
-                // ---- change log (holdfast-api's change feed): log every order whose re-derived state differs
-                // from the state last logged for it ----
-                Self::lock_change_log(&mut tx).await?;
-                sqlx::query(
-                    "INSERT INTO changes (chain_id, escrow, order_id, kind, block_number, payer, payee, arbiter, \
-                     status, lock_time, state) \
-                     SELECT o.chain_id, o.escrow, o.order_id, 'order_updated', o.last_block, o.payer, o.payee, \
-                     o.arbiter, o.status, o.lock_time, o.state FROM orders o WHERE o.chain_id = $1 \
-                     AND o.state IS DISTINCT FROM (SELECT c.state FROM changes c WHERE c.chain_id = o.chain_id \
-                     AND c.escrow = o.escrow AND c.order_id = o.order_id ORDER BY c.seq DESC LIMIT 1) \
-                     ORDER BY o.lock_block, o.lock_log_index, o.escrow",
-                )
-                .bind(i(chain_id))
-                .execute(&mut *tx)
-                .await?;
-                // ---- end change log ----
                 tx.commit().await?;
                 Ok(replayed)
             }

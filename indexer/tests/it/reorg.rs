@@ -123,3 +123,100 @@ async fn reorg_drill_sqlite() {
 async fn reorg_drill_postgres() {
     drill("postgres", 12).await;
 }
+
+/// The live path over websocket (`Indexer::run`: new heads by subscription, the fast path that commits a
+/// head extending the cursor without a reorg check) under random reorgs: after each, the store converges
+/// to a fresh index of the canonical chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reorg_drill_live_ws_sqlite() {
+    let seed: u64 = rand::random();
+    eprintln!("live ws reorg drill: seed {seed}");
+    let _ = tracing_subscriber::fmt().with_env_filter("holdfast_indexer=debug").with_test_writer().try_init();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let c = Chain::start().await;
+    c.provider.anvil_mine(Some(80), None).await.unwrap();
+    let db = TestDb::sqlite().await;
+    let store = db.store().await;
+    let indexer = std::sync::Arc::new(Indexer::new(c.config(true), store.clone()).await.unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = {
+        let indexer = indexer.clone();
+        tokio::spawn(async move {
+            indexer
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        })
+    };
+    let deliver_by = c.now().await + 86_400;
+    let mut next_id = 1u64;
+    for round in 0..8 {
+        for _ in 0..rng.random_range(1..=3) {
+            let id = B256::from(U256::from(next_id));
+            next_id += 1;
+            c.lock(
+                rng.random_range(1..=3),
+                id,
+                c.addr(7),
+                rng.random_range(1..1_000_000),
+                Address::ZERO,
+                deliver_by,
+                60,
+            )
+            .await;
+        }
+        let depth = rng.random_range(1..=6u64);
+        let id = B256::from(U256::from(next_id));
+        next_id += 1;
+        let tx = c
+            .escrow()
+            .lock(id, c.addr(8), U256::from(round as u64 + 1), Address::ZERO, deliver_by, 60)
+            .from(c.addr(9))
+            .into_transaction_request();
+        c.provider
+            .anvil_reorg(ReorgOptions { depth, tx_block_pairs: vec![(TransactionData::JSON(tx), depth - 1)] })
+            .await
+            .unwrap();
+        // New heads after the reorg: the live loop must notice the fork and converge.
+        c.provider.anvil_mine(Some(rng.random_range(1..3)), None).await.unwrap();
+
+        let fresh_db = TestDb::sqlite().await;
+        let fresh = fresh_db.store().await;
+        index(&c, &fresh).await;
+        let want = snapshot(&fresh).await;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let got = snapshot(&store).await;
+            if got == want {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let diff: Vec<_> = got.iter().zip(&want).filter(|(g, w)| g != w).take(1).collect();
+                let meta =
+                    holdfast_indexer::store::ChainReader::chain_meta(&store, 31337).await.unwrap().unwrap();
+                let node =
+                    c.provider.get_block_by_number(meta.cursor.into()).await.unwrap().map(|b| b.header.hash);
+                let head = c.provider.get_block_number().await.unwrap();
+                eprintln!(
+                    "store cursor {} {} / node at cursor {node:?} / node head {head} / finished {}",
+                    meta.cursor,
+                    meta.cursor_hash,
+                    running.is_finished()
+                );
+                panic!(
+                    "round {round} depth {depth}: the live indexer did not converge to the canonical chain \
+                     (seed {seed}); {} vs {} orders; first differences (got, want): {diff:#?}",
+                    got.len(),
+                    want.len()
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(!running.is_finished(), "the live indexer stopped (seed {seed})");
+        fresh_db.cleanup(fresh).await;
+    }
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+    db.cleanup(store).await;
+}
