@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use axum::{
     extract::{FromRequestParts, MatchedPath, Path, Query, Request, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -63,19 +63,55 @@ pub(crate) async fn with_timeout(limit: Duration, req: Request, next: Next) -> R
     }
 }
 
-/// Count and time every request by route and status; log it at debug level.
+/// A `'static` copy of a metric label value: route templates and status codes are a small fixed set, so each
+/// distinct value is leaked once and later requests record without allocating.
+fn label(value: &str) -> &'static str {
+    use std::{
+        collections::HashSet,
+        sync::{OnceLock, RwLock},
+    };
+    static LABELS: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
+    let labels = LABELS.get_or_init(Default::default);
+    if let Some(v) = labels.read().unwrap_or_else(|e| e.into_inner()).get(value) {
+        return v;
+    }
+    let mut w = labels.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(v) = w.get(value) {
+        return v;
+    }
+    let v: &'static str = Box::leak(value.to_owned().into_boxed_str());
+    w.insert(v);
+    v
+}
+
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        // Any other (extension) method: one label, so clients cannot grow the metric set.
+        _ => "OTHER",
+    }
+}
+
+/// Count and time every request by route and status; log it at debug level. Labels are `'static` (no
+/// per-request allocation).
 pub(crate) async fn observe(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    let method = method_label(req.method());
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| label(p.as_str()));
     let resp = next.run(req).await;
-    let status = resp.status().as_u16();
+    let status = resp.status();
     let secs = started.elapsed().as_secs_f64();
-    metrics::counter!("holdfast_api_requests_total", "method" => method.to_string(), "route" => route.clone(),
-        "status" => status.to_string())
+    metrics::counter!("holdfast_api_requests_total", "method" => method, "route" => route,
+        "status" => label(status.as_str()))
     .increment(1);
-    metrics::histogram!("holdfast_api_request_duration_seconds", "route" => route.clone()).record(secs);
-    tracing::debug!(%method, route, status, ms = secs * 1e3, "request");
+    metrics::histogram!("holdfast_api_request_duration_seconds", "route" => route).record(secs);
+    tracing::debug!(method, route, status = status.as_u16(), ms = secs * 1e3, "request");
     resp
 }
 
