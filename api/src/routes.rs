@@ -196,12 +196,57 @@ pub(crate) async fn get_order(
     // watcher's snapshot), never polling the store on a timer.
     let order_id = parse_b256("orderId", &id)?;
     let escrow = sel.escrow()?;
+    let wait = checked_wait(&state, wait)?;
+    let target = finality.unwrap_or(FinalityName::Pending);
+    let chain_id = sel.chain_id;
+    let polled = long_poll(
+        &state,
+        wait,
+        || {
+            let state = state.clone();
+            async move {
+                let o = state.store.order(chain_id, escrow, order_id).await?;
+                let snap = state.snapshot().await?;
+                Ok(o.map(|o| OrderRecord::new(&o, &state.config, &snap.heights(o.chain_id))))
+            }
+        },
+        |r: &OrderRecord| r.finality >= target,
+    )
+    .await?;
+    match polled {
+        Polled::Ready(r) => Ok(fresh_json(StatusCode::OK, &r)),
+        Polled::TimedOut(None) => Err(ApiError::OrderNotFound(id)),
+        Polled::TimedOut(Some(r)) => Err(wait_timeout(&format!("order {id}"), target, wait, &r)),
+    }
+}
+
+/// `?wait=` checked against the configured maximum (absent: 0, no wait).
+fn checked_wait(state: &AppState, wait: Option<u64>) -> ApiResult<u64> {
     let max = state.config.max_wait.as_secs();
     let wait = wait.unwrap_or(0);
     if wait > max {
         return Err(ApiError::invalid("wait", format!("wait must be at most {max} seconds")));
     }
-    let target = finality.unwrap_or(FinalityName::Pending);
+    Ok(wait)
+}
+
+/// How a long-poll ended.
+enum Polled<T> {
+    /// The record reached the condition.
+    Ready(T),
+    /// The wait ended first; the last record read (`None`: still not found).
+    TimedOut(Option<T>),
+}
+
+/// Read with `read` until `ready` holds for the record or `wait` seconds pass. Woken by the indexer's
+/// commits (or the watcher's snapshot), never by a timer on the store; ends at shutdown with
+/// SHUTTING_DOWN. Shared by the order and transaction long-polls.
+async fn long_poll<T, Fut: Future<Output = ApiResult<Option<T>>>>(
+    state: &AppState,
+    wait: u64,
+    mut read: impl FnMut() -> Fut,
+    ready: impl Fn(&T) -> bool,
+) -> ApiResult<Polled<T>> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     let mut rx = state.subscribe();
     let shutdown = crate::state::until_shutdown(state.shutdown_signal());
@@ -209,27 +254,11 @@ pub(crate) async fn get_order(
     loop {
         // Mark the current snapshot seen before reading, so a commit during the read wakes the next wait.
         rx.borrow_and_update();
-        let o = state.store.order(sel.chain_id, escrow, order_id).await?;
-        let snap = state.snapshot().await?;
-        let record = o.map(|o| OrderRecord::new(&o, &state.config, &snap.heights(o.chain_id)));
-        match &record {
-            Some(r) if r.finality >= target => return Ok(fresh_json(StatusCode::OK, r)),
+        let record = read().await?;
+        match record {
+            Some(r) if ready(&r) => return Ok(Polled::Ready(r)),
+            record if tokio::time::Instant::now() >= deadline => return Ok(Polled::TimedOut(record)),
             _ => {}
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(match record {
-                None => ApiError::OrderNotFound(id),
-                Some(r) => ApiError::WaitTimeout {
-                    message: format!(
-                        "order {id} did not reach {} finality within {wait} s",
-                        serde_json::to_value(target)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default()
-                    ),
-                    details: serde_json::to_value(&r).map_err(|e| ApiError::Internal(e.to_string()))?,
-                },
-            });
         }
         tokio::select! {
             changed = rx.changed() => {
@@ -240,6 +269,19 @@ pub(crate) async fn get_order(
             _ = tokio::time::sleep_until(deadline) => {}
             _ = &mut shutdown => return Err(ApiError::ShuttingDown),
         }
+    }
+}
+
+/// WAIT_TIMEOUT for `what` (e.g. "order 0x…"), with the current record as details.
+fn wait_timeout(what: &str, target: FinalityName, wait: u64, record: &impl serde::Serialize) -> ApiError {
+    let target =
+        serde_json::to_value(target).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    match serde_json::to_value(record) {
+        Ok(details) => ApiError::WaitTimeout {
+            message: format!("{what} did not reach {target} finality within {wait} s"),
+            details,
+        },
+        Err(e) => ApiError::Internal(e.to_string()),
     }
 }
 
@@ -403,54 +445,30 @@ pub(crate) async fn get_transaction(
     ApiQuery(q): ApiQuery<TxQuery>,
 ) -> ApiResult<Response> {
     let tx_hash = parse_b256("txHash", &tx)?;
-    let max = state.config.max_wait.as_secs();
-    let wait = q.wait.unwrap_or(0);
-    if wait > max {
-        return Err(ApiError::invalid("wait", format!("wait must be at most {max} seconds")));
-    }
+    let wait = checked_wait(&state, q.wait)?;
     let conditional = q.wait.is_some() || q.finality.is_some();
     let target = q.finality.unwrap_or(FinalityName::Pending);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-    let mut rx = state.subscribe();
-    let shutdown = crate::state::until_shutdown(state.shutdown_signal());
-    tokio::pin!(shutdown);
-    loop {
-        // Mark the current snapshot seen before reading, so a commit during the read wakes the next wait.
-        rx.borrow_and_update();
-        let events = state.store.tx_events(tx_hash).await?;
-        let snap = state.snapshot().await?;
-        let record = events.first().map(|e| {
-            let events: Vec<_> =
-                events.iter().filter(|x| x.raw.chain_id == e.raw.chain_id).cloned().collect();
-            TransactionRecord::new(tx_hash, &events, &state.config, &snap.heights(e.raw.chain_id))
-        });
-        match &record {
-            Some(r) if !conditional || reached(r, target) => return Ok(fresh_json(StatusCode::OK, r)),
-            _ => {}
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(match record {
-                None => ApiError::TxNotFound(tx),
-                Some(r) => ApiError::WaitTimeout {
-                    message: format!(
-                        "transaction {tx} did not reach {} finality within {wait} s",
-                        serde_json::to_value(target)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default()
-                    ),
-                    details: serde_json::to_value(&r).map_err(|e| ApiError::Internal(e.to_string()))?,
-                },
-            });
-        }
-        tokio::select! {
-            changed = rx.changed() => {
-                if changed.is_err() {
-                    tokio::time::sleep_until(deadline).await;
-                }
+    let polled = long_poll(
+        &state,
+        wait,
+        || {
+            let state = state.clone();
+            async move {
+                let events = state.store.tx_events(tx_hash).await?;
+                let snap = state.snapshot().await?;
+                Ok(events.first().map(|e| {
+                    let events: Vec<_> =
+                        events.iter().filter(|x| x.raw.chain_id == e.raw.chain_id).cloned().collect();
+                    TransactionRecord::new(tx_hash, &events, &state.config, &snap.heights(e.raw.chain_id))
+                }))
             }
-            _ = tokio::time::sleep_until(deadline) => {}
-            _ = &mut shutdown => return Err(ApiError::ShuttingDown),
-        }
+        },
+        |r: &TransactionRecord| !conditional || reached(r, target),
+    )
+    .await?;
+    match polled {
+        Polled::Ready(r) => Ok(fresh_json(StatusCode::OK, &r)),
+        Polled::TimedOut(None) => Err(ApiError::TxNotFound(tx)),
+        Polled::TimedOut(Some(r)) => Err(wait_timeout(&format!("transaction {tx}"), target, wait, &r)),
     }
 }
