@@ -12,19 +12,10 @@ use alloy::providers::ext::AnvilApi;
 use holdfast_indexer::store::{ChainReader, OrderReader};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use crate::harness::{Chain, TestDb, index, random_hex, snapshot};
-
-fn deployment_file(c: &Chain) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("holdfast-deployment-{}.json", random_hex()));
-    let json = serde_json::json!({
-        "chainId": 31337,
-        "escrow": c.escrow.to_string(),
-        "deploymentBlock": c.deploy_block,
-        "token": { "address": c.token.to_string(), "symbol": "USDC", "decimals": 6 },
-    });
-    std::fs::write(&path, json.to_string()).unwrap();
-    path
-}
+use crate::{
+    common::deployment_file,
+    harness::{Chain, TestDb, index, snapshot},
+};
 
 fn spawn(c: &Chain, deployment: &PathBuf, db: &str, ws: bool, once: bool) -> Child {
     let url = if ws { c.anvil.ws_endpoint() } else { c.anvil.endpoint() };
@@ -51,7 +42,7 @@ async fn drill(backend: &str) {
     let mut next = c.generate(generator, 1, 10).await;
     // Bury most of it below anvil's finality (head - 64), so the concurrent backfill path runs.
     c.provider.anvil_mine(Some(120), None).await.unwrap();
-    let deployment = deployment_file(&c);
+    let deployment = deployment_file(&c, "crash");
     let db = TestDb::of(backend).await;
 
     // Backfill, killed at random points. The process start (connect, migrate, first RPCs) takes a

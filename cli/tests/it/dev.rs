@@ -12,11 +12,10 @@ use std::{
 
 use serde_json::Value;
 
-use crate::harness::{random_hex, root};
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::{
+    common::free_port,
+    harness::{random_hex, root},
+};
 
 /// A running `holdfast dev`, with what its banner printed.
 pub(crate) struct DevStack {

@@ -4,6 +4,7 @@
 #[path = "../../../indexer/tests/it/harness.rs"]
 mod harness;
 
+mod common;
 mod crash;
 mod dev;
 mod help;

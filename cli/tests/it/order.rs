@@ -4,8 +4,7 @@
 
 use std::{
     path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::Duration,
+    process::{Command, Stdio},
 };
 
 use alloy::{
@@ -21,19 +20,10 @@ alloy::sol! {
     }
 }
 
-use crate::harness::{Chain, TestDb, random_hex};
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::{
+    common::{Killed, deployment_file, free_port, wait_ready},
+    harness::{Chain, TestDb, random_hex},
+};
 
 /// Fields drop in order: the `holdfast run` process before its database and the chain.
 struct Env {
@@ -53,14 +43,7 @@ impl Drop for Env {
 /// anvil with the contracts, a deployment file, and (with `api`) `holdfast run` indexing it.
 async fn setup(api: bool) -> Env {
     let c = Chain::start().await;
-    let deployment = std::env::temp_dir().join(format!("holdfast-order-{}.json", random_hex()));
-    std::fs::write(
-        &deployment,
-        serde_json::json!({"chainId": 31337, "escrow": c.escrow.to_string(), "deploymentBlock": c.deploy_block,
-            "token": {"address": c.token.to_string(), "symbol": "USDC", "decimals": 6}})
-        .to_string(),
-    )
-    .unwrap();
+    let deployment = deployment_file(&c, "order");
     let port = free_port();
     let api_url = format!("http://127.0.0.1:{port}");
     let (run, db) = if api {
@@ -83,13 +66,7 @@ async fn setup(api: bool) -> Env {
                 .spawn()
                 .unwrap(),
         );
-        for i in 0..200 {
-            if reqwest::get(format!("{api_url}/healthz")).await.is_ok_and(|r| r.status().is_success()) {
-                break;
-            }
-            assert!(i < 199, "the API never became healthy");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_ready(&api_url).await;
         (Some(run), Some(db))
     } else {
         (None, None)

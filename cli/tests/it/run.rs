@@ -1,48 +1,19 @@
 //! `holdfast run` (indexer + API in one process) and `holdfast serve` (API alone, same store) end to end.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::process::{Command, Stdio};
 
 use alloy::primitives::{Address, B256, U256};
 use serde_json::Value;
 
-use crate::harness::{Chain, TestDb, random_hex};
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn wait_ready(base: &str) {
-    for _ in 0..200 {
-        if reqwest::get(format!("{base}/healthz")).await.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{base} never became healthy");
-}
+use crate::{
+    common::{Killed, deployment_file, free_port, wait_ready},
+    harness::{Chain, TestDb},
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_indexes_and_serves_then_serve_reads_the_same_store() {
     let c = Chain::start().await;
-    let deployment = std::env::temp_dir().join(format!("holdfast-run-{}.json", random_hex()));
-    std::fs::write(
-        &deployment,
-        serde_json::json!({"chainId": 31337, "escrow": c.escrow.to_string(), "deploymentBlock": c.deploy_block,
-            "token": {"address": c.token.to_string(), "symbol": "USDC", "decimals": 6}})
-        .to_string(),
-    )
-    .unwrap();
+    let deployment = deployment_file(&c, "run");
     let db = TestDb::sqlite().await;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
