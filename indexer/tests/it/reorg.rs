@@ -12,6 +12,19 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::harness::{Chain, TestDb, index, snapshot};
 
+/// Replace the last `depth` blocks; the new chain carries one new lock of `amount` for `id`.
+async fn reorg_with_lock(c: &Chain, depth: u64, id: B256, amount: u64, deliver_by: u64) {
+    let tx = c
+        .escrow()
+        .lock(id, c.addr(8), U256::from(amount), Address::ZERO, deliver_by, 60)
+        .from(c.addr(9))
+        .into_transaction_request();
+    c.provider
+        .anvil_reorg(ReorgOptions { depth, tx_block_pairs: vec![(TransactionData::JSON(tx), depth - 1)] })
+        .await
+        .unwrap();
+}
+
 async fn drill(backend: &str, rounds: usize) {
     let seed: u64 =
         std::env::var("HOLDFAST_REORG_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
@@ -59,15 +72,7 @@ async fn drill(backend: &str, rounds: usize) {
         let depth = rng.random_range(1..=10u64);
         let id = B256::from(U256::from(next_id));
         next_id += 1;
-        let tx = c
-            .escrow()
-            .lock(id, c.addr(8), U256::from(round as u64 + 1), Address::ZERO, deliver_by, 60)
-            .from(c.addr(9))
-            .into_transaction_request();
-        c.provider
-            .anvil_reorg(ReorgOptions { depth, tx_block_pairs: vec![(TransactionData::JSON(tx), depth - 1)] })
-            .await
-            .unwrap();
+        reorg_with_lock(&c, depth, id, round as u64 + 1, deliver_by).await;
         if rng.random_bool(0.5) {
             c.provider.anvil_mine(Some(rng.random_range(1..3)), None).await.unwrap();
         }
@@ -169,15 +174,7 @@ async fn reorg_drill_live_ws_sqlite() {
         let depth = rng.random_range(1..=6u64);
         let id = B256::from(U256::from(next_id));
         next_id += 1;
-        let tx = c
-            .escrow()
-            .lock(id, c.addr(8), U256::from(round as u64 + 1), Address::ZERO, deliver_by, 60)
-            .from(c.addr(9))
-            .into_transaction_request();
-        c.provider
-            .anvil_reorg(ReorgOptions { depth, tx_block_pairs: vec![(TransactionData::JSON(tx), depth - 1)] })
-            .await
-            .unwrap();
+        reorg_with_lock(&c, depth, id, round as u64 + 1, deliver_by).await;
         // New heads after the reorg: the live loop must notice the fork and converge.
         c.provider.anvil_mine(Some(rng.random_range(1..3)), None).await.unwrap();
 
