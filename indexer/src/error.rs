@@ -11,6 +11,9 @@ pub enum Error {
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// The inline SQLite reader's connection failed (the API's order reads on SQLite).
+    #[error("database (sqlite reader): {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// A migration failed.
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

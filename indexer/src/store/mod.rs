@@ -14,7 +14,9 @@ use crate::{
     state::{OrderState, OrderStatus},
 };
 
+mod query;
 mod sql;
+mod sqlite_read;
 pub use sql::{PgStore, SqliteStore};
 
 /// A block header as remembered for reorg detection.
@@ -361,7 +363,7 @@ impl Store {
     /// Close every pooled connection (waits for checked-out ones to return).
     pub async fn close(&self) {
         match self {
-            Self::Sqlite(s) => s.pool().close().await,
+            Self::Sqlite(s) => s.close().await,
             Self::Postgres(s) => s.pool().close().await,
         }
     }

@@ -24,6 +24,10 @@ use super::{
     Batch, BatchOutcome, BlockRef, ChainMeta, ChainReader, Change, ChangeKind, FeedReader, Heights,
     IndexWriter, OrderFilter, OrderReader, Reconciliation, RollbackOutcome, StoredEvent,
 };
+use super::{
+    query::{self, Param, SqlQuery},
+    sqlite_read::SqliteReader,
+};
 use crate::{
     Error, Result,
     events::{DecodedEvent, EscrowEvent, EventPos, RawEvent},
@@ -72,7 +76,8 @@ fn parse_topics(v: &[u8]) -> Result<Vec<B256>> {
 fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
-fn parse_state(json: &str) -> Result<OrderState> {
+/// Decode a stored `state` column (both read paths, both backends).
+pub(super) fn parse_state(json: &str) -> Result<OrderState> {
     serde_json::from_str(json).map_err(Error::corrupt)
 }
 fn state_json(o: &OrderState) -> Result<String> {
@@ -1069,6 +1074,22 @@ macro_rules! impl_sql_store {
             }
         }
 
+        impl $store {
+            /// `q` with its parameters bound, to run on the pool.
+            fn bound(q: &SqlQuery) -> sqlx::query::Query<'_, $db, <$db as sqlx::Database>::Arguments<'_>> {
+                let mut s = sqlx::query(&q.sql);
+                for p in &q.params {
+                    s = match p {
+                        Param::Int(v) => s.bind(*v),
+                        Param::Word(w) => s.bind(w.as_slice()),
+                        Param::Addr(a) => s.bind(a.as_slice()),
+                        Param::Text(t) => s.bind(*t),
+                    };
+                }
+                s
+            }
+        }
+
         impl OrderReader for $store {
             async fn order(
                 &self,
@@ -1076,55 +1097,26 @@ macro_rules! impl_sql_store {
                 escrow: Option<Address>,
                 order_id: B256,
             ) -> Result<Option<OrderState>> {
-                let mut q = sqlx::QueryBuilder::<$db>::new("SELECT state FROM orders WHERE order_id = ");
-                q.push_bind(order_id.to_vec());
-                if let Some(c) = chain_id {
-                    q.push(" AND chain_id = ");
-                    q.push_bind(i(c));
+                let q = query::order(chain_id, escrow, order_id);
+                if let Some(r) = self.inline_reader() {
+                    let mut found = None;
+                    if let Some(done) = r.for_each_state(&q, |o| found = Some(o)) {
+                        return done.map(|()| found);
+                    }
                 }
-                if let Some(e) = escrow {
-                    q.push(" AND escrow = ");
-                    q.push_bind(e.to_vec());
-                }
-                q.push(" ORDER BY chain_id, escrow LIMIT 1");
-                let row = q.build().fetch_optional(&self.pool).await?;
+                let row = Self::bound(&q).fetch_optional(&self.pool).await?;
                 row.map(|r| parse_state(&r.try_get::<String, _>("state")?)).transpose()
             }
 
             async fn orders(&self, f: &OrderFilter) -> Result<Vec<OrderState>> {
-                let mut q = sqlx::QueryBuilder::<$db>::new("SELECT state FROM orders WHERE 1 = 1");
-                if let Some(c) = f.chain_id {
-                    q.push(" AND chain_id = ");
-                    q.push_bind(i(c));
-                }
-                for (col, v) in [("escrow", f.escrow), ("payer", f.payer), ("payee", f.payee), ("arbiter", f.arbiter)] {
-                    if let Some(a) = v {
-                        q.push(format!(" AND {col} = "));
-                        q.push_bind(a.to_vec());
+                let q = query::orders(f);
+                if let Some(r) = self.inline_reader() {
+                    let mut page = Vec::new();
+                    if let Some(done) = r.for_each_state(&q, |o| page.push(o)) {
+                        return done.map(|()| page);
                     }
                 }
-                if let Some(s) = f.status {
-                    q.push(" AND status = ");
-                    q.push_bind(s.as_str());
-                }
-                if let Some(t) = f.locked_from {
-                    q.push(" AND lock_time >= ");
-                    q.push_bind(i(t));
-                }
-                if let Some(t) = f.locked_to {
-                    q.push(" AND lock_time < ");
-                    q.push_bind(i(t));
-                }
-                if let Some((b, l)) = f.after {
-                    q.push(" AND (lock_block, lock_log_index) > (");
-                    q.push_bind(i(b));
-                    q.push(", ");
-                    q.push_bind(i(l));
-                    q.push(")");
-                }
-                q.push(" ORDER BY lock_block, lock_log_index, chain_id, escrow LIMIT ");
-                q.push_bind(i64::from(f.limit));
-                let rows = q.build().fetch_all(&self.pool).await?;
+                let rows = Self::bound(&q).fetch_all(&self.pool).await?;
                 rows.iter().map(|r| parse_state(&r.try_get::<String, _>("state")?)).collect()
             }
 
@@ -1217,10 +1209,13 @@ macro_rules! impl_sql_store {
     };
 }
 
-/// SQLite store (WAL mode): the embedded default.
+/// SQLite store (WAL mode): the embedded default. Order reads ([`OrderReader::order`] and
+/// [`OrderReader::orders`]) of a file store run inline on the calling thread ([`super::sqlite_read`]);
+/// everything else goes through the sqlx pool.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    reader: Option<SqliteReader>,
 }
 
 impl SqliteStore {
@@ -1246,10 +1241,45 @@ impl SqliteStore {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
         SQLITE_MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        let reader = if memory || url.contains("mode=memory") {
+            None
+        } else {
+            match SqliteReader::open(opts.get_filename()) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no inline SQLite reader; order reads go through the pool");
+                    None
+                }
+            }
+        };
+        Ok(Self { pool, reader })
+    }
+
+    /// The same store with every read going through the sqlx pool (no inline reader).
+    pub fn without_inline_reads(mut self) -> Self {
+        self.reader = None;
+        self
+    }
+
+    /// Whether order reads run inline on the calling thread (a file store) rather than through the pool.
+    pub fn inline_reads(&self) -> bool {
+        self.reader.is_some()
+    }
+
+    /// Close the inline reader's connections and the pool (waits for checked-out connections to return).
+    pub async fn close(&self) {
+        if let Some(r) = &self.reader {
+            r.close();
+        }
+        self.pool.close().await;
+    }
+
+    /// The inline reader, unless the pool was closed (then reads fail as they do through the pool).
+    fn inline_reader(&self) -> Option<&SqliteReader> {
+        self.reader.as_ref().filter(|_| !self.pool.is_closed())
     }
 }
 
@@ -1265,6 +1295,11 @@ impl PgStore {
         let pool = PgPoolOptions::new().max_connections(16).connect(url).await?;
         PG_MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
+    }
+
+    /// No inline reader on Postgres: every read goes through the pool.
+    fn inline_reader(&self) -> Option<&SqliteReader> {
+        None
     }
 }
 

@@ -7,3 +7,4 @@ mod harness;
 mod lifecycle;
 mod reorg;
 mod safety;
+mod sqlite_read;

@@ -1,0 +1,146 @@
+//! The order read queries as SQL text plus parameters, built once and run by either path: sqlx (both
+//! backends) or the inline SQLite reader ([`super::sqlite_read`]). Both run the same statement and decode
+//! the same `state` column, so they cannot drift apart.
+//!
+//! Placeholders are numbered (`$1`, `$2`, …): Postgres' syntax, which SQLite also accepts (a named
+//! parameter gets the next index in order of first appearance, so `$n` is bound at index `n`).
+
+use std::fmt::Write as _;
+
+use alloy::primitives::{Address, B256};
+
+use super::OrderFilter;
+
+/// A bound parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Param {
+    /// An integer (`BIGINT`).
+    Int(i64),
+    /// A 32-byte blob / `bytea`.
+    Word(B256),
+    /// A 20-byte blob / `bytea`.
+    Addr(Address),
+    /// Text.
+    Text(&'static str),
+}
+
+/// SQL text and its parameters, `$n` bound to `params[n - 1]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct SqlQuery {
+    /// The statement.
+    pub(super) sql: String,
+    /// Its parameters, in placeholder order.
+    pub(super) params: Vec<Param>,
+}
+
+impl SqlQuery {
+    fn new(sql: &str) -> Self {
+        Self { sql: sql.to_owned(), params: Vec::new() }
+    }
+
+    fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Append the next placeholder and its value.
+    fn bind(&mut self, p: Param) -> &mut Self {
+        self.params.push(p);
+        let _ = write!(self.sql, "${}", self.params.len());
+        self
+    }
+}
+
+fn int(v: u64) -> Param {
+    Param::Int(v as i64)
+}
+
+/// One order's state. With `escrow` `None`, the first escrow (by chain id, escrow) that has this id.
+pub(super) fn order(chain_id: Option<u64>, escrow: Option<Address>, order_id: B256) -> SqlQuery {
+    let mut q = SqlQuery::new("SELECT state FROM orders WHERE order_id = ");
+    q.bind(Param::Word(order_id));
+    if let Some(c) = chain_id {
+        q.push(" AND chain_id = ").bind(int(c));
+    }
+    if let Some(e) = escrow {
+        q.push(" AND escrow = ").bind(Param::Addr(e));
+    }
+    q.push(" ORDER BY chain_id, escrow LIMIT 1");
+    q
+}
+
+/// A page of order states matching `f`, in lock order.
+pub(super) fn orders(f: &OrderFilter) -> SqlQuery {
+    let mut q = SqlQuery::new("SELECT state FROM orders WHERE 1 = 1");
+    if let Some(c) = f.chain_id {
+        q.push(" AND chain_id = ").bind(int(c));
+    }
+    for (col, v) in [
+        (" AND escrow = ", f.escrow),
+        (" AND payer = ", f.payer),
+        (" AND payee = ", f.payee),
+        (" AND arbiter = ", f.arbiter),
+    ] {
+        if let Some(a) = v {
+            q.push(col).bind(Param::Addr(a));
+        }
+    }
+    if let Some(s) = f.status {
+        q.push(" AND status = ").bind(Param::Text(s.as_str()));
+    }
+    if let Some(t) = f.locked_from {
+        q.push(" AND lock_time >= ").bind(int(t));
+    }
+    if let Some(t) = f.locked_to {
+        q.push(" AND lock_time < ").bind(int(t));
+    }
+    if let Some((b, l)) = f.after {
+        q.push(" AND (lock_block, lock_log_index) > (").bind(int(b)).push(", ").bind(int(l)).push(")");
+    }
+    q.push(" ORDER BY lock_block, lock_log_index, chain_id, escrow LIMIT ")
+        .bind(Param::Int(i64::from(f.limit)));
+    q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::OrderStatus;
+
+    #[test]
+    fn placeholders_are_numbered_in_order() {
+        let q = order(Some(1), Some(Address::repeat_byte(2)), B256::repeat_byte(3));
+        assert_eq!(
+            q.sql,
+            "SELECT state FROM orders WHERE order_id = $1 AND chain_id = $2 AND escrow = $3 \
+             ORDER BY chain_id, escrow LIMIT 1"
+        );
+        assert_eq!(
+            q.params,
+            [Param::Word(B256::repeat_byte(3)), Param::Int(1), Param::Addr(Address::repeat_byte(2))]
+        );
+        let f = OrderFilter {
+            payee: Some(Address::repeat_byte(4)),
+            status: Some(OrderStatus::Held),
+            after: Some((5, 6)),
+            limit: 50,
+            ..Default::default()
+        };
+        let q = orders(&f);
+        assert_eq!(
+            q.sql,
+            "SELECT state FROM orders WHERE 1 = 1 AND payee = $1 AND status = $2 AND \
+             (lock_block, lock_log_index) > ($3, $4) ORDER BY lock_block, lock_log_index, chain_id, escrow LIMIT $5"
+        );
+        assert_eq!(
+            q.params,
+            [
+                Param::Addr(Address::repeat_byte(4)),
+                Param::Text("held"),
+                Param::Int(5),
+                Param::Int(6),
+                Param::Int(50)
+            ]
+        );
+    }
+}
