@@ -316,7 +316,8 @@ macro_rules! impl_sql_store {
                 for (escrow, order_id) in keys {
                     by_escrow.entry(*escrow).or_default().push(*order_id);
                 }
-                let mut out = HashMap::with_capacity(keys.len());
+                // Not `with_capacity(keys.len())`: in a backfill most keys are new orders, not stored ones.
+                let mut out = HashMap::new();
                 for (escrow, ids) in &by_escrow {
                     for chunk in ids.chunks(rows_per_statement(1)) {
                         let mut q = sqlx::QueryBuilder::<$db>::new(
