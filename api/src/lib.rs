@@ -25,7 +25,10 @@ use axum::{
     routing::get,
 };
 use tower_http::{
-    compression::CompressionLayer,
+    compression::{
+        CompressionLayer,
+        predicate::{NotForContentType, Predicate, SizeAbove},
+    },
     cors::{AllowOrigin, Any, CorsLayer},
 };
 
@@ -50,6 +53,20 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+/// Responses smaller than this are sent uncompressed: gzip costs more CPU than a single record (1–2 KB)
+/// saves on the wire. Lists, the OpenAPI document and the docs page are larger.
+pub const COMPRESS_ABOVE_BYTES: u16 = 2048;
+
+/// tower-http's default predicate (not gRPC, images or Server-Sent Events) with a larger size threshold.
+fn compression() -> CompressionLayer<impl Predicate> {
+    CompressionLayer::new().compress_when(
+        SizeAbove::new(COMPRESS_ABOVE_BYTES)
+            .and(NotForContentType::GRPC)
+            .and(NotForContentType::IMAGES)
+            .and(NotForContentType::SSE),
+    )
 }
 
 fn cors(origins: Option<&[String]>) -> CorsLayer {
@@ -105,7 +122,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), http::limit_query))
         .layer(middleware::from_fn(http::observe))
-        .layer(CompressionLayer::new())
+        .layer(compression())
         .layer(cors(cfg.cors_origins.as_deref()))
         .with_state(state)
 }

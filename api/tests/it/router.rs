@@ -348,6 +348,12 @@ async fn every_endpoint_and_error_code_sqlite() {
     assert_eq!(cors.headers["access-control-allow-origin"], "*");
     let gz = get_with(&r, "/openapi.json", &[("accept-encoding", "gzip")]).await;
     assert_eq!(gz.headers["content-encoding"], "gzip");
+    // A single record (under 2 KiB) is sent as is; a page of them is compressed.
+    let one = get_with(&r, &format!("/v1/orders/{}", hex(id(1))), &[("accept-encoding", "gzip")]).await;
+    assert_eq!(one.status, 200);
+    assert!(!one.headers.contains_key("content-encoding"), "{:?}", one.headers);
+    let page = get_with(&r, "/v1/orders?limit=5", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(page.headers["content-encoding"], "gzip");
 
     // --- Validation errors: never a 500.
     for uri in [
