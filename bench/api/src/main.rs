@@ -398,11 +398,16 @@ async fn load_server(
 
 #[derive(Default)]
 struct E2e {
+    /// `eth_sendRawTransaction` answered (anvil automine: the block is mined).
     sent: Vec<f64>,
-    indexed: Vec<f64>,
-    served: Vec<f64>,
+    /// Flow 1: `GET /v1/orders/{id}?wait=10` right after the send returned the order.
+    ow_served: Vec<f64>,
+    /// Flow 2: `GET /v1/transactions/{hash}?wait=10` returned, then the plain `GET /v1/orders/{id}`.
     lp_returned: Vec<f64>,
     lp_served: Vec<f64>,
+    /// Flow 3: the order row visible in the store and `GET /v1/orders/{id}` served it (both polled every ms).
+    indexed: Vec<f64>,
+    served: Vec<f64>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -416,7 +421,9 @@ fn median_p90(v: &[f64]) -> (f64, f64) {
     (at(0.5), at(0.9))
 }
 
-/// Send → visible in the store → served, and the long-poll flow, `samples` each.
+/// Send → served, `samples` each for three client flows (see [`E2e`]). The sender keeps its own nonce and
+/// fixes its fees, as an agent would, so the send is one `eth_sendRawTransaction` (the clock starts just
+/// before it).
 async fn end_to_end(c: &Chain, addr: SocketAddr, sqlite_url: &str, samples: usize) -> eyre::Result<E2e> {
     let db = sqlx::sqlite::SqlitePoolOptions::new()
         .max_connections(1)
@@ -426,15 +433,21 @@ async fn end_to_end(c: &Chain, addr: SocketAddr, sqlite_url: &str, samples: usiz
     let deliver_by = c.now().await + 86_400;
     let mut out = E2e::default();
     let timeout = Duration::from_secs(10);
+    let mut nonce = c.provider.get_transaction_count(c.addr(1)).await?;
+    let escrow = c.escrow();
+    let send = |id: B256, nonce: u64| {
+        escrow
+            .lock(id, c.addr(2), U256::from(AMOUNT_BASE), Address::ZERO, deliver_by, 60)
+            .from(c.addr(1))
+            .nonce(nonce)
+            .gas(200_000)
+            .max_fee_per_gas(100_000_000_000)
+            .max_priority_fee_per_gas(1_000_000_000)
+    };
     // Warm-up: the indexer is live once this first order is served.
     let warm = B256::from(U256::from(E2E_FIRST_ID - 1));
-    let _ = c
-        .escrow()
-        .lock(warm, c.addr(2), U256::from(AMOUNT_BASE), Address::ZERO, deliver_by, 60)
-        .from(c.addr(1))
-        .gas(200_000)
-        .send()
-        .await?;
+    let _ = send(warm, nonce).send().await?;
+    nonce += 1;
     let warm_path = format!("/v1/orders/{}", alloy::hex::encode_prefixed(warm));
     let started = Instant::now();
     while conn.get(&warm_path).await?.0 != StatusCode::OK {
@@ -444,52 +457,61 @@ async fn end_to_end(c: &Chain, addr: SocketAddr, sqlite_url: &str, samples: usiz
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    for i in 0..2 * samples {
+    for i in 0..3 * samples {
         let id = B256::from(U256::from(E2E_FIRST_ID + i as u64));
         let path = format!("/v1/orders/{}", alloy::hex::encode_prefixed(id));
         tokio::time::sleep(Duration::from_millis(20)).await;
         let t0 = Instant::now();
-        let pending = c
-            .escrow()
-            .lock(id, c.addr(2), U256::from(AMOUNT_BASE), Address::ZERO, deliver_by, 60)
-            .from(c.addr(1))
-            .gas(200_000)
-            .send()
-            .await?;
-        let sent = t0.elapsed();
-        if i < samples {
-            // Poll the store directly and the API, every 0.25 ms.
-            let mut indexed = None;
-            loop {
-                if indexed.is_none()
-                    && sqlx::query("SELECT 1 FROM orders WHERE order_id = ?")
-                        .bind(id.to_vec())
-                        .fetch_optional(&db)
-                        .await?
-                        .is_some()
-                {
-                    indexed = Some(t0.elapsed());
-                }
-                let (status, _) = conn.get(&path).await?;
-                if status == StatusCode::OK {
-                    out.sent.push(ms(sent));
-                    out.served.push(ms(t0.elapsed()));
-                    out.indexed.push(ms(indexed.unwrap_or_else(|| t0.elapsed())));
-                    break;
-                }
-                eyre::ensure!(t0.elapsed() < timeout, "order {id} not served within {timeout:?}");
-                std::thread::sleep(Duration::from_micros(250));
+        let pending = send(id, nonce).send().await?;
+        nonce += 1;
+        out.sent.push(ms(t0.elapsed()));
+        match i % 3 {
+            0 => {
+                let (status, body) = conn.get(&format!("{path}?wait=10")).await?;
+                eyre::ensure!(
+                    status == StatusCode::OK,
+                    "order wait: {status} {}",
+                    String::from_utf8_lossy(&body)
+                );
+                out.ow_served.push(ms(t0.elapsed()));
             }
-        } else {
-            // The client flow without polling: wait for the transaction, then read the order.
-            let tx = *pending.tx_hash();
-            let (status, body) =
-                conn.get(&format!("/v1/transactions/{}?wait=10", alloy::hex::encode_prefixed(tx))).await?;
-            eyre::ensure!(status == StatusCode::OK, "long-poll: {status} {}", String::from_utf8_lossy(&body));
-            out.lp_returned.push(ms(t0.elapsed()));
-            let (status, _) = conn.get(&path).await?;
-            eyre::ensure!(status == StatusCode::OK, "order after long-poll: {status}");
-            out.lp_served.push(ms(t0.elapsed()));
+            1 => {
+                let tx = *pending.tx_hash();
+                let (status, body) = conn
+                    .get(&format!("/v1/transactions/{}?wait=10", alloy::hex::encode_prefixed(tx)))
+                    .await?;
+                eyre::ensure!(
+                    status == StatusCode::OK,
+                    "long-poll: {status} {}",
+                    String::from_utf8_lossy(&body)
+                );
+                out.lp_returned.push(ms(t0.elapsed()));
+                let (status, _) = conn.get(&path).await?;
+                eyre::ensure!(status == StatusCode::OK, "order after long-poll: {status}");
+                out.lp_served.push(ms(t0.elapsed()));
+            }
+            _ => {
+                let mut indexed = None;
+                loop {
+                    if indexed.is_none()
+                        && sqlx::query("SELECT 1 FROM orders WHERE order_id = ?")
+                            .bind(id.to_vec())
+                            .fetch_optional(&db)
+                            .await?
+                            .is_some()
+                    {
+                        indexed = Some(t0.elapsed());
+                    }
+                    let (status, _) = conn.get(&path).await?;
+                    if status == StatusCode::OK {
+                        out.served.push(ms(t0.elapsed()));
+                        out.indexed.push(ms(indexed.unwrap_or_else(|| t0.elapsed())));
+                        break;
+                    }
+                    eyre::ensure!(t0.elapsed() < timeout, "order {id} not served within {timeout:?}");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
         }
     }
     db.close().await;
@@ -616,7 +638,9 @@ async fn bench(
     e2e: bool,
     o: &Opts,
 ) -> eyre::Result<()> {
-    let c = Chain::start().await;
+    // At most 16 historical states, kept in memory: without the flag anvil spills every state to
+    // ~/.foundry/anvil/tmp (tens of GB for this chain); more states in memory grow its RSS by GBs.
+    let c = Chain::start_with(&["--prune-history", "16"]).await;
     // Room for many 16M-gas generator transactions per block: with the default 30M limit, transactions sent
     // faster than anvil mines them can stay pending until the next one arrives.
     c.provider.anvil_set_block_gas_limit(2_000_000_000).await?;
@@ -759,29 +783,29 @@ async fn bench(
     }
     if let Some(e) = e2e_out {
         let (sm, sp) = median_p90(&e.sent);
-        let (im, ip) = median_p90(&e.indexed);
-        let (vm, vp) = median_p90(&e.served);
+        let (om, op) = median_p90(&e.ow_served);
         let (lm, lp) = median_p90(&e.lp_returned);
         let (lsm, lsp) = median_p90(&e.lp_served);
+        let (im, ip) = median_p90(&e.indexed);
+        let (vm, vp) = median_p90(&e.served);
         println!(
-            "\nEnd to end, `holdfast run` (ws, SQLite, {} orders in the store), {samples} samples each, \
-             from sending the lock:\n",
+            "\nEnd to end, `holdfast run` (ws, SQLite, {} orders in the store), {samples} samples per flow, \
+             from sending the lock (one eth_sendRawTransaction):\n",
             g.orders
         );
         println!("| measured until | median | p90 |");
         println!("|---|--:|--:|");
-        println!("| `eth_sendTransaction` returned | {sm:.2} ms | {sp:.2} ms |");
-        println!("| order visible in the store (polled every 0.25 ms) | {im:.2} ms | {ip:.2} ms |");
-        println!("| `GET /v1/orders/{{id}}` returns it (polled every 0.25 ms) | {vm:.2} ms | {vp:.2} ms |");
-        println!("| long-poll `GET /v1/transactions/{{hash}}?wait=10` returned | {lm:.2} ms | {lp:.2} ms |");
-        println!("| … then `GET /v1/orders/{{id}}` returned | {lsm:.2} ms | {lsp:.2} ms |");
-        let served_minus_indexed: Vec<f64> = e.served.iter().zip(&e.indexed).map(|(s, i)| s - i).collect();
-        let (dm, dp) = median_p90(&served_minus_indexed);
-        println!("| (served − visible in the store, per sample) | {dm:.2} ms | {dp:.2} ms |");
+        println!("| `eth_sendRawTransaction` returned (all flows) | {sm:.2} ms | {sp:.2} ms |");
+        println!("| 1. `GET /v1/orders/{{id}}?wait=10` returned the order | {om:.2} ms | {op:.2} ms |");
+        println!("| 2. `GET /v1/transactions/{{hash}}?wait=10` returned | {lm:.2} ms | {lp:.2} ms |");
+        println!("| 2. … then `GET /v1/orders/{{id}}` returned | {lsm:.2} ms | {lsp:.2} ms |");
+        println!("| 3. order visible in the store (polled every 1 ms) | {im:.2} ms | {ip:.2} ms |");
+        println!("| 3. `GET /v1/orders/{{id}}` returns it (polled every 1 ms) | {vm:.2} ms | {vp:.2} ms |");
         println!(
-            "\nEnd to end (polling): median {vm:.2} ms (target ≤ 8 ms: {}), p90 {vp:.2} ms (target ≤ 12 ms: {})",
-            pass(vm <= 8.0),
-            pass(vp <= 12.0)
+            "\nEnd to end (flow 1, the agent's single call): median {om:.2} ms (target ≤ 8 ms: {}), p90 {op:.2} ms \
+             (target ≤ 12 ms: {})",
+            pass(om <= 8.0),
+            pass(op <= 12.0)
         );
     }
     Ok(())

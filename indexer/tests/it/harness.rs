@@ -81,7 +81,14 @@ pub struct Chain {
 
 impl Chain {
     pub async fn start() -> Self {
-        let anvil = Anvil::at(root().join("node_modules/.bin/anvil")).arg("--accounts").arg("10").spawn();
+        Self::start_with(&[]).await
+    }
+
+    /// [`Chain::start`] with extra anvil arguments (the benches pass `--prune-history`: without it anvil
+    /// spills every historical state to `~/.foundry/anvil/tmp`, tens of GB for a large bench chain).
+    pub async fn start_with(args: &[&str]) -> Self {
+        let anvil =
+            Anvil::at(root().join("node_modules/.bin/anvil")).arg("--accounts").arg("10").args(args).spawn();
         let keys: Vec<PrivateKeySigner> = anvil.keys().iter().map(|k| k.clone().into()).collect();
         let mut wallet = EthereumWallet::from(keys[0].clone());
         for k in &keys[1..] {
