@@ -199,7 +199,10 @@ where
                 let wait = async {
                     match heads.as_mut() {
                         Some(stream) => match stream.next().await {
-                            Some(h) => announced = Some(h),
+                            Some(h) => {
+                                tracing::debug!(block = h.number, "head announced");
+                                announced = Some(h)
+                            }
                             None => {
                                 tracing::warn!("newHeads subscription ended; polling");
                                 heads = None;
@@ -264,6 +267,7 @@ where
             heights,
         };
         self.commit(batch).await?;
+        tracing::debug!(block = head.number, "announced head committed");
         if matches!(self.cfg.finality, FinalityPolicy::Tags { .. }) {
             let fresh = self.fetch_heights().await?;
             if fresh.head == heights.head && fresh != heights {
