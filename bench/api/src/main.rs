@@ -124,9 +124,15 @@ fn free_addr() -> eyre::Result<SocketAddr> {
     Ok(l.local_addr()?)
 }
 
+/// Start `holdfast ARGS` with its log (JSON, level `HOLDFAST_BENCH_LOG`, default `warn`) going to `log`.
 fn spawn_holdfast(name: &str, args: &[&str], log: &Path) -> eyre::Result<Proc> {
     let child = Command::new(holdfast_bin()?)
-        .args(["--log", "warn", "--log-format", "json"])
+        .args([
+            "--log",
+            &std::env::var("HOLDFAST_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            "--log-format",
+            "json",
+        ])
         .args(args)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log)?)
@@ -256,7 +262,12 @@ async fn generate(c: &Chain, generator: Address, orders: u64) -> eyre::Result<Ge
 fn run_holdfast(args: &[&str]) -> eyre::Result<Duration> {
     let started = Instant::now();
     let out = Command::new(holdfast_bin()?)
-        .args(["--log", "warn", "--log-format", "json"])
+        .args([
+            "--log",
+            &std::env::var("HOLDFAST_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            "--log-format",
+            "json",
+        ])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
