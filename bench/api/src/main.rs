@@ -409,7 +409,7 @@ async fn load_server(
 
 #[derive(Default)]
 struct E2e {
-    /// `eth_sendRawTransaction` answered (anvil automine: the block is mined).
+    /// `eth_sendRawTransaction` answered (anvil accepted the transaction; automine then mines it).
     sent: Vec<f64>,
     /// The bench's own `newHeads` subscription saw the block (anvil's share, for every flow).
     head: Vec<f64>,

@@ -176,7 +176,7 @@ fn run_holdfast(label: &str, args: &[&str]) -> eyre::Result<Run> {
 
 /// Live latency, per sample, from just before `eth_sendRawTransaction` of a lock (the sender keeps its own
 /// nonce and fixes its fees, as a real client would, so the send is that one call):
-/// - `sent`: the node answered the send (with automine, after it mined the block);
+/// - `sent`: the node answered the send (it accepted the transaction; automine then mines it);
 /// - `head`: the bench's own `newHeads` subscription saw the block (the node's share: mining + notification);
 /// - `committed`: the indexer's `Committed` notification names the order.
 struct Live {
@@ -354,7 +354,7 @@ async fn main() -> eyre::Result<()> {
         println!("\nlive (ws, SQLite), {live_samples} samples, from sending the lock (median / p90):");
         println!("| until | median | p90 |\n|---|--:|--:|");
         for (what, (m, p)) in [
-            ("the node answered eth_sendRawTransaction (automine: block mined)", l.sent),
+            ("the node answered eth_sendRawTransaction (transaction accepted)", l.sent),
             ("the bench's own newHeads subscription saw the block", l.head),
             ("the indexer committed the order (Committed notification)", l.committed),
         ] {
