@@ -267,7 +267,9 @@ macro_rules! impl_sql_store {
 
             /// Insert events (no two with the same block hash and log index); returns the (block hash, log
             /// index) of those that were new or had been reverted (and are live again): the ones to apply.
-            async fn insert_events(
+            /// Multi-row `VALUES`, every value bound (SQLite; Postgres uses `UNNEST`, see [`PgStore`]).
+            #[allow(dead_code)]
+            async fn insert_events_values(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 events: &[&DecodedEvent],
             ) -> Result<HashSet<(B256, u64)>> {
@@ -341,8 +343,10 @@ macro_rules! impl_sql_store {
                 Ok(out)
             }
 
-            /// Insert or update derived orders; `json` is the state's JSON.
-            async fn upsert_orders<O: std::borrow::Borrow<OrderState>>(
+            /// Insert or update derived orders; `json` is the state's JSON. Multi-row `VALUES` (SQLite;
+            /// Postgres uses `UNNEST`, see [`PgStore`]).
+            #[allow(dead_code)]
+            async fn upsert_orders_values<O: std::borrow::Borrow<OrderState>>(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 orders: &[(O, String)],
             ) -> Result<()> {
@@ -510,6 +514,15 @@ macro_rules! impl_sql_store {
                     return Ok(());
                 }
                 Self::lock_change_log(conn).await?;
+                Self::append_changes(conn, rows).await
+            }
+
+            /// The change-log inserts, multi-row `VALUES` (SQLite; Postgres uses `UNNEST`, see [`PgStore`]).
+            #[allow(dead_code)]
+            async fn append_changes_values(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                rows: &[ChangeRow<'_>],
+            ) -> Result<()> {
                 for chunk in rows.chunks(rows_per_statement(11)) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO changes (chain_id, escrow, order_id, kind, block_number, payer, payee, \
@@ -1306,6 +1319,142 @@ impl PgStore {
 
 impl_sql_store!(SqliteStore, sqlx::Sqlite, SqlitePool);
 impl_sql_store!(PgStore, sqlx::Postgres, PgPool);
+
+/// The bulk writes of a batch, per backend. SQLite: multi-row `VALUES` with every value bound (a statement is
+/// parsed in microseconds, in process). Postgres: one array per column through `UNNEST`, so each statement has
+/// a fixed text of a dozen parameters, prepared once per connection; with multi-row `VALUES` (up to 12,000
+/// parameters, a new text per row count) parsing and planning took ~28 % of the server's backfill time.
+impl SqliteStore {
+    async fn insert_events(
+        conn: &mut sqlx::SqliteConnection,
+        events: &[&DecodedEvent],
+    ) -> Result<HashSet<(B256, u64)>> {
+        Self::insert_events_values(conn, events).await
+    }
+
+    async fn upsert_orders<O: std::borrow::Borrow<OrderState>>(
+        conn: &mut sqlx::SqliteConnection,
+        orders: &[(O, String)],
+    ) -> Result<()> {
+        Self::upsert_orders_values(conn, orders).await
+    }
+
+    async fn append_changes(conn: &mut sqlx::SqliteConnection, rows: &[ChangeRow<'_>]) -> Result<()> {
+        Self::append_changes_values(conn, rows).await
+    }
+}
+
+/// Rows per `UNNEST` statement: bounds one statement's arrays (and the server's memory for them).
+const UNNEST_ROWS: usize = 10_000;
+
+impl PgStore {
+    async fn insert_events(
+        conn: &mut sqlx::PgConnection,
+        events: &[&DecodedEvent],
+    ) -> Result<HashSet<(B256, u64)>> {
+        let mut fresh = HashSet::with_capacity(events.len());
+        for chunk in events.chunks(UNNEST_ROWS) {
+            let col_i = |f: fn(&DecodedEvent) -> u64| chunk.iter().map(|e| i(f(e))).collect::<Vec<i64>>();
+            let topics: Vec<Vec<u8>> = chunk.iter().map(|e| topics_bytes(&e.raw.topics)).collect();
+            let rows = sqlx::query(
+                "INSERT INTO events (chain_id, escrow, block_number, block_hash, block_timestamp, tx_hash, \
+                 tx_index, log_index, kind, order_id, topics, data) \
+                 SELECT * FROM UNNEST($1::int8[], $2::bytea[], $3::int8[], $4::bytea[], $5::int8[], $6::bytea[], \
+                 $7::int8[], $8::int8[], $9::text[], $10::bytea[], $11::bytea[], $12::bytea[]) \
+                 ON CONFLICT (chain_id, block_hash, log_index) DO UPDATE SET reverted = FALSE \
+                 WHERE events.reverted RETURNING block_hash, log_index",
+            )
+            .bind(col_i(|e| e.raw.chain_id))
+            .bind(chunk.iter().map(|e| e.raw.escrow.as_slice()).collect::<Vec<&[u8]>>())
+            .bind(col_i(|e| e.raw.pos.block_number))
+            .bind(chunk.iter().map(|e| e.raw.pos.block_hash.as_slice()).collect::<Vec<&[u8]>>())
+            .bind(col_i(|e| e.raw.pos.block_timestamp))
+            .bind(chunk.iter().map(|e| e.raw.pos.tx_hash.as_slice()).collect::<Vec<&[u8]>>())
+            .bind(col_i(|e| e.raw.pos.tx_index))
+            .bind(col_i(|e| e.raw.pos.log_index))
+            .bind(chunk.iter().map(|e| e.event.kind()).collect::<Vec<&str>>())
+            .bind(chunk.iter().map(|e| e.event.order_id().map(|o| o.to_vec())).collect::<Vec<Option<Vec<u8>>>>())
+            .bind(topics.iter().map(Vec::as_slice).collect::<Vec<&[u8]>>())
+            .bind(chunk.iter().map(|e| e.raw.data.as_ref()).collect::<Vec<&[u8]>>())
+            .fetch_all(&mut *conn)
+            .await?;
+            for row in rows {
+                fresh
+                    .insert((b256(&row.try_get::<Vec<u8>, _>("block_hash")?)?, u(row.try_get("log_index")?)));
+            }
+        }
+        Ok(fresh)
+    }
+
+    async fn upsert_orders<O: std::borrow::Borrow<OrderState>>(
+        conn: &mut sqlx::PgConnection,
+        orders: &[(O, String)],
+    ) -> Result<()> {
+        for chunk in orders.chunks(UNNEST_ROWS) {
+            let o = |k: usize| -> &OrderState { chunk[k].0.borrow() };
+            let n = chunk.len();
+            let col_i = |f: fn(&OrderState) -> u64| (0..n).map(|k| i(f(o(k)))).collect::<Vec<i64>>();
+            sqlx::query(
+                "INSERT INTO orders (chain_id, escrow, order_id, payer, payee, arbiter, status, lock_block, \
+                 lock_log_index, lock_time, last_block, anomalies, state) \
+                 SELECT * FROM UNNEST($1::int8[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], \
+                 $6::bytea[], $7::text[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], \
+                 $13::text[]) \
+                 ON CONFLICT (chain_id, escrow, order_id) DO UPDATE SET status = excluded.status, \
+                 last_block = excluded.last_block, anomalies = excluded.anomalies, state = excluded.state",
+            )
+            .bind(col_i(|o| o.chain_id))
+            .bind((0..n).map(|k| o(k).escrow.as_slice()).collect::<Vec<&[u8]>>())
+            .bind((0..n).map(|k| o(k).order_id.as_slice()).collect::<Vec<&[u8]>>())
+            .bind((0..n).map(|k| o(k).payer.as_slice()).collect::<Vec<&[u8]>>())
+            .bind((0..n).map(|k| o(k).payee.as_slice()).collect::<Vec<&[u8]>>())
+            .bind((0..n).map(|k| o(k).arbiter.as_ref().map(|a| a.as_slice())).collect::<Vec<Option<&[u8]>>>())
+            .bind((0..n).map(|k| o(k).status.as_str()).collect::<Vec<&str>>())
+            .bind(col_i(|o| o.locked.pos.block_number))
+            .bind(col_i(|o| o.locked.pos.log_index))
+            .bind(col_i(|o| o.locked.pos.block_timestamp))
+            .bind(col_i(|o| o.last_pos().block_number))
+            .bind(col_i(|o| o.anomalies.len() as u64))
+            .bind(chunk.iter().map(|(_, json)| json.as_str()).collect::<Vec<&str>>())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// In array order (`WITH ORDINALITY … ORDER BY`), so sequence numbers follow the order of `rows`.
+    async fn append_changes(conn: &mut sqlx::PgConnection, rows: &[ChangeRow<'_>]) -> Result<()> {
+        for chunk in rows.chunks(UNNEST_ROWS) {
+            let col_i = |f: fn(&ChangeRow<'_>) -> u64| chunk.iter().map(|r| i(f(r))).collect::<Vec<i64>>();
+            sqlx::query(
+                "INSERT INTO changes (chain_id, escrow, order_id, kind, block_number, payer, payee, arbiter, \
+                 status, lock_time, state) \
+                 SELECT c, e, o, k, b, pr, pe, a, s, t, st FROM UNNEST($1::int8[], $2::bytea[], $3::bytea[], \
+                 $4::text[], $5::int8[], $6::bytea[], $7::bytea[], $8::bytea[], $9::text[], $10::int8[], \
+                 $11::text[]) WITH ORDINALITY AS r(c, e, o, k, b, pr, pe, a, s, t, st, n) ORDER BY n",
+            )
+            .bind(col_i(|r| r.fixed.chain_id))
+            .bind(chunk.iter().map(|r| r.fixed.escrow.as_slice()).collect::<Vec<&[u8]>>())
+            .bind(chunk.iter().map(|r| r.fixed.order_id.as_slice()).collect::<Vec<&[u8]>>())
+            .bind(chunk.iter().map(|r| r.kind.as_str()).collect::<Vec<&str>>())
+            .bind(col_i(|r| r.block_number))
+            .bind(chunk.iter().map(|r| r.fixed.payer.as_slice()).collect::<Vec<&[u8]>>())
+            .bind(chunk.iter().map(|r| r.fixed.payee.as_slice()).collect::<Vec<&[u8]>>())
+            .bind(
+                chunk
+                    .iter()
+                    .map(|r| r.fixed.arbiter.as_ref().map(|a| a.as_slice()))
+                    .collect::<Vec<Option<&[u8]>>>(),
+            )
+            .bind(chunk.iter().map(|r| r.fixed.status.as_str()).collect::<Vec<&str>>())
+            .bind(col_i(|r| r.fixed.lock_time))
+            .bind(chunk.iter().map(|r| r.state).collect::<Vec<Option<&str>>>())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+}
 
 #[allow(dead_code)]
 fn _status_names_are_stable() -> [&'static str; 3] {
