@@ -124,19 +124,17 @@ fn free_addr() -> eyre::Result<SocketAddr> {
     Ok(l.local_addr()?)
 }
 
-/// Start `holdfast ARGS` with its log (JSON, level `HOLDFAST_BENCH_LOG`, default `warn`) going to `log`.
+/// `holdfast ARGS`, logging JSON at the level `HOLDFAST_BENCH_LOG` (default `warn`).
+fn holdfast(args: &[&str]) -> eyre::Result<Command> {
+    let level = std::env::var("HOLDFAST_BENCH_LOG").unwrap_or_else(|_| "warn".into());
+    let mut cmd = Command::new(holdfast_bin()?);
+    cmd.args(["--log", &level, "--log-format", "json"]).args(args);
+    Ok(cmd)
+}
+
+/// Start `holdfast ARGS` with its log going to `log`.
 fn spawn_holdfast(name: &str, args: &[&str], log: &Path) -> eyre::Result<Proc> {
-    let child = Command::new(holdfast_bin()?)
-        .args([
-            "--log",
-            &std::env::var("HOLDFAST_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
-            "--log-format",
-            "json",
-        ])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log)?)
-        .spawn()?;
+    let child = holdfast(args)?.stdout(Stdio::null()).stderr(std::fs::File::create(log)?).spawn()?;
     Ok(Proc { child, name: name.into() })
 }
 
@@ -261,17 +259,7 @@ async fn generate(c: &Chain, generator: Address, orders: u64) -> eyre::Result<Ge
 
 fn run_holdfast(args: &[&str]) -> eyre::Result<Duration> {
     let started = Instant::now();
-    let out = Command::new(holdfast_bin()?)
-        .args([
-            "--log",
-            &std::env::var("HOLDFAST_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
-            "--log-format",
-            "json",
-        ])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()?;
+    let out = holdfast(args)?.stdout(Stdio::piped()).stderr(Stdio::piped()).output()?;
     eyre::ensure!(out.status.success(), "holdfast {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     Ok(started.elapsed())
 }
@@ -448,17 +436,7 @@ async fn end_to_end(c: &Chain, addr: SocketAddr, sqlite_url: &str, samples: usiz
     let timeout = Duration::from_secs(10);
     // The bench's own newHeads subscription: when anvil announced each block, to tell its share from the
     // indexer's (which the `holdfast run` debug log gives).
-    let ws = alloy::providers::ProviderBuilder::new()
-        .connect_ws(alloy::providers::WsConnect::new(c.anvil.ws_endpoint()))
-        .await?;
-    let mut heads = ws.subscribe_blocks().await?.into_stream();
-    let (head_tx, mut head_rx) = tokio::sync::mpsc::unbounded_channel();
-    let watcher = tokio::spawn(async move {
-        use futures::StreamExt;
-        while heads.next().await.is_some() {
-            let _ = head_tx.send(Instant::now());
-        }
-    });
+    let mut heads = c.head_times().await;
     let mut nonce = c.provider.get_transaction_count(c.addr(1)).await?;
     let escrow = c.escrow();
     let send = |id: B256, nonce: u64| {
@@ -487,7 +465,7 @@ async fn end_to_end(c: &Chain, addr: SocketAddr, sqlite_url: &str, samples: usiz
         let id = B256::from(U256::from(E2E_FIRST_ID + i as u64));
         let path = format!("/v1/orders/{}", alloy::hex::encode_prefixed(id));
         tokio::time::sleep(Duration::from_millis(20)).await;
-        while head_rx.try_recv().is_ok() {}
+        heads.clear();
         let t0 = Instant::now();
         let pending = send(id, nonce).send().await?;
         nonce += 1;
@@ -540,11 +518,10 @@ async fn end_to_end(c: &Chain, addr: SocketAddr, sqlite_url: &str, samples: usiz
                 }
             }
         }
-        let seen =
-            tokio::time::timeout(timeout, head_rx.recv()).await?.ok_or_else(|| eyre::eyre!("no heads"))?;
+        let seen = heads.next(timeout).await.ok_or_else(|| eyre::eyre!("no new head"))?;
         out.head.push(ms(seen.duration_since(t0)));
     }
-    watcher.abort();
+    drop(heads);
     db.close().await;
     Ok(out)
 }

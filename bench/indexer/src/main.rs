@@ -202,18 +202,9 @@ async fn live_latency(c: &Chain, samples: usize) -> eyre::Result<Live> {
                 .await
         })
     };
-    let ws = alloy::providers::ProviderBuilder::new()
-        .connect_ws(alloy::providers::WsConnect::new(c.anvil.ws_endpoint()))
-        .await?;
-    let mut heads = ws.subscribe_blocks().await?.into_stream();
-    let (head_tx, mut head_rx) = tokio::sync::mpsc::unbounded_channel();
-    let watcher = tokio::spawn(async move {
-        while heads.next().await.is_some() {
-            let _ = head_tx.send(Instant::now());
-        }
-    });
+    let mut heads = c.head_times().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    while head_rx.try_recv().is_ok() {}
+    heads.clear();
     let deliver_by = c.now().await + 86_400;
     let (mut sent, mut head, mut committed) =
         (Vec::with_capacity(samples), Vec::with_capacity(samples), Vec::with_capacity(samples));
@@ -241,12 +232,11 @@ async fn live_latency(c: &Chain, samples: usize) -> eyre::Result<Live> {
             }
         }
         committed.push(ms(t0, Instant::now()));
-        let seen =
-            tokio::time::timeout(Duration::from_secs(10), head_rx.recv()).await?.expect("watcher runs");
+        let seen = heads.next(Duration::from_secs(10)).await.ok_or_else(|| eyre::eyre!("no new head"))?;
         head.push(ms(t0, seen));
-        while head_rx.try_recv().is_ok() {}
+        heads.clear();
     }
-    watcher.abort();
+    drop(heads);
     let _ = stop_tx.send(());
     runner.await??;
     eyre::ensure!(store.order(Some(31337), None, B256::from(U256::from(10_000_000_000u64))).await?.is_some());

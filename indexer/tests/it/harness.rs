@@ -1,7 +1,10 @@
 //! Test harness: a real anvil started per test, contracts deployed from forge's artifacts, and a fresh
 //! SQLite file or Postgres database per store.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
 use alloy::{
     network::{EthereumWallet, TransactionBuilder},
@@ -33,6 +36,34 @@ sol! {
     struct Permit { address owner; address spender; uint256 value; uint256 nonce; uint256 deadline; }
     struct ReceiveWithAuthorization {
         address from; address to; uint256 value; uint256 validAfter; uint256 validBefore; bytes32 nonce;
+    }
+}
+
+/// When this process's own `newHeads` subscription saw each new block: the benches time the node's share of
+/// a latency with it. The subscription ends when this is dropped.
+#[allow(dead_code)] // used by the benches (bench/indexer, bench/api), which include this file
+pub struct HeadTimes {
+    rx: tokio::sync::mpsc::UnboundedReceiver<Instant>,
+    task: tokio::task::JoinHandle<()>,
+    _provider: DynProvider,
+}
+
+#[allow(dead_code)]
+impl HeadTimes {
+    /// Forget the heads seen so far.
+    pub fn clear(&mut self) {
+        while self.rx.try_recv().is_ok() {}
+    }
+
+    /// When the next head was seen (waits for it, at most `timeout`).
+    pub async fn next(&mut self, timeout: Duration) -> Option<Instant> {
+        tokio::time::timeout(timeout, self.rx.recv()).await.ok().flatten()
+    }
+}
+
+impl Drop for HeadTimes {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -130,6 +161,31 @@ impl Chain {
                 .unwrap();
         }
         Self { anvil, provider, keys, token, escrow, deploy_block }
+    }
+
+    /// Subscribe to new heads over a websocket of its own (see [`HeadTimes`]).
+    #[allow(dead_code)]
+    pub async fn head_times(&self) -> HeadTimes {
+        let ws = DynProvider::new(
+            ProviderBuilder::new()
+                .connect_ws(alloy::providers::WsConnect::new(self.anvil.ws_endpoint()))
+                .await
+                .unwrap(),
+        );
+        let mut heads = ws.subscribe_blocks().await.unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            loop {
+                match heads.recv().await {
+                    Ok(_) => {
+                        let _ = tx.send(Instant::now());
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        HeadTimes { rx, task, _provider: ws }
     }
 
     pub fn addr(&self, i: usize) -> Address {
