@@ -248,22 +248,43 @@ pub(crate) fn indexer_config(
     Ok(cfg)
 }
 
-/// Resolve when Ctrl-C or SIGTERM arrives.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+/// Ctrl-C (SIGINT) or SIGTERM, caught from the moment [`Shutdown::install`] returns.
+///
+/// The handlers are registered eagerly, not on the first poll of a future: a signal that arrives while
+/// the command is still starting (a `holdfast dev` deploying, an API already answering before the main
+/// task reaches its `select!`) is kept and acted on, instead of killing the process with the default
+/// action and leaving anvil, which runs in its own process group, behind.
+#[derive(Debug, Clone)]
+pub(crate) struct Shutdown(tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Register the handlers now; a signal from here on resolves every clone's [`Shutdown::requested`].
+    pub(crate) fn install() -> eyre::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).wrap_err("cannot handle SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).wrap_err("cannot handle SIGTERM")?;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
+            }
+            tracing::info!("shutting down");
+            let _ = tx.send(true);
+            // A second signal while stopping: the user insists; stop now (a leftover anvil is stopped by
+            // the next `holdfast dev`).
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
+            }
+            eprintln!("second stop signal: exiting without waiting");
+            std::process::exit(130);
+        });
+        Ok(Self(rx))
     }
-    tracing::info!("shutting down");
+
+    /// Resolves once a stop signal has arrived (at once if one already did).
+    pub(crate) async fn requested(mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
 }

@@ -19,7 +19,7 @@ use holdfast_indexer::IndexerConfig;
 use serde::Deserialize;
 use tokio::process::{Child, Command};
 
-use crate::opts::{install_metrics, read_deployment_with_token, shutdown_signal};
+use crate::opts::{Shutdown, install_metrics, read_deployment_with_token};
 
 pub(crate) const EXAMPLES: &str = "\
 Examples:
@@ -133,6 +133,9 @@ impl Anvil {
 }
 
 pub(crate) async fn run(args: DevArgs) -> eyre::Result<()> {
+    // Before anvil exists: from here on a Ctrl-C is ours to handle, so it can never kill this process
+    // with the default action and leave anvil (in its own process group) running.
+    let shutdown = Shutdown::install()?;
     let root = match &args.project_root {
         Some(r) => r.canonicalize().wrap_err_with(|| format!("project root {}", r.display()))?,
         None => find_project_root()?,
@@ -169,7 +172,7 @@ pub(crate) async fn run(args: DevArgs) -> eyre::Result<()> {
 
     let anvil = start_anvil(&anvil_bin, &args, &dir).await?;
     // From here on, every exit path stops anvil.
-    let result = run_with_anvil(&args, &root, &dir, resume, listener).await;
+    let result = run_with_anvil(&args, &root, &dir, resume, listener, shutdown).await;
     let stopped = anvil.stop().await;
     result?;
     stopped?;
@@ -186,7 +189,28 @@ async fn run_with_anvil(
     dir: &DevDir,
     resume: bool,
     listener: tokio::net::TcpListener,
+    shutdown: Shutdown,
 ) -> eyre::Result<()> {
+    // A stop signal during start-up (deploying, waiting for anvil) ends it here; `run` then stops anvil.
+    let (cfg, api_cfg) = tokio::select! {
+        prepared = prepare(args, root, dir, resume) => prepared?,
+        () = shutdown.clone().requested() => {
+            println!("interrupted while starting");
+            return Ok(());
+        }
+    };
+    let render = install_metrics()?;
+    super::run::run_stack(cfg, &dir.db_url(), api_cfg, render, listener, shutdown.requested()).await
+}
+
+/// Deploy (or restore the deployment of a resumed chain), print the banner, and return the indexer's and
+/// the API's configuration.
+async fn prepare(
+    args: &DevArgs,
+    root: &Path,
+    dir: &DevDir,
+    resume: bool,
+) -> eyre::Result<(IndexerConfig, ApiConfig)> {
     let http = format!("http://127.0.0.1:{}", args.port);
     let provider = ProviderBuilder::new().connect_http(http.parse()?);
     wait_for_node(&provider).await?;
@@ -240,9 +264,7 @@ async fn run_with_anvil(
         dir: &dir.dir,
         accounts: &anvil_out,
     });
-
-    let render = install_metrics()?;
-    super::run::run_stack(cfg, &dir.db_url(), api_cfg, render, listener, shutdown_signal()).await
+    Ok((cfg, api_cfg))
 }
 
 fn find_project_root() -> eyre::Result<PathBuf> {
@@ -311,13 +333,36 @@ async fn stop_leftover_anvil(dir: &DevDir, port: u16) {
     if is_ours {
         println!("stopping the anvil (pid {pid}) that a previous `holdfast dev` left running");
         let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status().await;
-        for _ in 0..100 {
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if stopped(pid, port, 100).await {
+            return;
         }
+        tracing::warn!(pid, "the leftover anvil did not stop within 10 s of SIGINT; killing it");
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status().await;
+        stopped(pid, port, 50).await;
     }
+}
+
+/// Wait up to `tries` × 100 ms until `pid` has stopped and released `port`.
+///
+/// Both are checked: the process state alone is not enough. An orphan that exited stays a zombie until its
+/// new parent reaps it (a container's init may never do so), and the thread-group leader shows as a zombie
+/// while the process's other threads are still exiting and still hold its sockets.
+async fn stopped(pid: u32, port: u16, tries: u32) -> bool {
+    for _ in 0..tries {
+        if !is_running(pid) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Whether `pid` is a live process (a zombie, state Z or X in /proc/PID/stat, counts as gone).
+fn is_running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // The state is the first field after the parenthesised command name, which may itself hold spaces.
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, Some("Z" | "X") | None)
 }
 
 async fn wait_for_node(provider: &impl Provider) -> eyre::Result<()> {
@@ -338,6 +383,10 @@ async fn deploy(root: &Path, dir: &DevDir, rpc: &str, deployment_file: &Path) ->
         .args(["--rpc-url", rpc])
         .current_dir(root)
         .env("DEPLOYMENT_FILE", deployment_file)
+        // forge's broadcast log in this run's own directory: every devnet is chain 31337, and two
+        // `holdfast dev` deploying at once would otherwise write (and read) the same
+        // broadcast/Deploy.s.sol/31337/run-latest.json.
+        .env("FOUNDRY_BROADCAST", dir.dir.join("broadcast"))
         .env_remove("PRIVATE_KEY")
         .env_remove("TOKEN")
         .env_remove("MINT_TO")
@@ -345,6 +394,8 @@ async fn deploy(root: &Path, dir: &DevDir, rpc: &str, deployment_file: &Path) ->
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
+        // An interrupted start-up drops this future: the script goes with it.
+        .kill_on_drop(true)
         .status()
         .await
         .wrap_err("cannot run script/deploy.sh")?;

@@ -9,7 +9,7 @@ use holdfast_indexer::{
     sync::{BackfillProgress, Indexer},
 };
 
-use crate::opts::{DbOpts, DeploymentOpts, IndexOpts, RpcOpts, indexer_config, shutdown_signal};
+use crate::opts::{DbOpts, DeploymentOpts, IndexOpts, RpcOpts, Shutdown, indexer_config};
 
 pub(crate) const EXAMPLES: &str = "\
 Examples:
@@ -40,6 +40,7 @@ pub(crate) struct IndexArgs {
 }
 
 pub(crate) async fn run(args: IndexArgs) -> eyre::Result<()> {
+    let shutdown = Shutdown::install()?;
     if let Some(addr) = args.metrics_addr {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(addr)
@@ -53,7 +54,7 @@ pub(crate) async fn run(args: IndexArgs) -> eyre::Result<()> {
     let indexer = Indexer::new(cfg, store).await?;
     let bar = std::io::IsTerminal::is_terminal(&std::io::stderr())
         .then(|| tokio::spawn(draw_progress(indexer.progress())));
-    let result = indexer.run(shutdown_signal()).await;
+    let result = indexer.run(shutdown.requested()).await;
     if let Some(bar) = bar {
         bar.abort();
     }

@@ -9,7 +9,7 @@ use holdfast_indexer::{IndexerConfig, store::Store, sync::Indexer};
 use tokio::sync::watch;
 
 use crate::opts::{
-    ApiOpts, DbOpts, DeploymentOpts, IndexOpts, RpcOpts, indexer_config, install_metrics, shutdown_signal,
+    ApiOpts, DbOpts, DeploymentOpts, IndexOpts, RpcOpts, Shutdown, indexer_config, install_metrics,
 };
 
 pub(crate) const EXAMPLES: &str = "\
@@ -37,6 +37,7 @@ pub(crate) struct RunArgs {
 }
 
 pub(crate) async fn run(args: RunArgs) -> eyre::Result<()> {
+    let shutdown = Shutdown::install()?;
     let render = install_metrics()?;
     let cfg = indexer_config(&args.rpc, &args.deployments, &args.index)?;
     let url = args.db.url()?;
@@ -45,7 +46,7 @@ pub(crate) async fn run(args: RunArgs) -> eyre::Result<()> {
         .await
         .wrap_err_with(|| format!("cannot listen on {}", args.api.listen))?;
     tracing::info!(addr = %args.api.listen, rpc = %args.rpc.rpc_url, "indexing and serving the API (docs at /docs)");
-    run_stack(cfg, &url, api_cfg, render, listener, shutdown_signal()).await
+    run_stack(cfg, &url, api_cfg, render, listener, shutdown.requested()).await
 }
 
 /// Index and serve until `shutdown` resolves or the indexer halts (shared by `run` and `dev`).

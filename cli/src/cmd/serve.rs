@@ -5,7 +5,7 @@ use eyre::Context;
 use holdfast_api::{AppState, router, serve};
 use holdfast_indexer::store::Store;
 
-use crate::opts::{ApiOpts, DbOpts, DeploymentOpts, install_metrics, shutdown_signal};
+use crate::opts::{ApiOpts, DbOpts, DeploymentOpts, Shutdown, install_metrics};
 
 pub(crate) const EXAMPLES: &str = "\
 Examples:
@@ -30,6 +30,7 @@ pub(crate) struct ServeArgs {
 }
 
 pub(crate) async fn run(args: ServeArgs) -> eyre::Result<()> {
+    let stop = Shutdown::install()?;
     let render = install_metrics()?;
     let url = args.db.url()?;
     let store = Store::connect(&url).await.wrap_err_with(|| format!("cannot open store {url}"))?;
@@ -41,7 +42,7 @@ pub(crate) async fn run(args: ServeArgs) -> eyre::Result<()> {
     let shutdown = {
         let state = state.clone();
         async move {
-            shutdown_signal().await;
+            stop.requested().await;
             state.shutdown();
         }
     };

@@ -26,6 +26,31 @@ pub(crate) struct DevStack {
     pub(crate) anvil_port: u16,
     pub(crate) deployment: PathBuf,
     lines: mpsc::Receiver<String>,
+    /// The anvil this run started (from its pid file): killed on drop if it outlives `holdfast dev`, so a
+    /// failing test never leaves it behind.
+    anvil: AnvilGuard,
+}
+
+/// Kills (SIGKILL) the anvil with this pid when dropped, if that pid is still an anvil.
+pub(crate) struct AnvilGuard(Option<u32>);
+
+impl AnvilGuard {
+    /// The anvil recorded in `dir/anvil.pid`, if any.
+    fn of(place: &DevPlace) -> Self {
+        let text = std::fs::read_to_string(place.dir.join("anvil.pid")).unwrap_or_default();
+        Self(text.split_whitespace().next().and_then(|p| p.parse().ok()))
+    }
+}
+
+impl Drop for AnvilGuard {
+    fn drop(&mut self) {
+        let Some(pid) = self.0.take() else { return };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+        if argv0.ends_with(b"anvil") {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    }
 }
 
 /// Options of one dev run: its own ports, data directory and deployment file (so tests don't collide
@@ -98,6 +123,8 @@ impl DevStack {
                 }
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
+                    drop(AnvilGuard::of(place));
                     panic!("holdfast dev printed no banner; output so far:\n{banner}");
                 }
             }
@@ -110,6 +137,7 @@ impl DevStack {
             anvil_port: place.anvil_port,
             deployment: root().join(&place.deployment_rel),
             lines,
+            anvil: AnvilGuard::of(place),
         }
     }
 
@@ -126,6 +154,7 @@ impl DevStack {
             }
             if std::time::Instant::now() > deadline {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("holdfast dev did not stop within 30 s of SIGINT");
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -145,10 +174,15 @@ impl DevStack {
 }
 
 impl Drop for DevStack {
+    /// A test that failed with the stack up: Ctrl-C it (up to 30 s to stop anvil itself), then SIGKILL
+    /// what is left; `self.anvil` then kills its anvil if it still runs.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
-            std::thread::sleep(Duration::from_secs(2));
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while std::time::Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -323,6 +357,8 @@ async fn dev_after_a_kill_9_stops_the_leftover_anvil_and_starts() {
     let mut child = dev.child.take().unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
+    // The next `holdfast dev` is to stop it; if the test fails first, this guard does.
+    let _leftover = std::mem::replace(&mut dev.anvil, AnvilGuard(None));
     assert!(!port_is_closed(place.anvil_port), "anvil is expected to survive a SIGKILL of holdfast dev");
     drop(dev);
 
@@ -333,5 +369,42 @@ async fn dev_after_a_kill_9_stops_the_leftover_anvil_and_starts() {
     assert_eq!(status, 200);
     dev.interrupt();
     assert!(port_is_closed(place.anvil_port));
+    place.cleanup();
+}
+
+/// A Ctrl-C while `holdfast dev` is still starting (anvil up, contracts deploying) stops anvil too: the
+/// signal is handled from the first moment, never left to the default action that would kill `holdfast
+/// dev` alone and leave anvil, in its own process group, running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_interrupted_while_starting_stops_anvil() {
+    let place = DevPlace::new();
+    let child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .args(["--log", "warn", "dev"])
+        .current_dir(root())
+        .envs(place.env())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut child = crate::common::Killed(child);
+    // Wait for anvil to answer: from then on until the banner, `holdfast dev` is deploying.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while port_is_closed(place.anvil_port) {
+        assert!(std::time::Instant::now() < deadline, "anvil never came up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _anvil = AnvilGuard::of(&place);
+    let status = Command::new("kill").args(["-INT", &child.0.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "holdfast dev did not stop within 30 s of SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "holdfast dev exited with {status} on a SIGINT during start-up");
+    assert!(port_is_closed(place.anvil_port), "anvil still listens after a Ctrl-C during start-up");
     place.cleanup();
 }
