@@ -167,7 +167,7 @@ pub enum ApiError {
     },
     /// A store failure.
     #[error("store: {0}")]
-    Store(#[from] holdfast_indexer::Error),
+    Store(#[from] holdfast_store::Error),
     /// Anything else unexpected.
     #[error("internal: {0}")]
     Internal(String),

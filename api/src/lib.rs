@@ -3,7 +3,7 @@
 //! readiness, metrics, and an OpenAPI document with a self-contained docs page.
 //!
 //! ```no_run
-//! # async fn run(store: holdfast_indexer::store::Store) -> std::io::Result<()> {
+//! # async fn run(store: holdfast_store::Store) -> std::io::Result<()> {
 //! use holdfast_api::{ApiConfig, AppState, router, serve};
 //! let state = AppState::new(store, ApiConfig::default());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;

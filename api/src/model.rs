@@ -2,11 +2,10 @@
 //! integer strings next to decimal strings), EIP-55 addresses and finality from the chain heights.
 
 use alloy::primitives::{B256, U256};
-use holdfast_indexer::{
-    events::{ContractStatus, EscrowEvent, EventPos},
-    state::{OrderState, OrderStatus},
-    store::{Finality, Heights, StoredEvent},
+use holdfast_primitives::{
+    ContractStatus, EscrowEvent, EventPos, Finality, Heights, OrderState, OrderStatus,
 };
+use holdfast_store::StoredEvent;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

@@ -8,10 +8,8 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::Response,
 };
-use holdfast_indexer::{
-    state::OrderState,
-    store::{Finality, OrderFilter, OrderReader},
-};
+use holdfast_primitives::{Finality, OrderState};
+use holdfast_store::{OrderFilter, OrderReader};
 use serde::Deserialize;
 use utoipa::IntoParams;
 

@@ -15,10 +15,8 @@ use std::{
     time::Duration,
 };
 
-use holdfast_indexer::{
-    store::{ChainMeta, FeedReader, Heights, Store},
-    sync::IndexNotification,
-};
+use holdfast_primitives::{ChainMeta, Heights, IndexNotification};
+use holdfast_store::{FeedReader, Store};
 use tokio::sync::{broadcast, watch};
 
 use crate::{config::ApiConfig, error::ApiResult};
@@ -99,7 +97,7 @@ impl AppState {
         }
     }
 
-    /// Wake on the in-process indexer's notifications ([`holdfast_indexer::sync::Indexer::subscribe`])
+    /// Wake on the in-process indexer's notifications (the indexer's `subscribe`)
     /// instead of waiting for the next poll.
     pub fn with_notifications(self, rx: broadcast::Receiver<IndexNotification>) -> Self {
         if let Some(p) = self.feed.pending.lock().expect("not poisoned").as_mut() {
@@ -181,7 +179,7 @@ pub(crate) async fn until_shutdown(mut rx: watch::Receiver<bool>) {
     }
 }
 
-async fn read_snapshot(store: &Store) -> holdfast_indexer::Result<Snapshot> {
+async fn read_snapshot(store: &Store) -> holdfast_store::Result<Snapshot> {
     let chains = store.chain_metas().await?;
     let last_seq = store.last_change_seq().await?;
     Ok(Snapshot {

@@ -13,7 +13,8 @@ use axum::{
     response::sse::{Event, KeepAlive, Sse},
 };
 use futures::Stream;
-use holdfast_indexer::store::{ChangeKind, FeedReader};
+use holdfast_primitives::ChangeKind;
+use holdfast_store::FeedReader;
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 

@@ -23,8 +23,17 @@ use url::Url;
 use crate::{
     Error, Result,
     config::{FinalityPolicy, RetryConfig},
-    store::{BlockRef, Heights},
+    metrics,
 };
+use holdfast_primitives::{BlockRef, Heights, bindings::IHoldfastEscrow};
+
+alloy::sol! {
+    #[sol(rpc)]
+    /// The one ERC-20 view the reconciliation needs.
+    interface IERC20Balance {
+        function balanceOf(address account) external view returns (uint256);
+    }
+}
 
 /// How an RPC failure should be handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,8 +243,7 @@ impl Chain {
             match self.once(f()).await {
                 Ok(v) => return Ok(v),
                 Err(fault) => {
-                    metrics::counter!("holdfast_rpc_errors_total", "kind" => fault.kind.as_str())
-                        .increment(1);
+                    metrics::rpc_error(fault.kind.as_str());
                     let retryable = match fault.kind {
                         FaultKind::RateLimited | FaultKind::Transport => true,
                         FaultKind::TooLarge => retry_too_large,
@@ -269,7 +277,7 @@ impl Chain {
         Fut: IntoFuture<Output = std::result::Result<T, RpcError<TransportErrorKind>>>,
     {
         self.once(fut).await.map_err(|f| {
-            metrics::counter!("holdfast_rpc_errors_total", "kind" => f.kind.as_str()).increment(1);
+            metrics::rpc_error(f.kind.as_str());
             Error::Rpc(format!("{what}: {}", f.message))
         })
     }
@@ -405,7 +413,7 @@ impl Chain {
         holder: Address,
         at: B256,
     ) -> Result<alloy::primitives::U256> {
-        let erc20 = crate::bindings::IERC20Balance::new(token, &self.provider);
+        let erc20 = IERC20Balance::new(token, &self.provider);
         self.call_once("balanceOf", async {
             erc20.balanceOf(holder).block(BlockId::hash(at)).call().await.map_err(contract_error)
         })
@@ -414,7 +422,7 @@ impl Chain {
 
     /// The escrow's token.
     pub async fn escrow_token(&self, escrow: Address) -> Result<Address> {
-        let c = crate::bindings::IHoldfastEscrow::new(escrow, &self.provider);
+        let c = IHoldfastEscrow::new(escrow, &self.provider);
         self.call("token", || async { c.token().call().await.map_err(contract_error) }).await
     }
 }

@@ -8,15 +8,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can stop the indexer or one of its store operations.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The database failed.
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    /// The inline SQLite reader's connection failed (the API's order reads on SQLite).
-    #[error("database (sqlite reader): {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// A migration failed.
-    #[error("database migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The store failed (see [`holdfast_store::Error`] for database faults versus a corrupt store).
+    #[error("store: {0}")]
+    Store(#[from] holdfast_store::Error),
+    /// Derivation found the stored state contradicting the events.
+    #[error("derivation: {0}")]
+    Derive(#[from] holdfast_primitives::derive::DeriveError),
     /// The RPC node failed after all retries, or answered something unusable.
     #[error("rpc: {0}")]
     Rpc(String),
@@ -43,16 +40,7 @@ pub enum Error {
         /// The stored finalized height.
         finalized: BlockNumber,
     },
-    /// A stored value could not be decoded.
-    #[error("corrupt store: {0}")]
-    Corrupt(String),
     /// Invalid configuration.
     #[error("config: {0}")]
     Config(String),
-}
-
-impl Error {
-    pub(crate) fn corrupt(e: impl std::fmt::Display) -> Self {
-        Self::Corrupt(e.to_string())
-    }
 }

@@ -2,17 +2,16 @@
 //! order's payment state, and survives reorganisations, restarts and RPC faults without losing or
 //! duplicating anything.
 //!
-//! Layers: [`chain`] (RPC with retries and adaptive ranges) → [`events`] (decoding) → [`state`] (the order
-//! state machine) → [`store`] (SQLite / Postgres), driven by [`sync::Indexer`].
+//! Layers: [`chain`] (RPC with retries and adaptive ranges) → decoding and derivation
+//! (`holdfast_primitives`) → [`writer`] (one store transaction per step, `holdfast_store`), driven by
+//! [`sync::Indexer`].
 
-pub mod bindings;
 pub mod chain;
 pub mod config;
 mod error;
-pub mod events;
-pub mod state;
-pub mod store;
+mod metrics;
 pub mod sync;
+pub mod writer;
 
 pub use config::{BackfillConfig, Deployment, FinalityPolicy, IndexerConfig, RetryConfig};
 pub use error::{Error, Result};

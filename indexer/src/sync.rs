@@ -23,36 +23,19 @@ use alloy::{
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::broadcast;
 
+pub use holdfast_primitives::IndexNotification;
+use holdfast_primitives::{
+    BlockRef, ChainMeta, DecodedEvent, EventPos, Heights, RawEvent, Reconciliation, event::event_signatures,
+};
+use holdfast_store::{ChainReader, MetaWriter, OrderReader, Storage};
+
 use crate::{
     Error, Result,
     chain::Chain,
     config::{FinalityPolicy, IndexerConfig},
-    events::{DecodedEvent, RawEvent, event_signatures},
-    store::{Batch, BlockRef, ChainMeta, ChainReader, Heights, IndexWriter, OrderReader, Reconciliation},
+    metrics,
+    writer::{self, Batch},
 };
-
-/// What the indexer tells in-process listeners (the API's long-poll and change feed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IndexNotification {
-    /// Blocks up to `cursor` were committed; `orders` changed.
-    Committed {
-        /// New cursor.
-        cursor: BlockNumber,
-        /// Orders whose state changed.
-        orders: Vec<(Address, B256)>,
-    },
-    /// Blocks above `fork` were reverted by a reorg; `orders` were re-derived.
-    Reverted {
-        /// Last block both chains share.
-        fork: BlockNumber,
-        /// Depth of the reorg (old cursor − fork).
-        depth: u64,
-        /// Orders re-derived.
-        orders: Vec<(Address, B256)>,
-    },
-    /// New chain heights (finality may have advanced).
-    Heights(Heights),
-}
 
 /// Where a backfill stands (published after every committed range; see [`Indexer::progress`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +81,7 @@ pub struct Indexer<S> {
 
 impl<S> Indexer<S>
 where
-    S: ChainReader + IndexWriter + OrderReader + Send + Sync,
+    S: ChainReader + MetaWriter + OrderReader + Storage + Send + Sync,
 {
     /// Connect to the node and check that it serves the configured chain.
     pub async fn new(cfg: IndexerConfig, store: S) -> Result<Self> {
@@ -542,9 +525,8 @@ where
     async fn commit(&self, batch: Batch) -> Result<()> {
         let cursor = batch.cursor;
         let heights = batch.heights;
-        let out = self.store.commit_batch(&batch).await?;
-        metrics::counter!("holdfast_events_total").increment(out.inserted);
-        metrics::gauge!("holdfast_indexed_block").set(cursor as f64);
+        let out = writer::commit_batch(&self.store, &batch).await?;
+        metrics::committed(out.inserted, cursor);
         if out.duplicates > 0 {
             tracing::debug!(duplicates = out.duplicates, "events already stored were skipped");
         }
@@ -554,10 +536,7 @@ where
     }
 
     fn record_heights(&self, h: &Heights, cursor: BlockNumber) {
-        metrics::gauge!("holdfast_chain_head").set(h.head as f64);
-        metrics::gauge!("holdfast_safe_block").set(h.safe as f64);
-        metrics::gauge!("holdfast_finalized_block").set(h.finalized as f64);
-        metrics::gauge!("holdfast_lag_blocks").set(h.head.saturating_sub(cursor) as f64);
+        metrics::heights(h, cursor);
     }
 
     /// The stored cursor block is no longer on the node's chain: find the last block both share (walking
@@ -588,9 +567,8 @@ where
             });
         }
         let depth = meta.cursor - fork.number;
-        let out = self.store.rollback_to(self.chain_id, fork).await?;
-        metrics::counter!("holdfast_reorgs_total").increment(1);
-        metrics::histogram!("holdfast_reorg_depth").record(depth as f64);
+        let out = writer::rollback_to(&self.store, self.chain_id, fork).await?;
+        metrics::reorg(depth);
         tracing::warn!(
             fork = fork.number,
             depth,
@@ -642,11 +620,7 @@ where
             } else {
                 "deficit"
             };
-            metrics::gauge!("holdfast_reconciliation_ok", "escrow" => escrow.to_string()).set(if r.ok {
-                1.0
-            } else {
-                0.0
-            });
+            metrics::reconciliation(*escrow, r.ok);
             if actual < expected {
                 tracing::error!(%escrow, %expected, %actual, block = meta.cursor,
                     "RECONCILIATION DEFICIT: the escrow holds less than the indexer derived");
@@ -700,7 +674,7 @@ async fn decode_logs(
         if log.removed {
             continue;
         }
-        let raw = RawEvent::from_rpc(chain_id, log, ts(log.block_number))
+        let raw = raw_event(chain_id, log, ts(log.block_number))
             .ok_or_else(|| Error::Rpc("log without block, transaction or index fields".into()))?;
         match raw.decode() {
             Some(ev) => out.push(ev),
@@ -710,6 +684,24 @@ async fn decode_logs(
         }
     }
     Ok(out)
+}
+
+/// The raw event of an RPC log. `None` if a required field is missing (a pending log).
+fn raw_event(chain_id: u64, log: &Log, fallback_timestamp: Option<u64>) -> Option<RawEvent> {
+    Some(RawEvent {
+        chain_id,
+        escrow: log.address(),
+        pos: EventPos {
+            block_number: log.block_number?,
+            block_hash: log.block_hash?,
+            block_timestamp: log.block_timestamp.or(fallback_timestamp)?,
+            tx_hash: log.transaction_hash?,
+            tx_index: log.transaction_index?,
+            log_index: log.log_index?,
+        },
+        topics: log.topics().to_vec(),
+        data: log.data().data.clone(),
+    })
 }
 
 /// Blocks of the first backfill range (at most; the configured initial range if smaller).

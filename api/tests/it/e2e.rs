@@ -10,7 +10,8 @@ use alloy::{
     rpc::types::anvil::{ReorgOptions, TransactionData},
 };
 use holdfast_api::{AppState, router};
-use holdfast_indexer::{store::Store, sync::Indexer};
+use holdfast_indexer::sync::Indexer;
+use holdfast_store::Store;
 use tokio::sync::oneshot;
 
 use crate::harness::{Chain, SseStream, TestDb, app, assert_error, get, get_with};

@@ -13,7 +13,7 @@ use axum::{
 };
 pub use chain::*;
 use holdfast_api::{ApiConfig, AppState, EscrowInfo, TokenInfo};
-use holdfast_indexer::store::Store;
+use holdfast_store::Store;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;

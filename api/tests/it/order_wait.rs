@@ -8,7 +8,8 @@ use alloy::{
     providers::ext::AnvilApi,
 };
 use holdfast_api::{AppState, router};
-use holdfast_indexer::{store::Store, sync::Indexer};
+use holdfast_indexer::sync::Indexer;
+use holdfast_store::Store;
 use tokio::sync::oneshot;
 
 use crate::{
@@ -79,7 +80,7 @@ async fn body(c: &Chain, state: AppState) {
         let (escrow, payer, payee) = (c.escrow, c.addr(1), c.addr(2));
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            holdfast_indexer::bindings::IHoldfastEscrow::new(escrow, &provider)
+            holdfast_primitives::bindings::IHoldfastEscrow::new(escrow, &provider)
                 .lock(id, payee, alloy::primitives::U256::from(5_000_000u64), Address::ZERO, by, 60)
                 .from(payer)
                 .send()

@@ -397,7 +397,7 @@ async fn every_endpoint_and_error_code_sqlite() {
 
     // --- REQUEST_TIMEOUT: every connection of the router's pool is taken, so its query waits.
     let starved = db.store().await;
-    let holdfast_indexer::store::Store::Sqlite(sq) = &starved else { unreachable!() };
+    let holdfast_store::Store::Sqlite(sq) = &starved else { unreachable!() };
     let mut held = Vec::new();
     for _ in 0..sq.pool().options().get_max_connections() {
         held.push(sq.pool().acquire().await.unwrap());
@@ -431,16 +431,16 @@ async fn every_endpoint_and_error_code_sqlite() {
 
     // --- INTERNAL: the store's pool is closed; the cause is logged, not served.
     let broken = db.store().await;
-    let holdfast_indexer::store::Store::Sqlite(s) = &broken else { unreachable!() };
+    let holdfast_store::Store::Sqlite(s) = &broken else { unreachable!() };
     s.pool().close().await;
     let internal = get(&router(AppState::new(broken.clone(), ApiConfig::default())), "/v1/orders").await;
     err(&internal, 500, "INTERNAL");
     assert_eq!(internal.json["error"]["message"], "internal error");
 
     // Re-deriving everything from the stored events logs no change when nothing changed.
-    use holdfast_indexer::store::{FeedReader, IndexWriter};
+    use holdfast_store::FeedReader;
     let before = store.last_change_seq().await.unwrap();
-    store.rederive_all(31337).await.unwrap();
+    holdfast_indexer::writer::rederive_all(&store, 31337).await.unwrap();
     assert_eq!(store.last_change_seq().await.unwrap(), before);
 
     let all_codes: std::collections::BTreeSet<String> =

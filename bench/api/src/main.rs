@@ -39,7 +39,7 @@ use alloy::{
     providers::{Provider, ext::AnvilApi},
 };
 use harness::{Chain, GEN_BATCH, ILoadGenerator, pg_admin_url, random_hex};
-use holdfast_indexer::store::{OrderReader, Store};
+use holdfast_store::{OrderReader, Store};
 use hyper::StatusCode;
 use load::{Conn, LoadResult, Target, get_once, run_load};
 use sqlx::Row;

@@ -27,11 +27,9 @@ use alloy::{
 };
 use futures::{StreamExt, TryStreamExt};
 use harness::{Chain, GEN_BATCH, ILoadGenerator, TestDb, random_hex};
-use holdfast_indexer::{
-    events::event_signatures,
-    store::OrderReader,
-    sync::{IndexNotification, Indexer},
-};
+use holdfast_indexer::sync::Indexer;
+use holdfast_primitives::{IndexNotification, event::event_signatures};
+use holdfast_store::OrderReader;
 
 fn median_p90(mut v: Vec<f64>) -> (f64, f64) {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());

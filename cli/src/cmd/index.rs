@@ -4,10 +4,8 @@ use std::net::SocketAddr;
 
 use clap::Args;
 use eyre::Context;
-use holdfast_indexer::{
-    store::Store,
-    sync::{BackfillProgress, Indexer},
-};
+use holdfast_indexer::sync::{BackfillProgress, Indexer};
+use holdfast_store::Store;
 
 use crate::opts::{DbOpts, DeploymentOpts, IndexOpts, RpcOpts, Shutdown, indexer_config};
 

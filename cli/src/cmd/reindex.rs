@@ -2,7 +2,7 @@
 
 use clap::Args;
 use eyre::{Context, bail};
-use holdfast_indexer::store::{IndexWriter, Store};
+use holdfast_store::Store;
 
 use crate::opts::DbOpts;
 
@@ -31,7 +31,7 @@ pub(crate) async fn run(args: ReindexArgs) -> eyre::Result<()> {
     let url = args.db.url()?;
     let store = Store::connect(&url).await.wrap_err_with(|| format!("cannot open store {url}"))?;
     let started = std::time::Instant::now();
-    let n = store.rederive_all(args.chain_id).await?;
+    let n = holdfast_indexer::writer::rederive_all(&store, args.chain_id).await?;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "re-derived chain {} from {n} stored events in {secs:.2}s ({:.0} events/s)",

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use clap::Args;
 use eyre::Context;
 use holdfast_api::{ApiConfig, AppState, router, serve};
-use holdfast_indexer::{IndexerConfig, store::Store, sync::Indexer};
+use holdfast_indexer::{IndexerConfig, sync::Indexer};
+use holdfast_store::Store;
 use tokio::sync::watch;
 
 use crate::opts::{

@@ -3,7 +3,7 @@
 use clap::Args;
 use eyre::Context;
 use holdfast_api::{AppState, router, serve};
-use holdfast_indexer::store::Store;
+use holdfast_store::Store;
 
 use crate::opts::{ApiOpts, DbOpts, DeploymentOpts, Shutdown, install_metrics};
 

@@ -9,7 +9,7 @@ use std::{
 
 use alloy::providers::Provider;
 use alloy::providers::ext::AnvilApi;
-use holdfast_indexer::store::{ChainReader, OrderReader};
+use holdfast_store::{ChainReader, OrderReader};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::{

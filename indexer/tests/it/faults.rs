@@ -11,7 +11,8 @@ use std::{
 };
 
 use alloy::providers::ext::AnvilApi;
-use holdfast_indexer::{store::OrderReader, sync::Indexer};
+use holdfast_indexer::sync::Indexer;
+use holdfast_store::OrderReader;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},

@@ -1,6 +1,6 @@
 //! The load generator works and the indexer accounts for every generated event.
 
-use holdfast_indexer::store::OrderReader;
+use holdfast_store::OrderReader;
 
 use crate::harness::{Chain, GEN_BATCH, TestDb, index};
 

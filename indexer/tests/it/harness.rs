@@ -15,12 +15,9 @@ use alloy::{
     sol,
     sol_types::{SolStruct, SolValue, eip712_domain},
 };
-use holdfast_indexer::{
-    Deployment, FinalityPolicy, IndexerConfig,
-    bindings::IHoldfastEscrow,
-    store::{OrderFilter, OrderReader, Store},
-    sync::Indexer,
-};
+use holdfast_indexer::{Deployment, FinalityPolicy, IndexerConfig, sync::Indexer};
+use holdfast_primitives::bindings::IHoldfastEscrow;
+use holdfast_store::{OrderFilter, OrderReader, Store};
 
 sol! {
     #[sol(rpc)]

@@ -2,10 +2,8 @@
 //! agrees with the token; re-deriving from the store alone reproduces the same orders.
 
 use alloy::primitives::{Address, B256, U256};
-use holdfast_indexer::{
-    state::OrderStatus,
-    store::{IndexWriter, OrderReader},
-};
+use holdfast_primitives::OrderStatus;
+use holdfast_store::OrderReader;
 
 use crate::harness::{Chain, TestDb, index, snapshot};
 
@@ -214,7 +212,7 @@ async fn lifecycle(backend: &str) {
     // Re-deriving everything from the stored events, with no RPC, gives the same orders.
     let before = snapshot(&store).await;
     assert_eq!(before.len(), 8);
-    let replayed = store.rederive_all(31337).await.unwrap();
+    let replayed = holdfast_indexer::writer::rederive_all(&store, 31337).await.unwrap();
     // 4 (A) + 3 (B) + 2 (C) + 3 (D) + 3 (E) + 4 (F) + 3 (G, with PayoutDeferred) + 1 (H).
     assert_eq!(replayed, 23);
     assert_eq!(snapshot(&store).await, before);

@@ -7,7 +7,9 @@ use alloy::{
     providers::{Provider, ext::AnvilApi},
     rpc::types::anvil::{ReorgOptions, TransactionData},
 };
-use holdfast_indexer::{bindings::IHoldfastEscrow, store::OrderReader, sync::Indexer};
+use holdfast_indexer::sync::Indexer;
+use holdfast_primitives::bindings::IHoldfastEscrow;
+use holdfast_store::OrderReader;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::harness::{Chain, TestDb, index, snapshot};
@@ -190,8 +192,7 @@ async fn reorg_drill_live_ws_sqlite() {
             }
             if tokio::time::Instant::now() >= deadline {
                 let diff: Vec<_> = got.iter().zip(&want).filter(|(g, w)| g != w).take(1).collect();
-                let meta =
-                    holdfast_indexer::store::ChainReader::chain_meta(&store, 31337).await.unwrap().unwrap();
+                let meta = holdfast_store::ChainReader::chain_meta(&store, 31337).await.unwrap().unwrap();
                 let node =
                     c.provider.get_block_by_number(meta.cursor.into()).await.unwrap().map(|b| b.header.hash);
                 let head = c.provider.get_block_number().await.unwrap();

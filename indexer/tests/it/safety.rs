@@ -6,7 +6,8 @@ use alloy::{
     providers::ext::AnvilApi,
     rpc::types::anvil::ReorgOptions,
 };
-use holdfast_indexer::{Error, FinalityPolicy, store::OrderReader, sync::Indexer};
+use holdfast_indexer::{Error, FinalityPolicy, sync::Indexer};
+use holdfast_store::OrderReader;
 
 use crate::harness::{Chain, TestDb, snapshot};
 

@@ -3,11 +3,8 @@
 //! errors.
 
 use alloy::primitives::{Address, B256, U256};
-use holdfast_indexer::{
-    Error,
-    state::OrderStatus,
-    store::{OrderFilter, OrderReader, SqliteStore, Store},
-};
+use holdfast_primitives::OrderStatus;
+use holdfast_store::{Error, OrderFilter, OrderReader, SqliteStore, Store};
 
 use crate::harness::{Chain, GEN_BATCH, TestDb, index};
 
@@ -193,9 +190,9 @@ async fn inline_read_errors_are_typed() {
     // A state that does not decode: a corrupt store, on both paths.
     sqlx::query("UPDATE orders SET state = '{\"not\": \"a state\"}'").execute(s.pool()).await.unwrap();
     let err = s.order(None, None, id).await.unwrap_err();
-    assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
     let err = s.clone().without_inline_reads().order(None, None, id).await.unwrap_err();
-    assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
 
     // A database error of the inline connection is `Error::Sqlite`.
     sqlx::query("ALTER TABLE orders RENAME TO orders_gone").execute(s.pool()).await.unwrap();
@@ -204,7 +201,7 @@ async fn inline_read_errors_are_typed() {
     let err = s.order(None, None, id).await.unwrap_err();
     assert!(matches!(err, Error::Sqlite(_)), "{err:?}");
     sqlx::query("ALTER TABLE orders_gone RENAME TO orders").execute(s.pool()).await.unwrap();
-    assert!(matches!(s.order(None, None, id).await, Err(Error::Corrupt(_))));
+    assert!(matches!(s.order(None, None, id).await, Err(Error::Corrupt { .. })));
 
     // Once the store is closed, reads fail as they do through a closed pool.
     store.close().await;

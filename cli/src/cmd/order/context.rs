@@ -15,7 +15,7 @@ use alloy::{
 };
 use clap::{Args, ValueEnum};
 use eyre::{Context as _, bail, eyre};
-use holdfast_indexer::bindings::IHoldfastEscrow::{self, IHoldfastEscrowInstance};
+use holdfast_primitives::bindings::IHoldfastEscrow::{self, IHoldfastEscrowInstance};
 use serde_json::{Value, json};
 use url::Url;
 

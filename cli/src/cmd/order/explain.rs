@@ -9,7 +9,7 @@ use alloy::{
     sol,
     sol_types::{SolInterface, decode_revert_reason},
 };
-use holdfast_indexer::bindings::IHoldfastEscrow::{self, IHoldfastEscrowErrors, Status};
+use holdfast_primitives::bindings::IHoldfastEscrow::{self, IHoldfastEscrowErrors, Status};
 
 use super::{amount::Units, order_id::utc};
 

@@ -27,11 +27,13 @@ use rusqlite::{
     types::{ToSql, ToSqlOutput, ValueRef},
 };
 
-use super::{
+use holdfast_primitives::OrderState;
+
+use crate::{
+    Error, Result,
     query::{Param, SqlQuery},
-    sql::parse_state,
+    rows::parse_state,
 };
-use crate::{Error, Result, state::OrderState};
 
 /// How long a read waits for a busy database before the caller falls back to sqlx.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5);
@@ -57,7 +59,7 @@ impl ToSql for Param {
 
 /// A pool of query-only connections to one SQLite file, used inline on the calling thread. Cheap to clone.
 #[derive(Clone)]
-pub(super) struct SqliteReader {
+pub(crate) struct SqliteReader {
     inner: Arc<Inner>,
 }
 
@@ -81,7 +83,7 @@ impl std::fmt::Debug for SqliteReader {
 
 impl SqliteReader {
     /// A reader of the (existing, migrated) database at `path`; opens one connection to check it.
-    pub(super) fn open(path: &Path) -> Result<Self> {
+    pub(crate) fn open(path: &Path) -> Result<Self> {
         let max_idle = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).max(4);
         let reader = Self {
             inner: Arc::new(Inner {
@@ -137,7 +139,7 @@ impl SqliteReader {
     }
 
     /// Close the idle connections; later reads answer `None` (the caller's sqlx pool is closed too).
-    pub(super) fn close(&self) {
+    pub(crate) fn close(&self) {
         self.inner.closed.store(true, Ordering::Release);
         let idle = std::mem::take(&mut *self.idle());
         drop(idle);
@@ -145,7 +147,7 @@ impl SqliteReader {
 
     /// Run `q`, a `SELECT state …` query, and pass each row's decoded state to `f`, in row order. `None`:
     /// the reader cannot answer now (closed, or the database is busy); run the query through sqlx instead.
-    pub(super) fn for_each_state(&self, q: &SqlQuery, mut f: impl FnMut(OrderState)) -> Option<Result<()>> {
+    pub(crate) fn for_each_state(&self, q: &SqlQuery, mut f: impl FnMut(OrderState)) -> Option<Result<()>> {
         let conn = match self.take()? {
             Ok(c) => c,
             Err(e) if is_busy(&e) => return None,
@@ -155,7 +157,7 @@ impl SqliteReader {
             let mut stmt = conn.prepare_cached(&q.sql)?;
             let mut rows = stmt.query(rusqlite::params_from_iter(&q.params))?;
             while let Some(row) = rows.next()? {
-                let json = row.get_ref(0)?.as_str().map_err(Error::corrupt)?;
+                let json = row.get_ref(0)?.as_str().map_err(|e| Error::corrupt("order state", e))?;
                 f(parse_state(json)?);
             }
             Ok(())
@@ -184,7 +186,7 @@ mod tests {
     use alloy::primitives::B256;
 
     use super::*;
-    use crate::store::query;
+    use crate::query;
 
     #[test]
     fn query_only_busy_falls_back_closed_declines() {

@@ -13,7 +13,7 @@ use super::OrderFilter;
 
 /// A bound parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Param {
+pub(crate) enum Param {
     /// An integer (`BIGINT`).
     Int(i64),
     /// A 32-byte blob / `bytea`.
@@ -26,11 +26,11 @@ pub(super) enum Param {
 
 /// SQL text and its parameters, `$n` bound to `params[n - 1]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct SqlQuery {
+pub(crate) struct SqlQuery {
     /// The statement.
-    pub(super) sql: String,
+    pub(crate) sql: String,
     /// Its parameters, in placeholder order.
-    pub(super) params: Vec<Param>,
+    pub(crate) params: Vec<Param>,
 }
 
 impl SqlQuery {
@@ -56,7 +56,7 @@ fn int(v: u64) -> Param {
 }
 
 /// One order's state. With `escrow` `None`, the first escrow (by chain id, escrow) that has this id.
-pub(super) fn order(chain_id: Option<u64>, escrow: Option<Address>, order_id: B256) -> SqlQuery {
+pub(crate) fn order(chain_id: Option<u64>, escrow: Option<Address>, order_id: B256) -> SqlQuery {
     let mut q = SqlQuery::new("SELECT state FROM orders WHERE order_id = ");
     q.bind(Param::Word(order_id));
     if let Some(c) = chain_id {
@@ -70,7 +70,7 @@ pub(super) fn order(chain_id: Option<u64>, escrow: Option<Address>, order_id: B2
 }
 
 /// A page of order states matching `f`, in lock order.
-pub(super) fn orders(f: &OrderFilter) -> SqlQuery {
+pub(crate) fn orders(f: &OrderFilter) -> SqlQuery {
     let mut q = SqlQuery::new("SELECT state FROM orders WHERE 1 = 1");
     if let Some(c) = f.chain_id {
         q.push(" AND chain_id = ").bind(int(c));
@@ -102,10 +102,44 @@ pub(super) fn orders(f: &OrderFilter) -> SqlQuery {
     q
 }
 
+/// Up to `limit` change-log entries with `after < seq <= upto` matching `f` (its `after` and `limit` are
+/// ignored); retractions ignore the status filter (see [`crate::FeedReader::changes`]).
+pub(crate) fn changes(after: i64, upto: i64, f: &OrderFilter, limit: u32) -> SqlQuery {
+    let mut q = SqlQuery::new(
+        "SELECT seq, kind, chain_id, escrow, order_id, block_number, state FROM changes WHERE seq > ",
+    );
+    q.bind(Param::Int(after)).push(" AND seq <= ").bind(Param::Int(upto));
+    if let Some(c) = f.chain_id {
+        q.push(" AND chain_id = ").bind(int(c));
+    }
+    for (col, v) in [
+        (" AND escrow = ", f.escrow),
+        (" AND payer = ", f.payer),
+        (" AND payee = ", f.payee),
+        (" AND arbiter = ", f.arbiter),
+    ] {
+        if let Some(a) = v {
+            q.push(col).bind(Param::Addr(a));
+        }
+    }
+    if let Some(s) = f.status {
+        q.push(" AND (kind = 'order_retracted' OR status = ").bind(Param::Text(s.as_str())).push(")");
+    }
+    if let Some(t) = f.locked_from {
+        q.push(" AND lock_time >= ").bind(int(t));
+    }
+    if let Some(t) = f.locked_to {
+        q.push(" AND lock_time < ").bind(int(t));
+    }
+    q.push(" ORDER BY seq LIMIT ").bind(Param::Int(i64::from(limit)));
+    q
+}
+
 #[cfg(test)]
 mod tests {
+    use holdfast_primitives::OrderStatus;
+
     use super::*;
-    use crate::state::OrderStatus;
 
     #[test]
     fn placeholders_are_numbered_in_order() {

@@ -2,12 +2,11 @@
 
 use alloy::{
     primitives::{Address, B256, BlockNumber, Bytes, Log as PrimitiveLog, LogData, U256},
-    rpc::types::Log,
     sol_types::SolEventInterface,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::bindings::IHoldfastEscrow::{self, IHoldfastEscrowEvents};
+use crate::bindings::IHoldfastEscrow::IHoldfastEscrowEvents;
 
 /// Where an event sits on the chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -283,19 +282,9 @@ impl EscrowEvent {
     }
 }
 
-/// The topic0 of every escrow event, for the `eth_getLogs` filter.
+/// The topic0 of every escrow event, for the `eth_getLogs` filter: the selectors of the `sol!` expansion.
 pub fn event_signatures() -> Vec<B256> {
-    use alloy::sol_types::SolEvent;
-    vec![
-        IHoldfastEscrow::Locked::SIGNATURE_HASH,
-        IHoldfastEscrow::Delivered::SIGNATURE_HASH,
-        IHoldfastEscrow::Released::SIGNATURE_HASH,
-        IHoldfastEscrow::Refunded::SIGNATURE_HASH,
-        IHoldfastEscrow::Frozen::SIGNATURE_HASH,
-        IHoldfastEscrow::Resolved::SIGNATURE_HASH,
-        IHoldfastEscrow::PayoutDeferred::SIGNATURE_HASH,
-        IHoldfastEscrow::Withdrawn::SIGNATURE_HASH,
-    ]
+    IHoldfastEscrowEvents::SELECTORS.iter().map(|s| B256::from(*s)).collect()
 }
 
 /// A stored raw event with its decoded form.
@@ -308,24 +297,6 @@ pub struct DecodedEvent {
 }
 
 impl RawEvent {
-    /// From an RPC log. `None` if a required field is missing (a pending log).
-    pub fn from_rpc(chain_id: u64, log: &Log, fallback_timestamp: Option<u64>) -> Option<Self> {
-        Some(Self {
-            chain_id,
-            escrow: log.address(),
-            pos: EventPos {
-                block_number: log.block_number?,
-                block_hash: log.block_hash?,
-                block_timestamp: log.block_timestamp.or(fallback_timestamp)?,
-                tx_hash: log.transaction_hash?,
-                tx_index: log.transaction_index?,
-                log_index: log.log_index?,
-            },
-            topics: log.topics().to_vec(),
-            data: log.data().data.clone(),
-        })
-    }
-
     /// Decode (`None` if the log is not an escrow event).
     pub fn decode(self) -> Option<DecodedEvent> {
         let event = EscrowEvent::decode(&self.topics, &self.data)?;

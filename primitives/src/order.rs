@@ -4,7 +4,7 @@
 use alloy::primitives::{Address, B256, U256};
 use serde::{Deserialize, Serialize};
 
-use crate::events::{ContractStatus, EscrowEvent, EventPos};
+use crate::event::{ContractStatus, EscrowEvent, EventPos};
 
 /// Serde for `U256` as an exact decimal string.
 pub mod u256_dec {
@@ -22,6 +22,9 @@ pub mod u256_dec {
         U256::from_str_radix(&s, 10).map_err(D::Error::custom)
     }
 }
+
+/// An order's key within a chain: (escrow, order id).
+pub type OrderKey = (Address, B256);
 
 /// The payment state a client sees, finer than the contract's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -362,7 +365,8 @@ fn apply_inner(
                 return Err(format!("payout credited to {recipient}, neither payer nor payee"));
             }
             let paid_out = o.released + o.refunded;
-            if o.deferred + *amount > paid_out {
+            // Checked: an amount near `U256::MAX` must not wrap around and pass.
+            if o.deferred.checked_add(*amount).is_none_or(|d| d > paid_out) {
                 return Err(format!("credited {amount} beyond the {paid_out} paid out"));
             }
             o.deferred += *amount;

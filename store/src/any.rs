@@ -1,0 +1,328 @@
+//! [`Store`] and [`AnyTx`]: every reader and writer of the backend picked at runtime, forwarded by hand
+//! (one `match` a method).
+
+use std::collections::HashMap;
+
+use alloy::primitives::{Address, B256, BlockNumber, U256};
+use holdfast_primitives::{
+    BlockRef, ChainMeta, Change, DecodedEvent, Heights, OrderKey, OrderState, Reconciliation,
+    change::{LastChange, NewChange},
+    derive::{AnomalyRecord, CreditKey},
+};
+
+use crate::{
+    ChainReader, ChangeWriter, CursorWriter, EventWriter, FeedReader, LedgerWriter, MetaWriter, OrderFilter,
+    OrderReader, OrderWriter, PgTx, Result, ScanPosition, SqliteTx, Storage, Store, StoredEvent, WriteTx,
+};
+
+/// The transaction of a [`Store`]: one of the backends' own.
+#[derive(Debug)]
+pub enum AnyTx {
+    /// SQLite.
+    Sqlite(SqliteTx),
+    /// Postgres.
+    Postgres(PgTx),
+}
+
+impl Storage for Store {
+    type Tx = AnyTx;
+    async fn begin(&self) -> Result<AnyTx> {
+        Ok(match self {
+            Self::Sqlite(s) => AnyTx::Sqlite(s.begin().await?),
+            Self::Postgres(s) => AnyTx::Postgres(s.begin().await?),
+        })
+    }
+}
+
+impl WriteTx for AnyTx {
+    async fn commit(self) -> Result<()> {
+        match self {
+            Self::Sqlite(t) => t.commit().await,
+            Self::Postgres(t) => t.commit().await,
+        }
+    }
+}
+
+impl ChainReader for Store {
+    async fn chain_meta(&self, chain_id: u64) -> Result<Option<ChainMeta>> {
+        match self {
+            Self::Sqlite(s) => s.chain_meta(chain_id).await,
+            Self::Postgres(s) => s.chain_meta(chain_id).await,
+        }
+    }
+    async fn blocks_from(&self, chain_id: u64, from: BlockNumber) -> Result<Vec<BlockRef>> {
+        match self {
+            Self::Sqlite(s) => s.blocks_from(chain_id, from).await,
+            Self::Postgres(s) => s.blocks_from(chain_id, from).await,
+        }
+    }
+}
+
+impl MetaWriter for Store {
+    async fn update_heights(&self, chain_id: u64, heights: Heights) -> Result<()> {
+        match self {
+            Self::Sqlite(s) => s.update_heights(chain_id, heights).await,
+            Self::Postgres(s) => s.update_heights(chain_id, heights).await,
+        }
+    }
+    async fn reset_chain(&self, chain_id: u64) -> Result<()> {
+        match self {
+            Self::Sqlite(s) => s.reset_chain(chain_id).await,
+            Self::Postgres(s) => s.reset_chain(chain_id).await,
+        }
+    }
+    async fn record_reconciliation(&self, r: &Reconciliation) -> Result<()> {
+        match self {
+            Self::Sqlite(s) => s.record_reconciliation(r).await,
+            Self::Postgres(s) => s.record_reconciliation(r).await,
+        }
+    }
+}
+
+impl FeedReader for Store {
+    async fn chain_metas(&self) -> Result<Vec<ChainMeta>> {
+        match self {
+            Self::Sqlite(s) => s.chain_metas().await,
+            Self::Postgres(s) => s.chain_metas().await,
+        }
+    }
+    async fn last_change_seq(&self) -> Result<i64> {
+        match self {
+            Self::Sqlite(s) => s.last_change_seq().await,
+            Self::Postgres(s) => s.last_change_seq().await,
+        }
+    }
+    async fn changes(&self, after: i64, upto: i64, filter: &OrderFilter, limit: u32) -> Result<Vec<Change>> {
+        match self {
+            Self::Sqlite(s) => s.changes(after, upto, filter, limit).await,
+            Self::Postgres(s) => s.changes(after, upto, filter, limit).await,
+        }
+    }
+}
+
+impl OrderReader for Store {
+    async fn order(
+        &self,
+        chain_id: Option<u64>,
+        escrow: Option<Address>,
+        order_id: B256,
+    ) -> Result<Option<OrderState>> {
+        match self {
+            Self::Sqlite(s) => s.order(chain_id, escrow, order_id).await,
+            Self::Postgres(s) => s.order(chain_id, escrow, order_id).await,
+        }
+    }
+    async fn orders(&self, filter: &OrderFilter) -> Result<Vec<OrderState>> {
+        match self {
+            Self::Sqlite(s) => s.orders(filter).await,
+            Self::Postgres(s) => s.orders(filter).await,
+        }
+    }
+    async fn order_events(&self, chain_id: u64, escrow: Address, order_id: B256) -> Result<Vec<StoredEvent>> {
+        match self {
+            Self::Sqlite(s) => s.order_events(chain_id, escrow, order_id).await,
+            Self::Postgres(s) => s.order_events(chain_id, escrow, order_id).await,
+        }
+    }
+    async fn tx_events(&self, tx_hash: B256) -> Result<Vec<StoredEvent>> {
+        match self {
+            Self::Sqlite(s) => s.tx_events(tx_hash).await,
+            Self::Postgres(s) => s.tx_events(tx_hash).await,
+        }
+    }
+    async fn escrow_liabilities(&self, chain_id: u64, escrow: Address) -> Result<(U256, U256)> {
+        match self {
+            Self::Sqlite(s) => s.escrow_liabilities(chain_id, escrow).await,
+            Self::Postgres(s) => s.escrow_liabilities(chain_id, escrow).await,
+        }
+    }
+    async fn reconciliations(&self, chain_id: u64) -> Result<Vec<Reconciliation>> {
+        match self {
+            Self::Sqlite(s) => s.reconciliations(chain_id).await,
+            Self::Postgres(s) => s.reconciliations(chain_id).await,
+        }
+    }
+    async fn counts(&self, chain_id: u64) -> Result<(u64, u64)> {
+        match self {
+            Self::Sqlite(s) => s.counts(chain_id).await,
+            Self::Postgres(s) => s.counts(chain_id).await,
+        }
+    }
+}
+
+impl EventWriter for AnyTx {
+    async fn insert_events(&mut self, events: &[&DecodedEvent]) -> Result<Vec<bool>> {
+        match self {
+            Self::Sqlite(s) => s.insert_events(events).await,
+            Self::Postgres(s) => s.insert_events(events).await,
+        }
+    }
+    async fn revert_events_above(&mut self, chain_id: u64, block: BlockNumber) -> Result<u64> {
+        match self {
+            Self::Sqlite(s) => s.revert_events_above(chain_id, block).await,
+            Self::Postgres(s) => s.revert_events_above(chain_id, block).await,
+        }
+    }
+    async fn orders_with_events_above(&mut self, chain_id: u64, block: BlockNumber) -> Result<Vec<OrderKey>> {
+        match self {
+            Self::Sqlite(s) => s.orders_with_events_above(chain_id, block).await,
+            Self::Postgres(s) => s.orders_with_events_above(chain_id, block).await,
+        }
+    }
+    async fn credit_events_above(&mut self, chain_id: u64, block: BlockNumber) -> Result<bool> {
+        match self {
+            Self::Sqlite(s) => s.credit_events_above(chain_id, block).await,
+            Self::Postgres(s) => s.credit_events_above(chain_id, block).await,
+        }
+    }
+    async fn live_order_events(&mut self, chain_id: u64, key: OrderKey) -> Result<Vec<DecodedEvent>> {
+        match self {
+            Self::Sqlite(s) => s.live_order_events(chain_id, key).await,
+            Self::Postgres(s) => s.live_order_events(chain_id, key).await,
+        }
+    }
+    async fn live_credit_events(&mut self, chain_id: u64) -> Result<Vec<DecodedEvent>> {
+        match self {
+            Self::Sqlite(s) => s.live_credit_events(chain_id).await,
+            Self::Postgres(s) => s.live_credit_events(chain_id).await,
+        }
+    }
+    async fn live_events_by_order(
+        &mut self,
+        chain_id: u64,
+        after: Option<ScanPosition>,
+        limit: u32,
+    ) -> Result<Vec<DecodedEvent>> {
+        match self {
+            Self::Sqlite(s) => s.live_events_by_order(chain_id, after, limit).await,
+            Self::Postgres(s) => s.live_events_by_order(chain_id, after, limit).await,
+        }
+    }
+}
+
+impl OrderWriter for AnyTx {
+    async fn load_orders(
+        &mut self,
+        chain_id: u64,
+        keys: &[OrderKey],
+    ) -> Result<HashMap<OrderKey, OrderState>> {
+        match self {
+            Self::Sqlite(s) => s.load_orders(chain_id, keys).await,
+            Self::Postgres(s) => s.load_orders(chain_id, keys).await,
+        }
+    }
+    async fn orders_in_range(
+        &mut self,
+        chain_id: u64,
+        after: Option<OrderKey>,
+        upto: Option<OrderKey>,
+    ) -> Result<Vec<(OrderKey, OrderState)>> {
+        match self {
+            Self::Sqlite(s) => s.orders_in_range(chain_id, after, upto).await,
+            Self::Postgres(s) => s.orders_in_range(chain_id, after, upto).await,
+        }
+    }
+    async fn upsert_orders(&mut self, orders: &[OrderState]) -> Result<()> {
+        match self {
+            Self::Sqlite(s) => s.upsert_orders(orders).await,
+            Self::Postgres(s) => s.upsert_orders(orders).await,
+        }
+    }
+    async fn delete_orders(&mut self, chain_id: u64, keys: &[OrderKey]) -> Result<()> {
+        match self {
+            Self::Sqlite(s) => s.delete_orders(chain_id, keys).await,
+            Self::Postgres(s) => s.delete_orders(chain_id, keys).await,
+        }
+    }
+}
+
+impl LedgerWriter for AnyTx {
+    async fn insert_anomalies(&mut self, rows: &[AnomalyRecord]) -> Result<()> {
+        match self {
+            Self::Sqlite(s) => s.insert_anomalies(rows).await,
+            Self::Postgres(s) => s.insert_anomalies(rows).await,
+        }
+    }
+    async fn delete_anomalies(&mut self, chain_id: u64, above: Option<BlockNumber>) -> Result<()> {
+        match self {
+            Self::Sqlite(s) => s.delete_anomalies(chain_id, above).await,
+            Self::Postgres(s) => s.delete_anomalies(chain_id, above).await,
+        }
+    }
+    async fn load_credits(&mut self, chain_id: u64, keys: &[CreditKey]) -> Result<HashMap<CreditKey, U256>> {
+        match self {
+            Self::Sqlite(s) => s.load_credits(chain_id, keys).await,
+            Self::Postgres(s) => s.load_credits(chain_id, keys).await,
+        }
+    }
+    async fn put_credits(&mut self, chain_id: u64, credits: &[(CreditKey, U256)]) -> Result<()> {
+        match self {
+            Self::Sqlite(s) => s.put_credits(chain_id, credits).await,
+            Self::Postgres(s) => s.put_credits(chain_id, credits).await,
+        }
+    }
+    async fn clear_credits(&mut self, chain_id: u64) -> Result<()> {
+        match self {
+            Self::Sqlite(s) => s.clear_credits(chain_id).await,
+            Self::Postgres(s) => s.clear_credits(chain_id).await,
+        }
+    }
+}
+
+impl ChangeWriter for AnyTx {
+    async fn last_changes(
+        &mut self,
+        chain_id: u64,
+        keys: &[OrderKey],
+    ) -> Result<HashMap<OrderKey, LastChange>> {
+        match self {
+            Self::Sqlite(s) => s.last_changes(chain_id, keys).await,
+            Self::Postgres(s) => s.last_changes(chain_id, keys).await,
+        }
+    }
+    async fn append_changes(&mut self, rows: &[NewChange]) -> Result<()> {
+        match self {
+            Self::Sqlite(s) => s.append_changes(rows).await,
+            Self::Postgres(s) => s.append_changes(rows).await,
+        }
+    }
+}
+
+impl CursorWriter for AnyTx {
+    async fn put_blocks(&mut self, chain_id: u64, blocks: &[BlockRef]) -> Result<()> {
+        match self {
+            Self::Sqlite(s) => s.put_blocks(chain_id, blocks).await,
+            Self::Postgres(s) => s.put_blocks(chain_id, blocks).await,
+        }
+    }
+    async fn forget_blocks_below(&mut self, chain_id: u64, number: BlockNumber) -> Result<()> {
+        match self {
+            Self::Sqlite(s) => s.forget_blocks_below(chain_id, number).await,
+            Self::Postgres(s) => s.forget_blocks_below(chain_id, number).await,
+        }
+    }
+    async fn forget_blocks_above(&mut self, chain_id: u64, number: BlockNumber) -> Result<()> {
+        match self {
+            Self::Sqlite(s) => s.forget_blocks_above(chain_id, number).await,
+            Self::Postgres(s) => s.forget_blocks_above(chain_id, number).await,
+        }
+    }
+    async fn advance_cursor(
+        &mut self,
+        chain_id: u64,
+        genesis_hash: B256,
+        cursor: &BlockRef,
+        heights: Heights,
+    ) -> Result<()> {
+        match self {
+            Self::Sqlite(s) => s.advance_cursor(chain_id, genesis_hash, cursor, heights).await,
+            Self::Postgres(s) => s.advance_cursor(chain_id, genesis_hash, cursor, heights).await,
+        }
+    }
+    async fn rewind_cursor(&mut self, chain_id: u64, fork: &BlockRef) -> Result<()> {
+        match self {
+            Self::Sqlite(s) => s.rewind_cursor(chain_id, fork).await,
+            Self::Postgres(s) => s.rewind_cursor(chain_id, fork).await,
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Storage errors.
+
+/// Result alias for the storage.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a store operation can fail with. A caller tells a database fault (retry) from a corrupt store or a
+/// bad URL (stop) by the variant, and reaches the driver's own error through [`std::error::Error::source`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database failed (connection refused or lost, disk full, read-only, a constraint).
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// The inline SQLite reader's connection failed (the API's order reads on SQLite).
+    #[error("database (sqlite reader): {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A migration failed (or the store was migrated by a newer Holdfast).
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be decoded.
+    #[error("corrupt store: {what}")]
+    Corrupt {
+        /// What could not be decoded.
+        what: String,
+        /// The decoder's error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The URL names no supported backend.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+}
+
+impl Error {
+    /// A stored value that does not decode, with the decoder's error.
+    pub(crate) fn corrupt(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Corrupt { what: what.into(), source: Some(Box::new(source)) }
+    }
+
+    /// A stored value that does not decode.
+    pub(crate) fn corrupt_value(what: impl Into<String>) -> Self {
+        Self::Corrupt { what: what.into(), source: None }
+    }
+}

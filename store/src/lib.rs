@@ -1,0 +1,342 @@
+//! Holdfast's storage: raw events (the source of truth), derived orders and credits, the change log, the
+//! chain cursor and the reorg window, on SQLite ([`SqliteStore`], the embedded default) or Postgres
+//! ([`PgStore`]); [`Store`] picks one at runtime from a URL.
+//!
+//! - Readers are small traits over the store: [`ChainReader`], [`OrderReader`], [`FeedReader`].
+//! - Writes of an indexing step go through one database transaction, [`Storage::begin`], whose writer
+//!   traits ([`EventWriter`], [`OrderWriter`], [`LedgerWriter`], [`ChangeWriter`], [`CursorWriter`]) each
+//!   say exactly what they persist; nothing is visible to readers until [`WriteTx::commit`]. The indexer
+//!   drives a step: insert events → load the touched orders → derive (pure, `holdfast_primitives::derive`)
+//!   → write what derivation returned → move the cursor → commit.
+//! - The store holds no domain logic: it stores and loads values. Each backend is one module with its own
+//!   SQL and migrations (`migrations/sqlite`, `migrations/postgres`).
+
+use std::{collections::HashMap, future::Future};
+
+use alloy::primitives::{Address, B256, BlockNumber, U256};
+use holdfast_primitives::{
+    BlockRef, ChainMeta, Change, DecodedEvent, EscrowEvent, Heights, OrderKey, OrderState, OrderStatus,
+    RawEvent, Reconciliation,
+    change::{LastChange, NewChange},
+    derive::{AnomalyRecord, CreditKey},
+};
+
+mod any;
+mod error;
+mod postgres;
+mod query;
+mod rows;
+mod sqlite;
+
+pub use any::AnyTx;
+pub use error::{Error, Result};
+pub use postgres::{PgStore, PgTx};
+pub use sqlite::{SqliteStore, SqliteTx};
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Insertion sequence number.
+    pub seq: i64,
+    /// Raw log.
+    pub raw: RawEvent,
+    /// Decoded event.
+    pub event: EscrowEvent,
+    /// Whether a reorg removed it from the canonical chain.
+    pub reverted: bool,
+}
+
+/// A stored order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOrder {
+    /// Derived state.
+    pub state: OrderState,
+}
+
+/// Filters for listing orders; results in lock order (block, log index), keyset-paginated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    /// Chain id.
+    pub chain_id: Option<u64>,
+    /// Escrow.
+    pub escrow: Option<Address>,
+    /// Payer.
+    pub payer: Option<Address>,
+    /// Payee.
+    pub payee: Option<Address>,
+    /// Arbiter.
+    pub arbiter: Option<Address>,
+    /// Status.
+    pub status: Option<OrderStatus>,
+    /// Locked at or after (unix seconds).
+    pub locked_from: Option<u64>,
+    /// Locked before (unix seconds).
+    pub locked_to: Option<u64>,
+    /// Continue after this (lock block, lock log index).
+    pub after: Option<(u64, u64)>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// Reads the indexer's own bookkeeping.
+pub trait ChainReader {
+    /// The chain's indexing state, if it was ever indexed.
+    fn chain_meta(&self, chain_id: u64) -> impl Future<Output = Result<Option<ChainMeta>>> + Send;
+    /// Remembered headers above `from` (inclusive), ascending.
+    fn blocks_from(
+        &self,
+        chain_id: u64,
+        from: BlockNumber,
+    ) -> impl Future<Output = Result<Vec<BlockRef>>> + Send;
+}
+
+/// Reads orders and events.
+pub trait OrderReader {
+    /// One order. With `escrow` `None`, the first escrow that has this order id.
+    fn order(
+        &self,
+        chain_id: Option<u64>,
+        escrow: Option<Address>,
+        order_id: B256,
+    ) -> impl Future<Output = Result<Option<OrderState>>> + Send;
+    /// A page of orders.
+    fn orders(&self, filter: &OrderFilter) -> impl Future<Output = Result<Vec<OrderState>>> + Send;
+    /// An order's events, reverted ones included, in chain order.
+    fn order_events(
+        &self,
+        chain_id: u64,
+        escrow: Address,
+        order_id: B256,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>>> + Send;
+    /// A transaction's events, reverted ones included.
+    fn tx_events(&self, tx_hash: B256) -> impl Future<Output = Result<Vec<StoredEvent>>> + Send;
+    /// Sum of remainders and of credits of an escrow, as derived.
+    fn escrow_liabilities(
+        &self,
+        chain_id: u64,
+        escrow: Address,
+    ) -> impl Future<Output = Result<(U256, U256)>> + Send;
+    /// The latest reconciliation of each escrow of the chain.
+    fn reconciliations(&self, chain_id: u64) -> impl Future<Output = Result<Vec<Reconciliation>>> + Send;
+    /// Count of (non-reverted) events and orders of a chain.
+    fn counts(&self, chain_id: u64) -> impl Future<Output = Result<(u64, u64)>> + Send;
+}
+
+/// Reads the change log and the indexing state of every chain (for the API's change feed and waiters).
+pub trait FeedReader {
+    /// The indexing state of every chain in the store, by chain id.
+    fn chain_metas(&self) -> impl Future<Output = Result<Vec<ChainMeta>>> + Send;
+    /// The sequence number of the newest change-log entry (0 if the log is empty).
+    fn last_change_seq(&self) -> impl Future<Output = Result<i64>> + Send;
+    /// Up to `limit` change-log entries with `after < seq <= upto`, ascending, matching `filter` (its
+    /// `after` and `limit` are ignored). Retractions match the filter's fixed fields (chain, escrow, payer,
+    /// payee, arbiter, lock time) of the retracted state and ignore its `status`, so that a reader filtering
+    /// by status still learns that a state it was sent no longer holds.
+    fn changes(
+        &self,
+        after: i64,
+        upto: i64,
+        filter: &OrderFilter,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Change>>> + Send;
+}
+
+/// Where a page of an order-by-order event scan ends: (escrow, order id, block number, log index).
+pub type ScanPosition = (Address, B256, BlockNumber, u64);
+
+/// Records chain state outside an indexing step (each call its own transaction).
+pub trait MetaWriter {
+    /// Record new chain heights without moving the cursor.
+    fn update_heights(&self, chain_id: u64, heights: Heights) -> impl Future<Output = Result<()>> + Send;
+    /// Delete everything stored about a chain (events, orders, credits, anomalies, headers, cursor).
+    fn reset_chain(&self, chain_id: u64) -> impl Future<Output = Result<()>> + Send;
+    /// Record a reconciliation result (replacing the escrow's previous one).
+    fn record_reconciliation(&self, r: &Reconciliation) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A store whose indexing steps run in one transaction each.
+pub trait Storage {
+    /// The transaction.
+    type Tx: WriteTx + Send;
+    /// Begin a transaction.
+    fn begin(&self) -> impl Future<Output = Result<Self::Tx>> + Send;
+}
+
+/// Every write of one indexing step, made visible together by [`WriteTx::commit`] (dropped uncommitted:
+/// rolled back).
+pub trait WriteTx: EventWriter + OrderWriter + LedgerWriter + ChangeWriter + CursorWriter {
+    /// Commit.
+    fn commit(self) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Raw events: inserted once, marked reverted by a reorg (never deleted), read back to re-derive.
+pub trait EventWriter {
+    /// Insert `events` (no two with the same block hash and log index). Returns, for each, whether it is to
+    /// be applied: new, or reverted earlier and live again. An event already live is left as it is.
+    fn insert_events(&mut self, events: &[&DecodedEvent]) -> impl Future<Output = Result<Vec<bool>>> + Send;
+    /// Mark every live event of the chain above `block` reverted; returns how many.
+    fn revert_events_above(
+        &mut self,
+        chain_id: u64,
+        block: BlockNumber,
+    ) -> impl Future<Output = Result<u64>> + Send;
+    /// The orders with live events above `block`.
+    fn orders_with_events_above(
+        &mut self,
+        chain_id: u64,
+        block: BlockNumber,
+    ) -> impl Future<Output = Result<Vec<OrderKey>>> + Send;
+    /// Whether any live credit event (deferred payout, withdrawal) lies above `block`.
+    fn credit_events_above(
+        &mut self,
+        chain_id: u64,
+        block: BlockNumber,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// The live events of one order, in chain order.
+    fn live_order_events(
+        &mut self,
+        chain_id: u64,
+        key: OrderKey,
+    ) -> impl Future<Output = Result<Vec<DecodedEvent>>> + Send;
+    /// Every live credit event of the chain, in chain order.
+    fn live_credit_events(&mut self, chain_id: u64)
+    -> impl Future<Output = Result<Vec<DecodedEvent>>> + Send;
+    /// Up to `limit` live order events ordered by (escrow, order id, block, log index), after `after`.
+    fn live_events_by_order(
+        &mut self,
+        chain_id: u64,
+        after: Option<ScanPosition>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<DecodedEvent>>> + Send;
+}
+
+/// Derived orders: one row per order, holding its whole state.
+pub trait OrderWriter {
+    /// The stored states of `keys` (missing ones are absent from the map).
+    fn load_orders(
+        &mut self,
+        chain_id: u64,
+        keys: &[OrderKey],
+    ) -> impl Future<Output = Result<HashMap<OrderKey, OrderState>>> + Send;
+    /// The stored orders with `after < key <= upto` (`None`: unbounded), ascending by key.
+    fn orders_in_range(
+        &mut self,
+        chain_id: u64,
+        after: Option<OrderKey>,
+        upto: Option<OrderKey>,
+    ) -> impl Future<Output = Result<Vec<(OrderKey, OrderState)>>> + Send;
+    /// Insert or replace `orders` (their chain id is their own).
+    fn upsert_orders(&mut self, orders: &[OrderState]) -> impl Future<Output = Result<()>> + Send;
+    /// Delete the orders `keys`.
+    fn delete_orders(&mut self, chain_id: u64, keys: &[OrderKey]) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Anomalies and credit balances.
+pub trait LedgerWriter {
+    /// Record anomalies (one per event: a repeat of the same block hash and log index is ignored).
+    fn insert_anomalies(&mut self, rows: &[AnomalyRecord]) -> impl Future<Output = Result<()>> + Send;
+    /// Forget the anomalies of the chain above `block` (`None`: all of them).
+    fn delete_anomalies(
+        &mut self,
+        chain_id: u64,
+        above: Option<BlockNumber>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The credit balances of `keys` (missing: none recorded).
+    fn load_credits(
+        &mut self,
+        chain_id: u64,
+        keys: &[CreditKey],
+    ) -> impl Future<Output = Result<HashMap<CreditKey, U256>>> + Send;
+    /// Set credit balances.
+    fn put_credits(
+        &mut self,
+        chain_id: u64,
+        credits: &[(CreditKey, U256)],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Delete every credit balance of the chain.
+    fn clear_credits(&mut self, chain_id: u64) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// The change log (the API's change feed): append-only, sequence numbers in commit order.
+pub trait ChangeWriter {
+    /// The last entry of each of `keys` that has one.
+    fn last_changes(
+        &mut self,
+        chain_id: u64,
+        keys: &[OrderKey],
+    ) -> impl Future<Output = Result<HashMap<OrderKey, LastChange>>> + Send;
+    /// Append entries, in order. Serialised with every other writer until the commit, so that sequence
+    /// numbers become visible in order.
+    fn append_changes(&mut self, rows: &[NewChange]) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// The cursor and the remembered headers (the reorg window).
+pub trait CursorWriter {
+    /// Remember headers (replacing any at the same heights).
+    fn put_blocks(&mut self, chain_id: u64, blocks: &[BlockRef]) -> impl Future<Output = Result<()>> + Send;
+    /// Forget the headers below `number`.
+    fn forget_blocks_below(
+        &mut self,
+        chain_id: u64,
+        number: BlockNumber,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Forget the headers above `number`.
+    fn forget_blocks_above(
+        &mut self,
+        chain_id: u64,
+        number: BlockNumber,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Move the cursor forward (creating the chain's record with `genesis_hash` on the first step).
+    fn advance_cursor(
+        &mut self,
+        chain_id: u64,
+        genesis_hash: B256,
+        cursor: &BlockRef,
+        heights: Heights,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Move the cursor back to `fork` (a reorg), keeping the recorded heights.
+    fn rewind_cursor(&mut self, chain_id: u64, fork: &BlockRef) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A store picked at runtime from its URL: `sqlite://path` or `postgres://…`.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// Embedded SQLite (WAL).
+    Sqlite(SqliteStore),
+    /// Postgres.
+    Postgres(PgStore),
+}
+
+impl Store {
+    /// Connect and run the backend's migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(PgStore::connect(url).await?))
+        } else if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite(SqliteStore::connect(url).await?))
+        } else {
+            Err(Error::UnsupportedUrl(url.to_string()))
+        }
+    }
+
+    /// Close every pooled connection (waits for checked-out ones to return).
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(s) => s.close().await,
+            Self::Postgres(s) => s.pool().close().await,
+        }
+    }
+
+    /// Backend name.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Unix time now (seconds).
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,800 @@
+//! The SQLite backend (WAL): the embedded default. Order reads ([`OrderReader::order`] and
+//! [`OrderReader::orders`]) of a file store run inline on the calling thread ([`read`]); everything else
+//! goes through the sqlx pool. Bulk writes are multi-row `VALUES` statements with every value bound (a
+//! statement is parsed in microseconds, in process), chunked under SQLite's 32,766 bind-variable limit.
+
+mod read;
+
+use std::{collections::HashMap, str::FromStr, time::Duration};
+
+use alloy::primitives::{Address, B256, BlockNumber, U256};
+use holdfast_primitives::{
+    BlockRef, ChainMeta, Change, DecodedEvent, Heights, OrderKey, OrderState, Reconciliation,
+    change::{LastChange, NewChange},
+    derive::{AnomalyRecord, CreditKey},
+};
+use sqlx::{
+    QueryBuilder, Sqlite,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous},
+};
+
+use self::read::SqliteReader;
+use crate::{
+    ChainReader, ChangeWriter, CursorWriter, EventWriter, FeedReader, LedgerWriter, MetaWriter, OrderFilter,
+    OrderReader, OrderWriter, Result, ScanPosition, Storage, StoredEvent, WriteTx, now,
+    query::{self, Param, SqlQuery},
+    rows::{
+        AmountRow, BlockRow, ChainMetaRow, ChangeRow, CountRow, CreditRow, EVENT_COLUMNS, EventKeyRow,
+        EventRow, KeyRow, LastChangeRow, OrderRow, ReconciliationRow, StateRow, i, parse_state, state_json,
+        topics_bytes, u, u256,
+    },
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Rows per multi-row statement of `cols` bound columns: under SQLite's limit of 32,766 bind variables,
+/// and small enough that a statement stays cheap to prepare. These statements are not kept in the
+/// prepared-statement cache (`persistent(false)`): their text varies with the row count, and cached ones
+/// would hold megabytes each.
+fn rows_per_statement(cols: usize) -> usize {
+    (32_766 / cols).min(1_000)
+}
+
+/// SQLite store (WAL mode).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    reader: Option<SqliteReader>,
+}
+
+impl SqliteStore {
+    /// Open (creating if missing) and migrate. `url`: `sqlite://PATH` or `sqlite::memory:`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let memory = url.contains(":memory:");
+        if !memory {
+            // Create the file, switch it to WAL and migrate on one connection before the pool opens several:
+            // concurrent first connections racing to change the journal mode can fail with SQLITE_BUSY.
+            use sqlx::{ConnectOptions, Connection};
+            let mut conn = opts.clone().connect().await?;
+            MIGRATOR.run(&mut conn).await?;
+            conn.close().await?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if memory { 1 } else { 8 })
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts.clone())
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        let reader = if memory || url.contains("mode=memory") {
+            None
+        } else {
+            match SqliteReader::open(opts.get_filename()) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no inline SQLite reader; order reads go through the pool");
+                    None
+                }
+            }
+        };
+        Ok(Self { pool, reader })
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The same store with every read going through the sqlx pool (no inline reader).
+    pub fn without_inline_reads(mut self) -> Self {
+        self.reader = None;
+        self
+    }
+
+    /// Whether order reads run inline on the calling thread (a file store) rather than through the pool.
+    pub fn inline_reads(&self) -> bool {
+        self.reader.is_some()
+    }
+
+    /// Close the inline reader's connections and the pool (waits for checked-out connections to return).
+    pub async fn close(&self) {
+        if let Some(r) = &self.reader {
+            r.close();
+        }
+        self.pool.close().await;
+    }
+
+    /// The inline reader, unless the pool was closed (then reads fail as they do through the pool).
+    fn inline_reader(&self) -> Option<&SqliteReader> {
+        self.reader.as_ref().filter(|_| !self.pool.is_closed())
+    }
+
+    /// `q` with its parameters bound, to run on the pool.
+    fn bound(q: &SqlQuery) -> sqlx::query::QueryAs<'_, Sqlite, StateRow, sqlx::sqlite::SqliteArguments<'_>> {
+        let mut s = sqlx::query_as(&q.sql);
+        for p in &q.params {
+            s = match p {
+                Param::Int(v) => s.bind(*v),
+                Param::Word(w) => s.bind(w.as_slice()),
+                Param::Addr(a) => s.bind(a.as_slice()),
+                Param::Text(t) => s.bind(*t),
+            };
+        }
+        s
+    }
+}
+
+/// One indexing step's transaction on SQLite (the database's single writer lock is held from the first
+/// write until the commit).
+#[derive(Debug)]
+pub struct SqliteTx(sqlx::Transaction<'static, Sqlite>);
+
+impl Storage for SqliteStore {
+    type Tx = SqliteTx;
+    async fn begin(&self) -> Result<SqliteTx> {
+        Ok(SqliteTx(self.pool.begin().await?))
+    }
+}
+
+impl WriteTx for SqliteTx {
+    async fn commit(self) -> Result<()> {
+        Ok(self.0.commit().await?)
+    }
+}
+
+impl EventWriter for SqliteTx {
+    async fn insert_events(&mut self, events: &[&DecodedEvent]) -> Result<Vec<bool>> {
+        let mut fresh = std::collections::HashSet::with_capacity(events.len());
+        for chunk in events.chunks(rows_per_statement(12)) {
+            let topics: Vec<Vec<u8>> = chunk.iter().map(|e| topics_bytes(&e.raw.topics)).collect();
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events (chain_id, escrow, block_number, block_hash, block_timestamp, tx_hash, \
+                 tx_index, log_index, kind, order_id, topics, data) ",
+            );
+            q.push_values(chunk.iter().zip(&topics), |mut b, (DecodedEvent { raw, event }, topics)| {
+                b.push_bind(i(raw.chain_id))
+                    .push_bind(raw.escrow.as_slice())
+                    .push_bind(i(raw.pos.block_number))
+                    .push_bind(raw.pos.block_hash.as_slice())
+                    .push_bind(i(raw.pos.block_timestamp))
+                    .push_bind(raw.pos.tx_hash.as_slice())
+                    .push_bind(i(raw.pos.tx_index))
+                    .push_bind(i(raw.pos.log_index))
+                    .push_bind(event.kind())
+                    .push_bind(event.order_id().map(|o| o.to_vec()))
+                    .push_bind(topics.as_slice())
+                    .push_bind(raw.data.as_ref());
+            });
+            q.push(
+                " ON CONFLICT (chain_id, block_hash, log_index) DO UPDATE SET reverted = FALSE \
+                 WHERE events.reverted RETURNING block_hash, log_index",
+            );
+            for row in q.build_query_as::<EventKeyRow>().persistent(false).fetch_all(&mut *self.0).await? {
+                fresh.insert(row.key()?);
+            }
+        }
+        Ok(events.iter().map(|e| fresh.contains(&(e.raw.pos.block_hash, e.raw.pos.log_index))).collect())
+    }
+
+    async fn revert_events_above(&mut self, chain_id: u64, block: BlockNumber) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE events SET reverted = TRUE WHERE chain_id = $1 AND block_number > $2 AND NOT reverted",
+        )
+        .bind(i(chain_id))
+        .bind(i(block))
+        .execute(&mut *self.0)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn orders_with_events_above(&mut self, chain_id: u64, block: BlockNumber) -> Result<Vec<OrderKey>> {
+        let rows: Vec<KeyRow> = sqlx::query_as(
+            "SELECT DISTINCT escrow, order_id FROM events WHERE chain_id = $1 AND block_number > $2 \
+             AND NOT reverted AND order_id IS NOT NULL",
+        )
+        .bind(i(chain_id))
+        .bind(i(block))
+        .fetch_all(&mut *self.0)
+        .await?;
+        rows.iter().map(KeyRow::key).collect()
+    }
+
+    async fn credit_events_above(&mut self, chain_id: u64, block: BlockNumber) -> Result<bool> {
+        let row: CountRow = sqlx::query_as(
+            "SELECT COUNT(*) AS n FROM events WHERE chain_id = $1 AND block_number > $2 AND NOT reverted \
+             AND kind IN ('payout_deferred', 'withdrawn')",
+        )
+        .bind(i(chain_id))
+        .bind(i(block))
+        .fetch_one(&mut *self.0)
+        .await?;
+        Ok(row.n.unwrap_or(0) > 0)
+    }
+
+    async fn live_order_events(
+        &mut self,
+        chain_id: u64,
+        (escrow, order_id): OrderKey,
+    ) -> Result<Vec<DecodedEvent>> {
+        let rows: Vec<EventRow> = sqlx::query_as(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE chain_id = $1 AND escrow = $2 AND order_id = $3 \
+             AND NOT reverted ORDER BY block_number, log_index"
+        ))
+        .bind(i(chain_id))
+        .bind(escrow.as_slice())
+        .bind(order_id.as_slice())
+        .fetch_all(&mut *self.0)
+        .await?;
+        rows.into_iter().map(EventRow::decoded).collect()
+    }
+
+    async fn live_credit_events(&mut self, chain_id: u64) -> Result<Vec<DecodedEvent>> {
+        let rows: Vec<EventRow> = sqlx::query_as(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE chain_id = $1 AND NOT reverted \
+             AND kind IN ('payout_deferred', 'withdrawn') ORDER BY block_number, log_index"
+        ))
+        .bind(i(chain_id))
+        .fetch_all(&mut *self.0)
+        .await?;
+        rows.into_iter().map(EventRow::decoded).collect()
+    }
+
+    async fn live_events_by_order(
+        &mut self,
+        chain_id: u64,
+        after: Option<ScanPosition>,
+        limit: u32,
+    ) -> Result<Vec<DecodedEvent>> {
+        let mut q =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE chain_id = "));
+        q.push_bind(i(chain_id));
+        q.push(" AND order_id IS NOT NULL AND NOT reverted");
+        if let Some((e, o, b, l)) = after {
+            q.push(" AND (escrow, order_id, block_number, log_index) > (");
+            q.push_bind(e.to_vec());
+            q.push(", ");
+            q.push_bind(o.to_vec());
+            q.push(", ");
+            q.push_bind(i(b));
+            q.push(", ");
+            q.push_bind(i(l));
+            q.push(")");
+        }
+        q.push(" ORDER BY escrow, order_id, block_number, log_index LIMIT ");
+        q.push_bind(i64::from(limit));
+        let rows = q.build_query_as::<EventRow>().fetch_all(&mut *self.0).await?;
+        rows.into_iter().map(EventRow::decoded).collect()
+    }
+}
+
+impl OrderWriter for SqliteTx {
+    async fn load_orders(
+        &mut self,
+        chain_id: u64,
+        keys: &[OrderKey],
+    ) -> Result<HashMap<OrderKey, OrderState>> {
+        let mut by_escrow: HashMap<Address, Vec<B256>> = HashMap::new();
+        for (escrow, order_id) in keys {
+            by_escrow.entry(*escrow).or_default().push(*order_id);
+        }
+        // Not `with_capacity(keys.len())`: in a backfill most keys are new orders, not stored ones.
+        let mut out = HashMap::new();
+        for (escrow, ids) in &by_escrow {
+            for chunk in ids.chunks(rows_per_statement(1)) {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "SELECT escrow, order_id, state FROM orders WHERE chain_id = ",
+                );
+                q.push_bind(i(chain_id));
+                q.push(" AND escrow = ");
+                q.push_bind(escrow.as_slice());
+                q.push(" AND order_id IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_slice());
+                }
+                q.push(")");
+                for row in q.build_query_as::<OrderRow>().persistent(false).fetch_all(&mut *self.0).await? {
+                    let (key, state) = row.keyed()?;
+                    out.insert(key, state);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn orders_in_range(
+        &mut self,
+        chain_id: u64,
+        after: Option<OrderKey>,
+        upto: Option<OrderKey>,
+    ) -> Result<Vec<(OrderKey, OrderState)>> {
+        let mut q =
+            QueryBuilder::<Sqlite>::new("SELECT escrow, order_id, state FROM orders WHERE chain_id = ");
+        q.push_bind(i(chain_id));
+        if let Some((e, o)) = &after {
+            q.push(" AND (escrow, order_id) > (");
+            q.push_bind(e.to_vec());
+            q.push(", ");
+            q.push_bind(o.to_vec());
+            q.push(")");
+        }
+        if let Some((e, o)) = &upto {
+            q.push(" AND (escrow, order_id) <= (");
+            q.push_bind(e.to_vec());
+            q.push(", ");
+            q.push_bind(o.to_vec());
+            q.push(")");
+        }
+        q.push(" ORDER BY escrow, order_id");
+        let rows = q.build_query_as::<OrderRow>().fetch_all(&mut *self.0).await?;
+        rows.into_iter().map(OrderRow::keyed).collect()
+    }
+
+    async fn upsert_orders(&mut self, orders: &[OrderState]) -> Result<()> {
+        for chunk in orders.chunks(rows_per_statement(13)) {
+            let json: Vec<String> = chunk.iter().map(state_json).collect::<Result<_>>()?;
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO orders (chain_id, escrow, order_id, payer, payee, arbiter, status, lock_block, \
+                 lock_log_index, lock_time, last_block, anomalies, state) ",
+            );
+            q.push_values(chunk.iter().zip(&json), |mut b, (o, json)| {
+                b.push_bind(i(o.chain_id))
+                    .push_bind(o.escrow.as_slice())
+                    .push_bind(o.order_id.as_slice())
+                    .push_bind(o.payer.as_slice())
+                    .push_bind(o.payee.as_slice())
+                    .push_bind(o.arbiter.as_ref().map(|a| a.as_slice()))
+                    .push_bind(o.status.as_str())
+                    .push_bind(i(o.locked.pos.block_number))
+                    .push_bind(i(o.locked.pos.log_index))
+                    .push_bind(i(o.locked.pos.block_timestamp))
+                    .push_bind(i(o.last_pos().block_number))
+                    .push_bind(o.anomalies.len() as i64)
+                    .push_bind(json.as_str());
+            });
+            q.push(
+                " ON CONFLICT (chain_id, escrow, order_id) DO UPDATE SET status = excluded.status, \
+                 last_block = excluded.last_block, anomalies = excluded.anomalies, state = excluded.state",
+            );
+            q.build().persistent(false).execute(&mut *self.0).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_orders(&mut self, chain_id: u64, keys: &[OrderKey]) -> Result<()> {
+        for (escrow, order_id) in keys {
+            sqlx::query("DELETE FROM orders WHERE chain_id = $1 AND escrow = $2 AND order_id = $3")
+                .bind(i(chain_id))
+                .bind(escrow.as_slice())
+                .bind(order_id.as_slice())
+                .execute(&mut *self.0)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl LedgerWriter for SqliteTx {
+    async fn insert_anomalies(&mut self, rows: &[AnomalyRecord]) -> Result<()> {
+        for chunk in rows.chunks(rows_per_statement(8)) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO anomalies (chain_id, escrow, order_id, block_number, block_hash, log_index, kind, \
+                 reason) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(i(r.chain_id))
+                    .push_bind(r.escrow.as_slice())
+                    .push_bind(r.order_id.as_ref().map(|o| o.as_slice()))
+                    .push_bind(i(r.block_number))
+                    .push_bind(r.block_hash.as_slice())
+                    .push_bind(i(r.log_index))
+                    .push_bind(r.kind)
+                    .push_bind(r.reason.as_str());
+            });
+            q.push(" ON CONFLICT (chain_id, block_hash, log_index) DO NOTHING");
+            q.build().persistent(false).execute(&mut *self.0).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_anomalies(&mut self, chain_id: u64, above: Option<BlockNumber>) -> Result<()> {
+        sqlx::query("DELETE FROM anomalies WHERE chain_id = $1 AND block_number > $2")
+            .bind(i(chain_id))
+            .bind(above.map_or(-1, i))
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn load_credits(&mut self, chain_id: u64, keys: &[CreditKey]) -> Result<HashMap<CreditKey, U256>> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for (escrow, account) in keys {
+            let row: Option<CreditRow> = sqlx::query_as(
+                "SELECT escrow, account, amount FROM credits WHERE chain_id = $1 AND escrow = $2 AND account = $3",
+            )
+            .bind(i(chain_id))
+            .bind(escrow.as_slice())
+            .bind(account.as_slice())
+            .fetch_optional(&mut *self.0)
+            .await?;
+            if let Some(row) = row {
+                let (key, amount) = row.entry()?;
+                out.insert(key, amount);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn put_credits(&mut self, chain_id: u64, credits: &[(CreditKey, U256)]) -> Result<()> {
+        for ((escrow, account), amount) in credits {
+            sqlx::query(
+                "INSERT INTO credits (chain_id, escrow, account, amount) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (chain_id, escrow, account) DO UPDATE SET amount = excluded.amount",
+            )
+            .bind(i(chain_id))
+            .bind(escrow.as_slice())
+            .bind(account.as_slice())
+            .bind(amount.to_string())
+            .execute(&mut *self.0)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn clear_credits(&mut self, chain_id: u64) -> Result<()> {
+        sqlx::query("DELETE FROM credits WHERE chain_id = $1")
+            .bind(i(chain_id))
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+}
+
+impl ChangeWriter for SqliteTx {
+    async fn last_changes(
+        &mut self,
+        chain_id: u64,
+        keys: &[OrderKey],
+    ) -> Result<HashMap<OrderKey, LastChange>> {
+        let mut out = HashMap::new();
+        for (escrow, order_id) in keys {
+            let row: Option<LastChangeRow> = sqlx::query_as(
+                "SELECT chain_id, escrow, order_id, payer, payee, arbiter, status, lock_time, state FROM changes \
+                 WHERE chain_id = $1 AND escrow = $2 AND order_id = $3 ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(i(chain_id))
+            .bind(escrow.as_slice())
+            .bind(order_id.as_slice())
+            .fetch_optional(&mut *self.0)
+            .await?;
+            if let Some(row) = row {
+                let (key, last) = row.keyed()?;
+                out.insert(key, last);
+            }
+        }
+        Ok(out)
+    }
+
+    /// SQLite writers are serialised by the database lock, held until the commit: sequence numbers
+    /// become visible in order without a lock of our own.
+    async fn append_changes(&mut self, rows: &[NewChange]) -> Result<()> {
+        for chunk in rows.chunks(rows_per_statement(11)) {
+            let json: Vec<Option<String>> =
+                chunk.iter().map(|r| r.state.as_ref().map(state_json).transpose()).collect::<Result<_>>()?;
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO changes (chain_id, escrow, order_id, kind, block_number, payer, payee, arbiter, \
+                 status, lock_time, state) ",
+            );
+            q.push_values(chunk.iter().zip(&json), |mut b, (r, json)| {
+                let f = &r.filing;
+                b.push_bind(i(f.chain_id))
+                    .push_bind(f.escrow.as_slice())
+                    .push_bind(f.order_id.as_slice())
+                    .push_bind(r.kind.as_str())
+                    .push_bind(i(r.block_number))
+                    .push_bind(f.payer.as_slice())
+                    .push_bind(f.payee.as_slice())
+                    .push_bind(f.arbiter.as_ref().map(|a| a.as_slice()))
+                    .push_bind(f.status.as_str())
+                    .push_bind(i(f.lock_time))
+                    .push_bind(json.as_deref());
+            });
+            q.build().persistent(false).execute(&mut *self.0).await?;
+        }
+        Ok(())
+    }
+}
+
+impl CursorWriter for SqliteTx {
+    async fn put_blocks(&mut self, chain_id: u64, blocks: &[BlockRef]) -> Result<()> {
+        for chunk in blocks.chunks(rows_per_statement(5)) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO blocks (chain_id, number, hash, parent_hash, timestamp) ",
+            );
+            q.push_values(chunk, |mut b, blk| {
+                b.push_bind(i(chain_id))
+                    .push_bind(i(blk.number))
+                    .push_bind(blk.hash.as_slice())
+                    .push_bind(blk.parent_hash.as_slice())
+                    .push_bind(i(blk.timestamp));
+            });
+            q.push(
+                " ON CONFLICT (chain_id, number) DO UPDATE SET hash = excluded.hash, \
+                 parent_hash = excluded.parent_hash, timestamp = excluded.timestamp",
+            );
+            q.build().persistent(false).execute(&mut *self.0).await?;
+        }
+        Ok(())
+    }
+
+    async fn forget_blocks_below(&mut self, chain_id: u64, number: BlockNumber) -> Result<()> {
+        sqlx::query("DELETE FROM blocks WHERE chain_id = $1 AND number < $2")
+            .bind(i(chain_id))
+            .bind(i(number))
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn forget_blocks_above(&mut self, chain_id: u64, number: BlockNumber) -> Result<()> {
+        sqlx::query("DELETE FROM blocks WHERE chain_id = $1 AND number > $2")
+            .bind(i(chain_id))
+            .bind(i(number))
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn advance_cursor(
+        &mut self,
+        chain_id: u64,
+        genesis_hash: B256,
+        cursor: &BlockRef,
+        heights: Heights,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO chain_meta (chain_id, genesis_hash, cursor_number, cursor_hash, head, safe, finalized, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (chain_id) DO UPDATE SET cursor_number = excluded.cursor_number, \
+             cursor_hash = excluded.cursor_hash, head = excluded.head, safe = excluded.safe, \
+             finalized = excluded.finalized, updated_at = excluded.updated_at",
+        )
+        .bind(i(chain_id))
+        .bind(genesis_hash.as_slice())
+        .bind(i(cursor.number))
+        .bind(cursor.hash.as_slice())
+        .bind(i(heights.head))
+        .bind(i(heights.safe))
+        .bind(i(heights.finalized))
+        .bind(i(now()))
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn rewind_cursor(&mut self, chain_id: u64, fork: &BlockRef) -> Result<()> {
+        sqlx::query(
+            "UPDATE chain_meta SET cursor_number = $2, cursor_hash = $3, updated_at = $4 WHERE chain_id = $1",
+        )
+        .bind(i(chain_id))
+        .bind(i(fork.number))
+        .bind(fork.hash.as_slice())
+        .bind(i(now()))
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+}
+
+impl MetaWriter for SqliteStore {
+    async fn update_heights(&self, chain_id: u64, h: Heights) -> Result<()> {
+        sqlx::query(
+            "UPDATE chain_meta SET head = $2, safe = $3, finalized = $4, updated_at = $5 WHERE chain_id = $1",
+        )
+        .bind(i(chain_id))
+        .bind(i(h.head))
+        .bind(i(h.safe))
+        .bind(i(h.finalized))
+        .bind(i(now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn reset_chain(&self, chain_id: u64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for table in ["events", "orders", "credits", "anomalies", "blocks", "reconciliations", "chain_meta"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE chain_id = $1"))
+                .bind(i(chain_id))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_reconciliation(&self, r: &Reconciliation) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO reconciliations (chain_id, escrow, block_number, expected, actual, ok, checked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (chain_id, escrow) DO UPDATE SET \
+             block_number = excluded.block_number, expected = excluded.expected, actual = excluded.actual, \
+             ok = excluded.ok, checked_at = excluded.checked_at",
+        )
+        .bind(i(r.chain_id))
+        .bind(r.escrow.as_slice())
+        .bind(i(r.block_number))
+        .bind(r.expected.to_string())
+        .bind(r.actual.to_string())
+        .bind(r.ok)
+        .bind(i(r.checked_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+impl ChainReader for SqliteStore {
+    async fn chain_meta(&self, chain_id: u64) -> Result<Option<ChainMeta>> {
+        let row: Option<ChainMetaRow> = sqlx::query_as(
+            "SELECT chain_id, genesis_hash, cursor_number, cursor_hash, head, safe, finalized, updated_at \
+             FROM chain_meta WHERE chain_id = $1",
+        )
+        .bind(i(chain_id))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(ChainMeta::try_from).transpose()
+    }
+
+    async fn blocks_from(&self, chain_id: u64, from: BlockNumber) -> Result<Vec<BlockRef>> {
+        let rows: Vec<BlockRow> = sqlx::query_as(
+            "SELECT number, hash, parent_hash, timestamp FROM blocks WHERE chain_id = $1 AND number >= $2 \
+             ORDER BY number",
+        )
+        .bind(i(chain_id))
+        .bind(i(from))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(BlockRef::try_from).collect()
+    }
+}
+
+impl FeedReader for SqliteStore {
+    async fn chain_metas(&self) -> Result<Vec<ChainMeta>> {
+        let rows: Vec<ChainMetaRow> = sqlx::query_as(
+            "SELECT chain_id, genesis_hash, cursor_number, cursor_hash, head, safe, finalized, updated_at \
+             FROM chain_meta ORDER BY chain_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(ChainMeta::try_from).collect()
+    }
+
+    async fn last_change_seq(&self) -> Result<i64> {
+        let row: CountRow = sqlx::query_as("SELECT MAX(seq) AS n FROM changes").fetch_one(&self.pool).await?;
+        Ok(row.n.unwrap_or(0))
+    }
+
+    async fn changes(&self, after: i64, upto: i64, f: &OrderFilter, limit: u32) -> Result<Vec<Change>> {
+        let q = query::changes(after, upto, f, limit);
+        let mut s = sqlx::query_as::<_, ChangeRow>(&q.sql);
+        for p in &q.params {
+            s = match p {
+                Param::Int(v) => s.bind(*v),
+                Param::Word(w) => s.bind(w.as_slice()),
+                Param::Addr(a) => s.bind(a.as_slice()),
+                Param::Text(t) => s.bind(*t),
+            };
+        }
+        s.fetch_all(&self.pool).await?.into_iter().map(Change::try_from).collect()
+    }
+}
+
+impl OrderReader for SqliteStore {
+    async fn order(
+        &self,
+        chain_id: Option<u64>,
+        escrow: Option<Address>,
+        order_id: B256,
+    ) -> Result<Option<OrderState>> {
+        let q = query::order(chain_id, escrow, order_id);
+        if let Some(r) = self.inline_reader() {
+            let mut found = None;
+            if let Some(done) = r.for_each_state(&q, |o| found = Some(o)) {
+                return done.map(|()| found);
+            }
+        }
+        let row = Self::bound(&q).fetch_optional(&self.pool).await?;
+        row.map(|r| parse_state(&r.state)).transpose()
+    }
+
+    async fn orders(&self, f: &OrderFilter) -> Result<Vec<OrderState>> {
+        let q = query::orders(f);
+        if let Some(r) = self.inline_reader() {
+            let mut page = Vec::new();
+            if let Some(done) = r.for_each_state(&q, |o| page.push(o)) {
+                return done.map(|()| page);
+            }
+        }
+        let rows = Self::bound(&q).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| parse_state(&r.state)).collect()
+    }
+
+    async fn order_events(&self, chain_id: u64, escrow: Address, order_id: B256) -> Result<Vec<StoredEvent>> {
+        let rows: Vec<EventRow> = sqlx::query_as(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE chain_id = $1 AND escrow = $2 AND order_id = $3 \
+             ORDER BY block_number, log_index, seq"
+        ))
+        .bind(i(chain_id))
+        .bind(escrow.as_slice())
+        .bind(order_id.as_slice())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(EventRow::stored).collect()
+    }
+
+    async fn tx_events(&self, tx_hash: B256) -> Result<Vec<StoredEvent>> {
+        let rows: Vec<EventRow> = sqlx::query_as(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE tx_hash = $1 ORDER BY block_number, log_index, seq"
+        ))
+        .bind(tx_hash.as_slice())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(EventRow::stored).collect()
+    }
+
+    async fn escrow_liabilities(&self, chain_id: u64, escrow: Address) -> Result<(U256, U256)> {
+        let rows: Vec<StateRow> = sqlx::query_as(
+            "SELECT state FROM orders WHERE chain_id = $1 AND escrow = $2 AND status IN ('held', 'delivered', 'frozen')",
+        )
+        .bind(i(chain_id))
+        .bind(escrow.as_slice())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut remaining = U256::ZERO;
+        for r in &rows {
+            remaining += parse_state(&r.state)?.remaining;
+        }
+        let rows: Vec<AmountRow> =
+            sqlx::query_as("SELECT amount FROM credits WHERE chain_id = $1 AND escrow = $2")
+                .bind(i(chain_id))
+                .bind(escrow.as_slice())
+                .fetch_all(&self.pool)
+                .await?;
+        let mut credits = U256::ZERO;
+        for r in &rows {
+            credits += u256(&r.amount)?;
+        }
+        Ok((remaining, credits))
+    }
+
+    async fn reconciliations(&self, chain_id: u64) -> Result<Vec<Reconciliation>> {
+        let rows: Vec<ReconciliationRow> = sqlx::query_as(
+            "SELECT chain_id, escrow, block_number, expected, actual, ok, checked_at FROM reconciliations \
+             WHERE chain_id = $1 ORDER BY escrow",
+        )
+        .bind(i(chain_id))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Reconciliation::try_from).collect()
+    }
+
+    async fn counts(&self, chain_id: u64) -> Result<(u64, u64)> {
+        let events: CountRow =
+            sqlx::query_as("SELECT COUNT(*) AS n FROM events WHERE chain_id = $1 AND NOT reverted")
+                .bind(i(chain_id))
+                .fetch_one(&self.pool)
+                .await?;
+        let orders: CountRow = sqlx::query_as("SELECT COUNT(*) AS n FROM orders WHERE chain_id = $1")
+            .bind(i(chain_id))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((u(events.n.unwrap_or(0)), u(orders.n.unwrap_or(0))))
+    }
+}
