@@ -10,6 +10,7 @@ pub mod chain;
 pub mod config;
 mod error;
 mod metrics;
+pub mod source;
 pub mod sync;
 pub mod writer;
 

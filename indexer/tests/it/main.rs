@@ -5,6 +5,7 @@ mod faults;
 mod generator;
 mod harness;
 mod lifecycle;
+mod memchain;
 mod reorg;
 mod safety;
 mod sqlite_read;

@@ -1,0 +1,148 @@
+//! Below finality: ranges fetched concurrently (sized adaptively by [`super::range`]), committed in order.
+
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    eips::BlockNumberOrTag,
+    primitives::{B256, BlockNumber},
+};
+use futures::{StreamExt, TryStreamExt};
+use holdfast_primitives::Heights;
+
+use super::{BackfillProgress, IndexStore, Indexer, Task, decode::decode_logs, range};
+use crate::{Error, Result, source::ChainSource, writer::Batch};
+
+/// Blocks of the first backfill range (at most; the configured initial range if smaller).
+const PROBE_RANGE: u64 = 10;
+
+impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
+    /// Below finality: ranges fetched concurrently (adaptive size), committed in order.
+    pub(super) async fn backfill(
+        &self,
+        cursor: BlockNumber,
+        end: BlockNumber,
+        genesis: B256,
+        heights: Heights,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let first = cursor + 1;
+        let total = end - cursor;
+        let mut last_log = Instant::now();
+        let mut events_done = 0u64;
+        // Owned clones in the closures keep the future `Send` for any lifetime (so `run` can be spawned).
+        // The first range is fetched alone: its log count sizes the ranges fetched in parallel after it.
+        // (responses seen, parallel): see the fetch task below.
+        let (sized_tx, sized_rx) = tokio::sync::watch::channel((0u64, false));
+        let sized_tx = Arc::new(sized_tx);
+        let range = self.range.clone();
+        let ranges = futures::stream::unfold((first, 0u64), move |(from, issued)| {
+            let (range, mut sized_rx) = (range.clone(), sized_rx.clone());
+            async move {
+                if from > end {
+                    return None;
+                }
+                // Until a response has shown the density, one range at a time (each waits for the one
+                // before); an error drops the sender, and the stream then ends with that error.
+                let _ = sized_rx.wait_for(|(seen, parallel)| *parallel || *seen >= issued).await;
+                let mut size = range.load(Ordering::Relaxed).max(1);
+                if from == first {
+                    // A short probe: on a dense chain even the initial range can hold a huge response.
+                    size = size.min(PROBE_RANGE);
+                }
+                let to = end.min(from + size - 1);
+                Some(((from, to), (to + 1, issued + 1)))
+            }
+        });
+        let (chain, addresses, topics, range) = (
+            self.chain.clone(),
+            Arc::new(self.addresses.clone()),
+            Arc::new(self.topics.clone()),
+            self.range.clone(),
+        );
+        let (backfill_cfg, chain_id) = (self.cfg.backfill.clone(), self.chain_id);
+        // Each range is fetched (and decoded) by its own task, so fetching runs ahead while a batch commits;
+        // at most `concurrency` ranges are fetched or waiting, which bounds memory.
+        let fetched = ranges
+            .map(move |(from, to)| {
+                let (chain, addresses, topics, range, sized_tx, cfg) = (
+                    chain.clone(),
+                    addresses.clone(),
+                    topics.clone(),
+                    range.clone(),
+                    sized_tx.clone(),
+                    backfill_cfg.clone(),
+                );
+                Task(tokio::spawn(async move {
+                    let logs = chain.logs(&addresses, &topics, from, to, &range, cfg.min_range);
+                    let hdr = chain.header(BlockNumberOrTag::Number(to));
+                    let (logs, hdr) = tokio::try_join!(logs, hdr)?;
+                    let hdr = hdr.ok_or_else(|| Error::Rpc(format!("node has no block {to}")))?;
+                    let n = logs.len() as u64;
+                    let span = to - from + 1;
+                    if from == first {
+                        // The probe sizes the next range (at most 4× its own span while it was light).
+                        let by_density = (span * cfg.target_logs.max(1) / n.max(1)).max(cfg.min_range.max(1));
+                        range.store(by_density.min(span * 4).min(cfg.max_range).max(1), Ordering::Relaxed);
+                    } else {
+                        range::resize_range(&range, &cfg, span, n);
+                    }
+                    // Fetch in parallel once a response was dense enough to size the ranges, or the ranges
+                    // reached their maximum.
+                    let dense = n.saturating_mul(8) >= cfg.target_logs || span >= cfg.max_range;
+                    sized_tx.send_modify(|(seen, parallel)| {
+                        *seen += 1;
+                        *parallel |= dense;
+                    });
+                    let events = decode_logs(&chain, chain_id, &logs, &[hdr]).await?;
+                    Ok::<_, Error>((to, n, events, hdr))
+                }))
+            })
+            .buffered(self.cfg.backfill.concurrency.max(1));
+        let mut fetched = std::pin::pin!(fetched);
+        while let Some((to, n, events, hdr)) = fetched.try_next().await? {
+            let batch = Batch {
+                chain_id: self.chain_id,
+                genesis_hash: genesis,
+                events,
+                blocks: vec![hdr],
+                cursor: to,
+                cursor_hash: hdr.hash,
+                heights,
+            };
+            tracing::debug!(
+                to,
+                events = n,
+                range = self.range.load(Ordering::Relaxed),
+                "backfill range fetched"
+            );
+            self.commit(batch).await?;
+            events_done += n;
+            self.progress.send_replace(Some(BackfillProgress {
+                first,
+                cursor: to,
+                end,
+                events: events_done,
+                elapsed: started.elapsed(),
+            }));
+            if last_log.elapsed() >= Duration::from_secs(2) {
+                last_log = Instant::now();
+                let done = to - cursor;
+                let secs = started.elapsed().as_secs_f64().max(1e-3);
+                let eta = (total - done) as f64 / (done as f64 / secs);
+                tracing::info!(
+                    block = to,
+                    end,
+                    events = events_done,
+                    events_per_sec = (events_done as f64 / secs) as u64,
+                    eta_secs = eta as u64,
+                    range = self.range.load(Ordering::Relaxed),
+                    "backfill"
+                );
+            }
+        }
+        Ok(())
+    }
+}
