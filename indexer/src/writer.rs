@@ -73,7 +73,8 @@ pub async fn commit_batch<S: Storage>(store: &S, batch: &Batch) -> Result<BatchO
     let touched = derive::touched_orders(fresh.iter().copied());
     let prior = tx.load_orders(batch.chain_id, &touched).await?;
     let derived = derive::apply_batch(prior, &fresh);
-    tx.upsert_orders(&derived.orders).await?;
+    // Each changed order with its change-log entry (the store encodes each state once for both).
+    tx.upsert_orders(&derived.orders, true).await?;
     record_anomalies(&mut tx, &derived.anomalies).await?;
     if !derived.credits.is_empty() {
         let keys: Vec<_> = derived.credits.keys().copied().collect();
@@ -85,7 +86,6 @@ pub async fn commit_batch<S: Storage>(store: &S, batch: &Batch) -> Result<BatchO
     tx.forget_blocks_below(batch.chain_id, batch.heights.finalized.min(batch.cursor)).await?;
     let cursor = BlockRef { number: batch.cursor, hash: batch.cursor_hash, ..Default::default() };
     tx.advance_cursor(batch.chain_id, batch.genesis_hash, &cursor, batch.heights).await?;
-    tx.append_changes(&derived.changes).await?;
     tx.commit().await?;
     let inserted = fresh.len() as u64;
     Ok(BatchOutcome {
@@ -111,7 +111,7 @@ pub async fn rollback_to<S: Storage>(store: &S, chain_id: u64, fork: BlockRef) -
         let (order, anomalies) = derive::replay_order(&events);
         record_anomalies(&mut tx, &anomalies).await?;
         match &order {
-            Some(o) => tx.upsert_orders(std::slice::from_ref(o)).await?,
+            Some(o) => tx.upsert_orders(std::slice::from_ref(o), false).await?,
             None => tx.delete_orders(chain_id, std::slice::from_ref(key)).await?,
         }
         current.push(order);
@@ -198,9 +198,8 @@ async fn sync_orders<T: WriteTx>(
     let stored = tx.orders_in_range(chain_id, after, upto).await?;
     let diff = derive::diff_orders(derived, stored);
     tx.delete_orders(chain_id, &diff.deletes).await?;
-    tx.upsert_orders(&diff.upserts).await?;
-    let changes: Vec<_> = diff.upserts.iter().map(holdfast_primitives::change::NewChange::updated).collect();
-    tx.append_changes(&changes).await.map_err(Into::into)
+    tx.upsert_orders(&diff.upserts, true).await?;
+    Ok(())
 }
 
 /// Recompute every credit balance of the chain from its live credit events.

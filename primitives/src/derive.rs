@@ -151,14 +151,13 @@ pub fn touched_orders<'a>(events: impl IntoIterator<Item = &'a DecodedEvent>) ->
 pub struct BatchDerivation {
     /// Every order the batch touched, in first-touch order.
     pub touched: Vec<OrderKey>,
-    /// The new state of every touched order that exists (first-touch order): to upsert.
+    /// The new state of every touched order that exists (first-touch order): to upsert, each with an
+    /// `order_updated` change-log entry ([`NewChange::updated`]).
     pub orders: Vec<OrderState>,
     /// Illegal events, in chain order.
     pub anomalies: Vec<AnomalyRecord>,
     /// Credit changes.
     pub credits: CreditDeltas,
-    /// One `order_updated` change-log entry per order in `orders`, in the same order.
-    pub changes: Vec<NewChange>,
 }
 
 /// Apply new `events` (chain order, none already applied) to the `prior` states of the orders they touch
@@ -174,8 +173,7 @@ pub fn apply_batch(mut prior: HashMap<OrderKey, OrderState>, events: &[&DecodedE
         }
     }
     let orders: Vec<OrderState> = slots.into_iter().flatten().collect();
-    let changes = orders.iter().map(NewChange::updated).collect();
-    BatchDerivation { touched, orders, anomalies, credits: credit_deltas(events.iter().copied()), changes }
+    BatchDerivation { touched, orders, anomalies, credits: credit_deltas(events.iter().copied()) }
 }
 
 /// Derive one order from scratch from its (live) events in chain order: its state (`None`: it was never

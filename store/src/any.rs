@@ -222,10 +222,10 @@ impl OrderWriter for AnyTx {
             Self::Postgres(s) => s.orders_in_range(chain_id, after, upto).await,
         }
     }
-    async fn upsert_orders(&mut self, orders: &[OrderState]) -> Result<()> {
+    async fn upsert_orders(&mut self, orders: &[OrderState], log: bool) -> Result<()> {
         match self {
-            Self::Sqlite(s) => s.upsert_orders(orders).await,
-            Self::Postgres(s) => s.upsert_orders(orders).await,
+            Self::Sqlite(s) => s.upsert_orders(orders, log).await,
+            Self::Postgres(s) => s.upsert_orders(orders, log).await,
         }
     }
     async fn delete_orders(&mut self, chain_id: u64, keys: &[OrderKey]) -> Result<()> {

@@ -225,8 +225,10 @@ pub trait OrderWriter {
         after: Option<OrderKey>,
         upto: Option<OrderKey>,
     ) -> impl Future<Output = Result<Vec<(OrderKey, OrderState)>>> + Send;
-    /// Insert or replace `orders` (their chain id is their own).
-    fn upsert_orders(&mut self, orders: &[OrderState]) -> impl Future<Output = Result<()>> + Send;
+    /// Insert or replace `orders` (their chain id is their own). With `log`, also append one
+    /// `order_updated` change-log entry per order, in the order given, as [`ChangeWriter::append_changes`]
+    /// would (each state is encoded once for both).
+    fn upsert_orders(&mut self, orders: &[OrderState], log: bool) -> impl Future<Output = Result<()>> + Send;
     /// Delete the orders `keys`.
     fn delete_orders(&mut self, chain_id: u64, keys: &[OrderKey]) -> impl Future<Output = Result<()>> + Send;
 }

@@ -21,9 +21,9 @@ use crate::{
     OrderReader, OrderWriter, Result, ScanPosition, Storage, StoredEvent, WriteTx, now,
     query::{self, Param, SqlQuery},
     rows::{
-        AmountRow, BlockRow, ChainMetaRow, ChangeRow, CountRow, CreditRow, EVENT_COLUMNS, EventKeyRow,
-        EventRow, KeyRow, LastChangeRow, OrderRow, ReconciliationRow, StateRow, i, parse_state, state_json,
-        topics_bytes, u, u256,
+        AmountRow, BlockRow, ChainMetaRow, ChangeRow, CountRow, CreditRow, EVENT_COLUMNS, EncodedChange,
+        EventKeyRow, EventRow, KeyRow, LastChangeRow, OrderRow, ReconciliationRow, StateRow, i, parse_state,
+        state_json, topics_bytes, u, u256,
     },
 };
 
@@ -282,9 +282,9 @@ impl OrderWriter for PgTx {
         rows.into_iter().map(OrderRow::keyed).collect()
     }
 
-    async fn upsert_orders(&mut self, orders: &[OrderState]) -> Result<()> {
-        for chunk in orders.chunks(UNNEST_ROWS) {
-            let json: Vec<String> = chunk.iter().map(state_json).collect::<Result<_>>()?;
+    async fn upsert_orders(&mut self, orders: &[OrderState], log: bool) -> Result<()> {
+        let encoded: Vec<String> = orders.iter().map(state_json).collect::<Result<_>>()?;
+        for (chunk, json) in orders.chunks(UNNEST_ROWS).zip(encoded.chunks(UNNEST_ROWS)) {
             let col_i = |f: fn(&OrderState) -> u64| chunk.iter().map(|o| i(f(o))).collect::<Vec<i64>>();
             sqlx::query(
                 "INSERT INTO orders (chain_id, escrow, order_id, payer, payee, arbiter, status, lock_block, \
@@ -315,6 +315,11 @@ impl OrderWriter for PgTx {
             .bind(json.iter().map(String::as_str).collect::<Vec<&str>>())
             .execute(&mut *self.0)
             .await?;
+        }
+        if log {
+            let rows: Vec<EncodedChange<'_>> =
+                orders.iter().zip(&encoded).map(|(o, json)| EncodedChange::updated(o, json)).collect();
+            self.insert_changes(&rows).await?;
         }
         Ok(())
     }
@@ -433,46 +438,19 @@ impl ChangeWriter for PgTx {
         Ok(out)
     }
 
-    /// Takes the change-log lock first (`LOCK TABLE changes`, held until the commit): two writers (one
-    /// indexer per chain) could otherwise commit sequence numbers out of order, and a feed reader that saw
-    /// the later one would skip the earlier. Rows go in array order (`WITH ORDINALITY … ORDER BY`), so
-    /// sequence numbers follow the order of `rows`.
     async fn append_changes(&mut self, rows: &[NewChange]) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        sqlx::query("LOCK TABLE changes IN SHARE ROW EXCLUSIVE MODE").execute(&mut *self.0).await?;
-        for chunk in rows.chunks(UNNEST_ROWS) {
-            let json: Vec<Option<String>> =
-                chunk.iter().map(|r| r.state.as_ref().map(state_json).transpose()).collect::<Result<_>>()?;
-            let col_i = |f: fn(&NewChange) -> u64| chunk.iter().map(|r| i(f(r))).collect::<Vec<i64>>();
-            sqlx::query(
-                "INSERT INTO changes (chain_id, escrow, order_id, kind, block_number, payer, payee, arbiter, \
-                 status, lock_time, state) \
-                 SELECT c, e, o, k, b, pr, pe, a, s, t, st FROM UNNEST($1::int8[], $2::bytea[], $3::bytea[], \
-                 $4::text[], $5::int8[], $6::bytea[], $7::bytea[], $8::bytea[], $9::text[], $10::int8[], \
-                 $11::text[]) WITH ORDINALITY AS r(c, e, o, k, b, pr, pe, a, s, t, st, n) ORDER BY n",
-            )
-            .bind(col_i(|r| r.filing.chain_id))
-            .bind(chunk.iter().map(|r| r.filing.escrow.as_slice()).collect::<Vec<&[u8]>>())
-            .bind(chunk.iter().map(|r| r.filing.order_id.as_slice()).collect::<Vec<&[u8]>>())
-            .bind(chunk.iter().map(|r| r.kind.as_str()).collect::<Vec<&str>>())
-            .bind(col_i(|r| r.block_number))
-            .bind(chunk.iter().map(|r| r.filing.payer.as_slice()).collect::<Vec<&[u8]>>())
-            .bind(chunk.iter().map(|r| r.filing.payee.as_slice()).collect::<Vec<&[u8]>>())
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.filing.arbiter.as_ref().map(|a| a.as_slice()))
-                    .collect::<Vec<Option<&[u8]>>>(),
-            )
-            .bind(chunk.iter().map(|r| r.filing.status.as_str()).collect::<Vec<&str>>())
-            .bind(col_i(|r| r.filing.lock_time))
-            .bind(json.iter().map(Option::as_deref).collect::<Vec<Option<&str>>>())
-            .execute(&mut *self.0)
-            .await?;
-        }
-        Ok(())
+        let json = EncodedChange::encode_all(rows)?;
+        let rows: Vec<EncodedChange<'_>> = rows
+            .iter()
+            .zip(&json)
+            .map(|(r, json)| EncodedChange {
+                kind: r.kind,
+                filing: r.filing.clone(),
+                block_number: r.block_number,
+                state: json.as_deref(),
+            })
+            .collect();
+        self.insert_changes(&rows).await
     }
 }
 
@@ -747,5 +725,48 @@ impl OrderReader for PgStore {
             .fetch_one(&self.pool)
             .await?;
         Ok((u(events.n.unwrap_or(0)), u(orders.n.unwrap_or(0))))
+    }
+}
+
+impl PgTx {
+    /// The change-log inserts. Takes the change-log lock first (`LOCK TABLE changes`, held until the commit): two
+    /// writers (one indexer per chain) could otherwise commit sequence numbers out of order, and a feed reader
+    /// that saw the later one would skip the earlier. Rows go in array order (`WITH ORDINALITY … ORDER BY`), so
+    /// sequence numbers follow the order of `rows`.
+    async fn insert_changes(&mut self, rows: &[EncodedChange<'_>]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("LOCK TABLE changes IN SHARE ROW EXCLUSIVE MODE").execute(&mut *self.0).await?;
+        for chunk in rows.chunks(UNNEST_ROWS) {
+            let col_i =
+                |f: fn(&EncodedChange<'_>) -> u64| chunk.iter().map(|r| i(f(r))).collect::<Vec<i64>>();
+            sqlx::query(
+                "INSERT INTO changes (chain_id, escrow, order_id, kind, block_number, payer, payee, arbiter, \
+                 status, lock_time, state) \
+                 SELECT c, e, o, k, b, pr, pe, a, s, t, st FROM UNNEST($1::int8[], $2::bytea[], $3::bytea[], \
+                 $4::text[], $5::int8[], $6::bytea[], $7::bytea[], $8::bytea[], $9::text[], $10::int8[], \
+                 $11::text[]) WITH ORDINALITY AS r(c, e, o, k, b, pr, pe, a, s, t, st, n) ORDER BY n",
+            )
+            .bind(col_i(|r| r.filing.chain_id))
+            .bind(chunk.iter().map(|r| r.filing.escrow.as_slice()).collect::<Vec<&[u8]>>())
+            .bind(chunk.iter().map(|r| r.filing.order_id.as_slice()).collect::<Vec<&[u8]>>())
+            .bind(chunk.iter().map(|r| r.kind.as_str()).collect::<Vec<&str>>())
+            .bind(col_i(|r| r.block_number))
+            .bind(chunk.iter().map(|r| r.filing.payer.as_slice()).collect::<Vec<&[u8]>>())
+            .bind(chunk.iter().map(|r| r.filing.payee.as_slice()).collect::<Vec<&[u8]>>())
+            .bind(
+                chunk
+                    .iter()
+                    .map(|r| r.filing.arbiter.as_ref().map(|a| a.as_slice()))
+                    .collect::<Vec<Option<&[u8]>>>(),
+            )
+            .bind(chunk.iter().map(|r| r.filing.status.as_str()).collect::<Vec<&str>>())
+            .bind(col_i(|r| r.filing.lock_time))
+            .bind(chunk.iter().map(|r| r.state).collect::<Vec<Option<&str>>>())
+            .execute(&mut *self.0)
+            .await?;
+        }
+        Ok(())
     }
 }

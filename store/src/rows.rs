@@ -197,6 +197,32 @@ impl CreditRow {
     }
 }
 
+/// A change-log row to insert, its state already encoded (so an order upserted and logged in the same step
+/// is serialised once).
+pub(crate) struct EncodedChange<'a> {
+    pub(crate) kind: ChangeKind,
+    pub(crate) filing: ChangeFiling,
+    pub(crate) block_number: u64,
+    pub(crate) state: Option<&'a str>,
+}
+
+impl<'a> EncodedChange<'a> {
+    /// The `order_updated` entry of an order whose state encodes to `json`.
+    pub(crate) fn updated(o: &OrderState, json: &'a str) -> Self {
+        Self {
+            kind: ChangeKind::OrderUpdated,
+            filing: ChangeFiling::of(o),
+            block_number: o.last_pos().block_number,
+            state: Some(json),
+        }
+    }
+
+    /// Encode the states of `rows` (`json` holds the encodings, in order).
+    pub(crate) fn encode_all(rows: &[holdfast_primitives::change::NewChange]) -> Result<Vec<Option<String>>> {
+        rows.iter().map(|r| r.state.as_ref().map(state_json).transpose()).collect()
+    }
+}
+
 /// A row of `changes` as the feed reads it.
 #[derive(sqlx::FromRow)]
 pub(crate) struct ChangeRow {

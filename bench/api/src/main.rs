@@ -19,8 +19,10 @@
 //!
 //! `target/release/holdfast-api-bench load --addr 127.0.0.1:8080 --orders 100050 [--payees FILE]
 //!  [--mode order|list] …` loads an already running server (the `--keep` run prints the command).
-#![allow(missing_docs, unreachable_pub, dead_code, clippy::too_many_arguments)]
+#![allow(missing_docs, unreachable_pub, clippy::too_many_arguments)]
 
+// The indexer tests' harness, shared: the benches use part of it.
+#[allow(dead_code)]
 #[path = "../../../indexer/tests/it/harness.rs"]
 mod harness;
 mod load;

@@ -8,8 +8,10 @@
 //!
 //! Run: `cargo run --release -p holdfast-bench -- [EVENTS] [LIVE_SAMPLES] [TXS_PER_BLOCK]` (defaults 100000,
 //! 200 and 1), after `cargo build --release -p holdfast`.
-#![allow(missing_docs, unreachable_pub, dead_code, clippy::too_many_arguments)]
+#![allow(missing_docs, unreachable_pub, clippy::too_many_arguments)]
 
+// The indexer tests' harness, shared: the benches use part of it.
+#[allow(dead_code)]
 #[path = "../../../indexer/tests/it/harness.rs"]
 mod harness;
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use alloy::primitives::{B256, U256};
 use holdfast_primitives::{
     ChangeKind, DecodedEvent, EscrowEvent, OrderKey, OrderState,
-    change::{ChangeFiling, LastChange},
+    change::{ChangeFiling, LastChange, NewChange},
     derive::{
         AnomalyRecord, CreditKey, apply_batch, credit_balances, credit_deltas, diff_orders, replay_order,
         retraction, touched_orders,
@@ -84,7 +84,9 @@ proptest! {
         let mut store_s = store_p.clone();
         store_s.extend(after_s.orders.iter().map(|o| (key(o), o.clone())));
         let mut log: HashMap<OrderKey, LastChange> = HashMap::new();
-        for c in after_p.changes.iter().chain(&after_s.changes) {
+        // Every upserted order is logged with its `order_updated` entry.
+        let logged: Vec<NewChange> = after_p.orders.iter().chain(&after_s.orders).map(NewChange::updated).collect();
+        for c in &logged {
             let last = LastChange { filing: c.filing.clone(), state: c.state.clone() };
             log.insert((c.filing.escrow, c.filing.order_id), last);
         }
@@ -154,8 +156,8 @@ proptest! {
                 .filter(|k| store.contains_key(k) || derived.contains(k))
                 .collect();
             prop_assert_eq!(&derived, &expected, "a batch returns every touched order that exists, in first-touch order");
-            prop_assert_eq!(d.changes.len(), d.orders.len());
-            for (c, o) in d.changes.iter().zip(&d.orders) {
+            for o in &d.orders {
+                let c = NewChange::updated(o);
                 prop_assert_eq!(c.kind, ChangeKind::OrderUpdated);
                 prop_assert_eq!(c.state.as_ref(), Some(o));
                 prop_assert_eq!(&c.filing, &ChangeFiling::of(o));

@@ -24,9 +24,9 @@ use crate::{
     OrderReader, OrderWriter, Result, ScanPosition, Storage, StoredEvent, WriteTx, now,
     query::{self, Param, SqlQuery},
     rows::{
-        AmountRow, BlockRow, ChainMetaRow, ChangeRow, CountRow, CreditRow, EVENT_COLUMNS, EventKeyRow,
-        EventRow, KeyRow, LastChangeRow, OrderRow, ReconciliationRow, StateRow, i, parse_state, state_json,
-        topics_bytes, u, u256,
+        AmountRow, BlockRow, ChainMetaRow, ChangeRow, CountRow, CreditRow, EVENT_COLUMNS, EncodedChange,
+        EventKeyRow, EventRow, KeyRow, LastChangeRow, OrderRow, ReconciliationRow, StateRow, i, parse_state,
+        state_json, topics_bytes, u, u256,
     },
 };
 
@@ -337,14 +337,15 @@ impl OrderWriter for SqliteTx {
         rows.into_iter().map(OrderRow::keyed).collect()
     }
 
-    async fn upsert_orders(&mut self, orders: &[OrderState]) -> Result<()> {
-        for chunk in orders.chunks(rows_per_statement(13)) {
-            let json: Vec<String> = chunk.iter().map(state_json).collect::<Result<_>>()?;
+    async fn upsert_orders(&mut self, orders: &[OrderState], log: bool) -> Result<()> {
+        let encoded: Vec<String> = orders.iter().map(state_json).collect::<Result<_>>()?;
+        for (chunk, json) in orders.chunks(rows_per_statement(13)).zip(encoded.chunks(rows_per_statement(13)))
+        {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO orders (chain_id, escrow, order_id, payer, payee, arbiter, status, lock_block, \
                  lock_log_index, lock_time, last_block, anomalies, state) ",
             );
-            q.push_values(chunk.iter().zip(&json), |mut b, (o, json)| {
+            q.push_values(chunk.iter().zip(json), |mut b, (o, json)| {
                 b.push_bind(i(o.chain_id))
                     .push_bind(o.escrow.as_slice())
                     .push_bind(o.order_id.as_slice())
@@ -364,6 +365,11 @@ impl OrderWriter for SqliteTx {
                  last_block = excluded.last_block, anomalies = excluded.anomalies, state = excluded.state",
             );
             q.build().persistent(false).execute(&mut *self.0).await?;
+        }
+        if log {
+            let rows: Vec<EncodedChange<'_>> =
+                orders.iter().zip(&encoded).map(|(o, json)| EncodedChange::updated(o, json)).collect();
+            self.insert_changes(&rows).await?;
         }
         Ok(())
     }
@@ -482,33 +488,19 @@ impl ChangeWriter for SqliteTx {
         Ok(out)
     }
 
-    /// SQLite writers are serialised by the database lock, held until the commit: sequence numbers
-    /// become visible in order without a lock of our own.
     async fn append_changes(&mut self, rows: &[NewChange]) -> Result<()> {
-        for chunk in rows.chunks(rows_per_statement(11)) {
-            let json: Vec<Option<String>> =
-                chunk.iter().map(|r| r.state.as_ref().map(state_json).transpose()).collect::<Result<_>>()?;
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO changes (chain_id, escrow, order_id, kind, block_number, payer, payee, arbiter, \
-                 status, lock_time, state) ",
-            );
-            q.push_values(chunk.iter().zip(&json), |mut b, (r, json)| {
-                let f = &r.filing;
-                b.push_bind(i(f.chain_id))
-                    .push_bind(f.escrow.as_slice())
-                    .push_bind(f.order_id.as_slice())
-                    .push_bind(r.kind.as_str())
-                    .push_bind(i(r.block_number))
-                    .push_bind(f.payer.as_slice())
-                    .push_bind(f.payee.as_slice())
-                    .push_bind(f.arbiter.as_ref().map(|a| a.as_slice()))
-                    .push_bind(f.status.as_str())
-                    .push_bind(i(f.lock_time))
-                    .push_bind(json.as_deref());
-            });
-            q.build().persistent(false).execute(&mut *self.0).await?;
-        }
-        Ok(())
+        let json = EncodedChange::encode_all(rows)?;
+        let rows: Vec<EncodedChange<'_>> = rows
+            .iter()
+            .zip(&json)
+            .map(|(r, json)| EncodedChange {
+                kind: r.kind,
+                filing: r.filing.clone(),
+                block_number: r.block_number,
+                state: json.as_deref(),
+            })
+            .collect();
+        self.insert_changes(&rows).await
     }
 }
 
@@ -796,5 +788,34 @@ impl OrderReader for SqliteStore {
             .fetch_one(&self.pool)
             .await?;
         Ok((u(events.n.unwrap_or(0)), u(orders.n.unwrap_or(0))))
+    }
+}
+
+impl SqliteTx {
+    /// The change-log inserts. SQLite writers are serialised by the database lock, held until the commit:
+    /// sequence numbers become visible in order without a lock of our own.
+    async fn insert_changes(&mut self, rows: &[EncodedChange<'_>]) -> Result<()> {
+        for chunk in rows.chunks(rows_per_statement(11)) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO changes (chain_id, escrow, order_id, kind, block_number, payer, payee, arbiter, \
+                 status, lock_time, state) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                let f = &r.filing;
+                b.push_bind(i(f.chain_id))
+                    .push_bind(f.escrow.as_slice())
+                    .push_bind(f.order_id.as_slice())
+                    .push_bind(r.kind.as_str())
+                    .push_bind(i(r.block_number))
+                    .push_bind(f.payer.as_slice())
+                    .push_bind(f.payee.as_slice())
+                    .push_bind(f.arbiter.as_ref().map(|a| a.as_slice()))
+                    .push_bind(f.status.as_str())
+                    .push_bind(i(f.lock_time))
+                    .push_bind(r.state);
+            });
+            q.build().persistent(false).execute(&mut *self.0).await?;
+        }
+        Ok(())
     }
 }
