@@ -2,7 +2,7 @@
 //! order's payment state, and survives reorganisations, restarts and RPC faults without losing or
 //! duplicating anything.
 //!
-//! Layers: [`chain`] (RPC with retries and adaptive ranges) → decoding and derivation
+//! Layers: [`chain`] (RPC with retries, [`retry`], and adaptive ranges) → decoding and derivation
 //! (`holdfast_primitives`) → [`writer`] (one store transaction per step, `holdfast_store`), driven by
 //! [`sync::Indexer`].
 
@@ -10,6 +10,7 @@ pub mod chain;
 pub mod config;
 mod error;
 mod metrics;
+pub mod retry;
 pub mod sync;
 pub mod writer;
 
