@@ -13,7 +13,7 @@ use alloy::{
         types::{Filter, Log},
     },
     transports::{
-        BoxTransport, IntoBoxTransport, RpcError, TransportErrorKind,
+        BoxTransport, IntoBoxTransport, RpcError, TransportError,
         http::{Http, reqwest},
         utils::guess_local_url,
     },
@@ -21,7 +21,7 @@ use alloy::{
 use url::Url;
 
 use crate::{
-    Error, Result,
+    ConfigError, Error, Result,
     config::{FinalityPolicy, RetryConfig},
     retry::{AttemptTimeoutLayer, FaultKind, HoldfastRetryPolicy, Retries, classify},
 };
@@ -51,6 +51,8 @@ pub struct Chain {
     retry: RetryConfig,
     is_ws: bool,
     url: Url,
+    /// The chain id the node reported when connected.
+    chain_id: u64,
 }
 
 /// New heads from a `newHeads` subscription on a connection of its own.
@@ -84,26 +86,34 @@ impl Heads {
 }
 
 impl Chain {
-    /// Connect to `url` (http, https, ws or wss).
+    /// Connect to `url` (http, https, ws or wss) and ask the node for its chain id (with retries).
+    /// [`Error::Connect`] if the node does not answer at all.
     pub async fn connect(url: &Url, retry: RetryConfig) -> Result<Self> {
         let is_ws = matches!(url.scheme(), "ws" | "wss");
         let transport = if is_ws {
             WsConnect::new(url.as_str())
                 .into_service()
                 .await
-                .map_err(|e| Error::Rpc(format!("cannot connect to {url}: {e}")))?
+                .map_err(|source| Error::Connect { url: url.clone(), source: source.into() })?
                 .into_box_transport()
         } else if matches!(url.scheme(), "http" | "https") {
             Http::with_client(reqwest::Client::new(), url.clone()).into_box_transport()
         } else {
-            return Err(Error::Config(format!("unsupported RPC URL scheme {:?}", url.scheme())));
+            return Err(ConfigError::UnsupportedScheme(url.scheme().to_owned()).into());
         };
-        Ok(Self::over(transport, guess_local_url(url.as_str()), retry, is_ws, url.clone()))
+        Self::over(transport, guess_local_url(url.as_str()), retry, is_ws, url.clone()).await
     }
 
-    /// The clients over one transport. They share it, so each numbers its requests from a base of its
-    /// own: on a websocket, responses are matched to requests by id.
-    fn over(transport: BoxTransport, is_local: bool, retry: RetryConfig, is_ws: bool, url: Url) -> Self {
+    /// The clients over one transport, and the node's chain id. The clients share the transport, so each
+    /// numbers its requests from a base of its own: on a websocket, responses are matched to requests by
+    /// id.
+    async fn over(
+        transport: BoxTransport,
+        is_local: bool,
+        retry: RetryConfig,
+        is_ws: bool,
+        url: Url,
+    ) -> Result<Self> {
         let client = |retries: Retries, first_id: u64| {
             let service = tower::ServiceBuilder::new()
                 .layer(HoldfastRetryPolicy::new(&retry, retries).layer())
@@ -112,29 +122,39 @@ impl Chain {
             let client = RpcClient::from_inner(RpcClientInner::new(service, is_local).with_id(first_id));
             DynProvider::new(ProviderBuilder::new().connect_client(client))
         };
-        Self {
-            calls: client(Retries::All, 0),
+        let calls = client(Retries::All, 0);
+        // An http client connects on its first request: this one.
+        let chain_id = calls.get_chain_id().await.map_err(|source| match source {
+            RpcError::Transport(_) => Error::Connect { url: url.clone(), source: source.into() },
+            source => Error::Rpc { call: "eth_chainId", source },
+        })?;
+        Ok(Self {
+            calls,
             ranges: client(Retries::LogRange, 1 << 48),
             pinned: client(Retries::None, 2 << 48),
             retry,
             is_ws,
             url,
-        }
+            chain_id,
+        })
     }
 
     /// Subscribe to new heads on a separate websocket connection (see [`Heads`]).
     pub async fn heads(&self) -> Result<Heads> {
         if !self.is_ws {
-            return Err(Error::Config("new heads need a ws:// or wss:// RPC URL".into()));
+            return Err(ConfigError::HeadsNeedWebsocket.into());
         }
         let client = ClientBuilder::default()
             .layer(HoldfastRetryPolicy::new(&self.retry, Retries::All).layer())
             .layer(AttemptTimeoutLayer::new(self.retry.request_timeout))
             .ws(WsConnect::new(self.url.as_str()))
             .await
-            .map_err(|e| Error::Rpc(format!("cannot connect to {}: {e}", self.url)))?;
+            .map_err(|source| Error::Connect { url: self.url.clone(), source: source.into() })?;
         let provider = DynProvider::new(ProviderBuilder::new().connect_client(client));
-        let sub = provider.subscribe_blocks().await.map_err(|e| Error::Rpc(format!("eth_subscribe: {e}")))?;
+        let sub = provider
+            .subscribe_blocks()
+            .await
+            .map_err(|source| Error::Rpc { call: "eth_subscribe", source })?;
         Ok(Heads { stream: sub.into_stream(), _provider: provider })
     }
 
@@ -148,14 +168,14 @@ impl Chain {
         self.is_ws
     }
 
-    /// An ordinary call's error.
-    fn rpc<T>(what: &str, r: std::result::Result<T, RpcError<TransportErrorKind>>) -> Result<T> {
-        r.map_err(|e| Error::Rpc(format!("{what}: {e}")))
+    /// A call's result, its failure as [`Error::Rpc`].
+    fn rpc<T>(call: &'static str, r: std::result::Result<T, TransportError>) -> Result<T> {
+        r.map_err(|source| Error::Rpc { call, source })
     }
 
-    /// The node's chain id.
-    pub async fn chain_id(&self) -> Result<u64> {
-        Self::rpc("eth_chainId", self.calls.get_chain_id().await)
+    /// The node's chain id (as reported when connected).
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
     }
 
     /// Latest block number.
@@ -174,7 +194,7 @@ impl Chain {
         }))
     }
 
-    /// Headers of `from..=to`, fetched concurrently. Errors if the node lacks one.
+    /// Headers of `from..=to`, fetched concurrently. [`Error::MissingBlock`] if the node lacks one.
     pub async fn headers(&self, from: BlockNumber, to: BlockNumber) -> Result<Vec<BlockRef>> {
         use futures::{StreamExt, TryStreamExt};
         // Owned clones in the closures keep the returned future `Send` for any lifetime.
@@ -183,9 +203,7 @@ impl Chain {
             .map(move |n| {
                 let this = this.clone();
                 async move {
-                    this.header(BlockNumberOrTag::Number(n))
-                        .await?
-                        .ok_or_else(|| Error::Rpc(format!("node has no block {n} (chain moved?)")))
+                    this.header(BlockNumberOrTag::Number(n)).await?.ok_or(Error::MissingBlock { number: n })
                 }
             })
             .buffered(16)
@@ -203,17 +221,23 @@ impl Chain {
                 finalized: head.saturating_sub(finalized),
             }),
             FinalityPolicy::Tags { fallback_safe_depth, fallback_finalized_depth } => {
-                let tag = |t: BlockNumberOrTag, depth: u64| async move {
+                let tag = |t: BlockNumberOrTag, call: &'static str, depth: u64| async move {
                     match self.calls.get_block_by_number(t).await {
                         Ok(Some(b)) => Ok(b.header.number),
                         // No such tag (an old node, a devnet): the fallback depth.
                         Ok(None) => Ok(head.saturating_sub(depth)),
                         Err(e) if classify(&e) == FaultKind::Fatal => Ok(head.saturating_sub(depth)),
-                        Err(e) => Err(Error::Rpc(format!("finality tag {t}: {e}"))),
+                        Err(source) => Err(Error::Rpc { call, source }),
                     }
                 };
-                let safe = tag(BlockNumberOrTag::Safe, fallback_safe_depth).await?;
-                let finalized = tag(BlockNumberOrTag::Finalized, fallback_finalized_depth).await?;
+                let safe =
+                    tag(BlockNumberOrTag::Safe, "eth_getBlockByNumber(safe)", fallback_safe_depth).await?;
+                let finalized = tag(
+                    BlockNumberOrTag::Finalized,
+                    "eth_getBlockByNumber(finalized)",
+                    fallback_finalized_depth,
+                )
+                .await?;
                 Ok(Heights { head, safe: safe.min(head), finalized: finalized.min(safe).min(head) })
             }
         }
@@ -253,7 +277,7 @@ impl Chain {
                     stack.push((mid + 1, b));
                     stack.push((a, mid));
                 }
-                Err(e) => return Err(Error::Rpc(format!("eth_getLogs {a}..={b}: {e}"))),
+                Err(source) => return Err(Error::Logs { from: a, to: b, source }),
             }
         }
         out.sort_by_key(|l| (l.block_number, l.log_index));
@@ -283,12 +307,56 @@ impl Chain {
             .block(BlockId::hash(at))
             .call()
             .await
-            .map_err(|e| Error::Rpc(format!("balanceOf: {e}")))
+            .map_err(|source| Error::Contract { call: "balanceOf", source: source.into() })
     }
 
     /// The escrow's token.
     pub async fn escrow_token(&self, escrow: Address) -> Result<Address> {
         let c = IHoldfastEscrow::new(escrow, &self.calls);
-        c.token().call().await.map_err(|e| Error::Rpc(format!("token: {e}")))
+        c.token().call().await.map_err(|source| Error::Contract { call: "token", source: source.into() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use alloy::transports::mock::{Asserter, MockTransport};
+
+    use super::*;
+
+    fn quick() -> RetryConfig {
+        RetryConfig {
+            max_attempts: 2,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// A caller tells a refused connection from a block the node does not have by the variant alone.
+    #[tokio::test]
+    async fn a_refused_connection_is_not_a_missing_block() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        for scheme in ["http", "ws"] {
+            let url: Url = format!("{scheme}://127.0.0.1:{closed}").parse().unwrap();
+            match Chain::connect(&url, quick()).await {
+                Err(Error::Connect { url: at, .. }) => assert_eq!(at, url),
+                other => panic!("{scheme}: expected Error::Connect, got {other:?}"),
+            }
+        }
+
+        let node = Asserter::new();
+        node.push_success(&"0x7a69"); // eth_chainId
+        node.push_success(&serde_json::Value::Null); // eth_getBlockByNumber: no such block
+        let url: Url = "http://node.invalid".parse().unwrap();
+        let chain = Chain::over(MockTransport::new(node).into_box_transport(), true, quick(), false, url)
+            .await
+            .unwrap();
+        assert_eq!(chain.chain_id(), 31337);
+        match chain.headers(7, 7).await {
+            Err(Error::MissingBlock { number: 7 }) => {}
+            other => panic!("expected Error::MissingBlock, got {other:?}"),
+        }
     }
 }

@@ -15,4 +15,4 @@ pub mod sync;
 pub mod writer;
 
 pub use config::{BackfillConfig, Deployment, FinalityPolicy, IndexerConfig, RetryConfig};
-pub use error::{Error, Result};
+pub use error::{ConfigError, Error, ResetReason, Result};

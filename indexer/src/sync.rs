@@ -30,7 +30,7 @@ use holdfast_primitives::{
 use holdfast_store::{ChainReader, MetaWriter, OrderReader, Storage};
 
 use crate::{
-    Error, Result,
+    ConfigError, Error, ResetReason, Result,
     chain::Chain,
     config::{FinalityPolicy, IndexerConfig},
     metrics,
@@ -87,11 +87,8 @@ where
     pub async fn new(cfg: IndexerConfig, store: S) -> Result<Self> {
         let chain_id = cfg.chain_id()?;
         let chain = Chain::connect(&cfg.rpc_url, cfg.retry.clone()).await?;
-        let node_chain = chain.chain_id().await?;
-        if node_chain != chain_id {
-            return Err(Error::ChainMismatch(format!(
-                "the RPC serves chain {node_chain}, the deployments are on chain {chain_id}"
-            )));
+        if chain.chain_id() != chain_id {
+            return Err(Error::ChainMismatch { node: chain.chain_id(), configured: chain_id });
         }
         let mut tokens = Vec::new();
         for d in &cfg.deployments {
@@ -282,15 +279,15 @@ where
         let genesis = self.genesis_hash().await?;
         let head = self.chain.head().await?;
         let reason = if genesis != meta.genesis_hash {
-            Some(format!("genesis hash is {genesis}, the store has {}", meta.genesis_hash))
+            Some(ResetReason::Genesis { node: genesis, stored: meta.genesis_hash })
         } else if head + 64 < meta.cursor {
-            Some(format!("head {head} is far below the stored cursor {}", meta.cursor))
+            Some(ResetReason::HeadBelowCursor { head, cursor: meta.cursor })
         } else {
             None
         };
         if let Some(reason) = reason {
             if !self.cfg.reset_on_chain_reset {
-                return Err(Error::ChainReset(reason, self.chain_id));
+                return Err(Error::ChainReset { reason, chain_id: self.chain_id });
             }
             tracing::warn!(chain_id = self.chain_id, %reason, "chain was reset; wiping its data and re-indexing");
             self.store.reset_chain(self.chain_id).await?;
@@ -303,14 +300,13 @@ where
             .header(BlockNumberOrTag::Number(0))
             .await?
             .map(|b| b.hash)
-            .ok_or_else(|| Error::Rpc("node has no genesis block".into()))
+            .ok_or(Error::MissingBlock { number: 0 })
     }
 
     async fn initial_cursor(&self) -> Result<(BlockNumber, B256)> {
         let at = self.cfg.start_block().saturating_sub(1);
-        let hdr = self.chain.header(BlockNumberOrTag::Number(at)).await?.ok_or_else(|| {
-            Error::Config(format!("the node has no block {at} (start block beyond the head?)"))
-        })?;
+        let hdr =
+            self.chain.header(BlockNumberOrTag::Number(at)).await?.ok_or(ConfigError::StartBeyondHead(at))?;
         Ok((at, hdr.hash))
     }
 
@@ -455,7 +451,7 @@ where
                     let logs = chain.logs(&addresses, &topics, from, to, &range, cfg.min_range);
                     let hdr = chain.header(BlockNumberOrTag::Number(to));
                     let (logs, hdr) = tokio::try_join!(logs, hdr)?;
-                    let hdr = hdr.ok_or_else(|| Error::Rpc(format!("node has no block {to}")))?;
+                    let hdr = hdr.ok_or(Error::MissingBlock { number: to })?;
                     let n = logs.len() as u64;
                     let span = to - from + 1;
                     if from == first {
@@ -656,10 +652,7 @@ async fn decode_logs(
         .map(move |n| {
             let chain = chain.clone();
             async move {
-                chain
-                    .header(BlockNumberOrTag::Number(n))
-                    .await?
-                    .ok_or_else(|| Error::Rpc(format!("no block {n}")))
+                chain.header(BlockNumberOrTag::Number(n)).await?.ok_or(Error::MissingBlock { number: n })
             }
         })
         .buffered(16)
@@ -674,8 +667,11 @@ async fn decode_logs(
         if log.removed {
             continue;
         }
-        let raw = raw_event(chain_id, log, ts(log.block_number))
-            .ok_or_else(|| Error::Rpc("log without block, transaction or index fields".into()))?;
+        let raw = raw_event(chain_id, log, ts(log.block_number)).map_err(|missing| Error::InvalidLog {
+            missing,
+            block: log.block_number,
+            tx: log.transaction_hash,
+        })?;
         match raw.decode() {
             Some(ev) => out.push(ev),
             None => {
@@ -686,18 +682,22 @@ async fn decode_logs(
     Ok(out)
 }
 
-/// The raw event of an RPC log. `None` if a required field is missing (a pending log).
-fn raw_event(chain_id: u64, log: &Log, fallback_timestamp: Option<u64>) -> Option<RawEvent> {
-    Some(RawEvent {
+/// The raw event of an RPC log. `Err(field)` if a required field is missing (a pending log).
+fn raw_event(
+    chain_id: u64,
+    log: &Log,
+    fallback_timestamp: Option<u64>,
+) -> std::result::Result<RawEvent, &'static str> {
+    Ok(RawEvent {
         chain_id,
         escrow: log.address(),
         pos: EventPos {
-            block_number: log.block_number?,
-            block_hash: log.block_hash?,
-            block_timestamp: log.block_timestamp.or(fallback_timestamp)?,
-            tx_hash: log.transaction_hash?,
-            tx_index: log.transaction_index?,
-            log_index: log.log_index?,
+            block_number: log.block_number.ok_or("blockNumber")?,
+            block_hash: log.block_hash.ok_or("blockHash")?,
+            block_timestamp: log.block_timestamp.or(fallback_timestamp).ok_or("blockTimestamp")?,
+            tx_hash: log.transaction_hash.ok_or("transactionHash")?,
+            tx_index: log.transaction_index.ok_or("transactionIndex")?,
+            log_index: log.log_index.ok_or("logIndex")?,
         },
         topics: log.topics().to_vec(),
         data: log.data().data.clone(),
@@ -737,9 +737,7 @@ impl<T> std::future::Future for Task<T> {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<T>> {
-        std::pin::Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|r| r.unwrap_or_else(|e| Err(Error::Rpc(format!("fetch task failed: {e}")))))
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|r| r.unwrap_or_else(|e| Err(Error::Task(e))))
     }
 }
 
