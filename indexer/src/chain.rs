@@ -1,29 +1,29 @@
-//! The RPC side: one provider (http or ws), every call retried with exponential backoff and jitter on
-//! transport faults and rate limits, `eth_getLogs` split adaptively when the node refuses a range.
+//! The RPC side: one transport (http or ws) behind alloy's retry layer with our policy ([`crate::retry`]),
+//! `eth_getLogs` split adaptively when the node refuses a range.
 
-use std::{
-    future::IntoFuture,
-    sync::atomic::{AtomicU64, Ordering},
-    time::Duration,
-};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use alloy::{
     eips::{BlockId, BlockNumberOrTag},
     primitives::{Address, B256, BlockNumber},
     providers::{DynProvider, Provider, ProviderBuilder, WsConnect},
+    pubsub::PubSubConnect,
     rpc::{
-        client::RpcClient,
+        client::{ClientBuilder, RpcClient, RpcClientInner},
         types::{Filter, Log},
     },
-    transports::{RpcError, TransportErrorKind},
+    transports::{
+        BoxTransport, IntoBoxTransport, RpcError, TransportError,
+        http::{Http, reqwest},
+        utils::guess_local_url,
+    },
 };
-use rand::Rng;
 use url::Url;
 
 use crate::{
-    Error, Result,
+    ConfigError, Error, Result,
     config::{FinalityPolicy, RetryConfig},
-    metrics,
+    retry::{AttemptTimeoutLayer, FaultKind, HoldfastRetryPolicy, Retries, classify},
 };
 use holdfast_primitives::{BlockRef, Heights, bindings::IHoldfastEscrow};
 
@@ -35,103 +35,24 @@ alloy::sol! {
     }
 }
 
-/// How an RPC failure should be handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultKind {
-    /// The node refuses the size of the request (too many results, range too wide, payload too large,
-    /// timeout): ask for less.
-    TooLarge,
-    /// Rate limited (HTTP 429 or a JSON-RPC limit code): back off and retry.
-    RateLimited,
-    /// Connection or server trouble: back off and retry.
-    Transport,
-    /// The node answered with an error that retrying will not fix.
-    Fatal,
-}
-
-impl FaultKind {
-    /// Metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::TooLarge => "too_large",
-            Self::RateLimited => "rate_limited",
-            Self::Transport => "transport",
-            Self::Fatal => "fatal",
-        }
-    }
-}
-
-/// Classify an RPC error.
-pub fn classify(err: &RpcError<TransportErrorKind>) -> FaultKind {
-    let text = err.to_string().to_ascii_lowercase();
-    let too_large = [
-        "more than",
-        "too many",
-        "limit exceeded",
-        "range",
-        "too large",
-        "response size",
-        "query timeout",
-        "exceed",
-        "413",
-    ];
-    match err {
-        RpcError::ErrorResp(payload) => {
-            let msg = payload.message.to_ascii_lowercase();
-            if payload.code == 429 || msg.contains("rate limit") || msg.contains("too many requests") {
-                FaultKind::RateLimited
-            } else if payload.code == -32005 || too_large.iter().any(|p| msg.contains(p)) {
-                FaultKind::TooLarge
-            } else if payload.code == -32603 || payload.code == -32000 {
-                // Internal errors: often transient on real providers.
-                FaultKind::Transport
-            } else {
-                FaultKind::Fatal
-            }
-        }
-        RpcError::Transport(TransportErrorKind::HttpError(h)) => match h.status {
-            429 => FaultKind::RateLimited,
-            413 => FaultKind::TooLarge,
-            _ => FaultKind::Transport,
-        },
-        RpcError::Transport(_) => FaultKind::Transport,
-        RpcError::DeserError { text: body, .. } => {
-            let body = body.to_ascii_lowercase();
-            if body.contains("429") || body.contains("rate") {
-                FaultKind::RateLimited
-            } else if too_large.iter().any(|p| body.contains(p)) {
-                FaultKind::TooLarge
-            } else {
-                FaultKind::Transport
-            }
-        }
-        _ if text.contains("timed out") => FaultKind::TooLarge,
-        _ => FaultKind::Transport,
-    }
-}
-
-/// A contract call's error as an RPC error, so [`classify`] and the retries treat both alike.
-fn contract_error(e: alloy::contract::Error) -> RpcError<TransportErrorKind> {
-    match e {
-        alloy::contract::Error::TransportError(t) => t,
-        other => RpcError::local_usage_str(&other.to_string()),
-    }
-}
-
-/// A call's failure after classification.
-#[derive(Debug)]
-struct Fault {
-    kind: FaultKind,
-    message: String,
-}
-
-/// The node, behind retries.
+/// The node, behind retries ([`crate::retry`]).
+///
+/// One transport (one websocket, or one pool of http connections) with a client per retry behaviour:
+/// ordinary calls retry every transient failure, `eth_getLogs` over a range hands a refusal back at once
+/// (to split the range), calls pinned to a block hash are not retried.
 #[derive(Debug, Clone)]
 pub struct Chain {
-    provider: DynProvider,
+    /// Ordinary calls ([`Retries::All`]).
+    calls: DynProvider,
+    /// `eth_getLogs` over more than one block ([`Retries::LogRange`]).
+    ranges: DynProvider,
+    /// Calls pinned to a block hash ([`Retries::None`]).
+    pinned: DynProvider,
     retry: RetryConfig,
     is_ws: bool,
     url: Url,
+    /// The chain id the node reported when connected.
+    chain_id: u64,
 }
 
 /// New heads from a `newHeads` subscription on a connection of its own.
@@ -165,42 +86,81 @@ impl Heads {
 }
 
 impl Chain {
-    /// Connect to `url` (http, https, ws or wss).
+    /// Connect to `url` (http, https, ws or wss) and ask the node for its chain id (with retries).
+    /// [`Error::Connect`] if the node does not answer at all.
     pub async fn connect(url: &Url, retry: RetryConfig) -> Result<Self> {
         let is_ws = matches!(url.scheme(), "ws" | "wss");
-        let provider = if is_ws {
-            let p = ProviderBuilder::new()
-                .connect_ws(WsConnect::new(url.as_str()))
+        let transport = if is_ws {
+            WsConnect::new(url.as_str())
+                .into_service()
                 .await
-                .map_err(|e| Error::Rpc(format!("cannot connect to {url}: {e}")))?;
-            DynProvider::new(p)
+                .map_err(|source| Error::Connect { url: url.clone(), source: source.into() })?
+                .into_box_transport()
         } else if matches!(url.scheme(), "http" | "https") {
-            let client = RpcClient::new_http(url.clone());
-            DynProvider::new(ProviderBuilder::new().connect_client(client))
+            Http::with_client(reqwest::Client::new(), url.clone()).into_box_transport()
         } else {
-            return Err(Error::Config(format!("unsupported RPC URL scheme {:?}", url.scheme())));
+            return Err(ConfigError::UnsupportedScheme(url.scheme().to_owned()).into());
         };
-        Ok(Self { provider, retry, is_ws, url: url.clone() })
+        Self::over(transport, guess_local_url(url.as_str()), retry, is_ws, url.clone()).await
+    }
+
+    /// The clients over one transport, and the node's chain id. The clients share the transport, so each
+    /// numbers its requests from a base of its own: on a websocket, responses are matched to requests by
+    /// id.
+    async fn over(
+        transport: BoxTransport,
+        is_local: bool,
+        retry: RetryConfig,
+        is_ws: bool,
+        url: Url,
+    ) -> Result<Self> {
+        let client = |retries: Retries, first_id: u64| {
+            let service = tower::ServiceBuilder::new()
+                .layer(HoldfastRetryPolicy::new(&retry, retries).layer())
+                .layer(AttemptTimeoutLayer::new(retry.request_timeout))
+                .service(transport.clone());
+            let client = RpcClient::from_inner(RpcClientInner::new(service, is_local).with_id(first_id));
+            DynProvider::new(ProviderBuilder::new().connect_client(client))
+        };
+        let calls = client(Retries::All, 0);
+        // An http client connects on its first request: this one.
+        let chain_id = calls.get_chain_id().await.map_err(|source| match source {
+            RpcError::Transport(_) => Error::Connect { url: url.clone(), source: source.into() },
+            source => Error::Rpc { call: "eth_chainId", source },
+        })?;
+        Ok(Self {
+            calls,
+            ranges: client(Retries::LogRange, 1 << 48),
+            pinned: client(Retries::None, 2 << 48),
+            retry,
+            is_ws,
+            url,
+            chain_id,
+        })
     }
 
     /// Subscribe to new heads on a separate websocket connection (see [`Heads`]).
     pub async fn heads(&self) -> Result<Heads> {
         if !self.is_ws {
-            return Err(Error::Config("new heads need a ws:// or wss:// RPC URL".into()));
+            return Err(ConfigError::HeadsNeedWebsocket.into());
         }
-        let provider = DynProvider::new(
-            ProviderBuilder::new()
-                .connect_ws(WsConnect::new(self.url.as_str()))
-                .await
-                .map_err(|e| Error::Rpc(format!("cannot connect to {}: {e}", self.url)))?,
-        );
-        let sub = provider.subscribe_blocks().await.map_err(|e| Error::Rpc(format!("eth_subscribe: {e}")))?;
+        let client = ClientBuilder::default()
+            .layer(HoldfastRetryPolicy::new(&self.retry, Retries::All).layer())
+            .layer(AttemptTimeoutLayer::new(self.retry.request_timeout))
+            .ws(WsConnect::new(self.url.as_str()))
+            .await
+            .map_err(|source| Error::Connect { url: self.url.clone(), source: source.into() })?;
+        let provider = DynProvider::new(ProviderBuilder::new().connect_client(client));
+        let sub = provider
+            .subscribe_blocks()
+            .await
+            .map_err(|source| Error::Rpc { call: "eth_subscribe", source })?;
         Ok(Heads { stream: sub.into_stream(), _provider: provider })
     }
 
-    /// The underlying provider.
+    /// The provider of ordinary calls (every transient failure retried).
     pub fn provider(&self) -> &DynProvider {
-        &self.provider
+        &self.calls
     }
 
     /// Whether new heads can be subscribed to.
@@ -208,93 +168,24 @@ impl Chain {
         self.is_ws
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
-        let base = self.retry.initial_backoff.saturating_mul(1u32 << attempt.min(16));
-        let capped = base.min(self.retry.max_backoff);
-        let jitter = rand::rng().random_range(0.5..1.0);
-        capped.mul_f64(jitter)
+    /// A call's result, its failure as [`Error::Rpc`].
+    fn rpc<T>(call: &'static str, r: std::result::Result<T, TransportError>) -> Result<T> {
+        r.map_err(|source| Error::Rpc { call, source })
     }
 
-    /// Run one RPC call with a timeout, classifying its failure.
-    async fn once<T, Fut>(&self, fut: Fut) -> std::result::Result<T, Fault>
-    where
-        Fut: IntoFuture<Output = std::result::Result<T, RpcError<TransportErrorKind>>>,
-    {
-        match tokio::time::timeout(self.retry.request_timeout, fut.into_future()).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(Fault { kind: classify(&e), message: e.to_string() }),
-            Err(_) => Err(Fault { kind: FaultKind::TooLarge, message: "request timed out".into() }),
-        }
-    }
-
-    /// Retry `f` on transport faults and rate limits (and on `TooLarge` when `retry_too_large`).
-    async fn retrying<T, F, Fut>(
-        &self,
-        what: &str,
-        retry_too_large: bool,
-        f: F,
-    ) -> std::result::Result<T, Fault>
-    where
-        F: Fn() -> Fut,
-        Fut: IntoFuture<Output = std::result::Result<T, RpcError<TransportErrorKind>>>,
-    {
-        let mut attempt = 0;
-        loop {
-            match self.once(f()).await {
-                Ok(v) => return Ok(v),
-                Err(fault) => {
-                    metrics::rpc_error(fault.kind.as_str());
-                    let retryable = match fault.kind {
-                        FaultKind::RateLimited | FaultKind::Transport => true,
-                        FaultKind::TooLarge => retry_too_large,
-                        FaultKind::Fatal => false,
-                    };
-                    attempt += 1;
-                    if !retryable || attempt >= self.retry.max_attempts {
-                        return Err(fault);
-                    }
-                    let delay = self.backoff(attempt);
-                    tracing::debug!(what, kind = fault.kind.as_str(), error = %fault.message, attempt,
-                        delay_ms = delay.as_millis() as u64, "rpc call failed; retrying");
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        }
-    }
-
-    async fn call<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
-    where
-        F: Fn() -> Fut,
-        Fut: IntoFuture<Output = std::result::Result<T, RpcError<TransportErrorKind>>>,
-    {
-        self.retrying(what, true, f).await.map_err(|f| Error::Rpc(format!("{what}: {}", f.message)))
-    }
-
-    /// One attempt, no retry: for calls pinned to a block hash, which a reorg can make unanswerable for
-    /// good (the node no longer knows the block; retrying would stall the caller).
-    async fn call_once<T, Fut>(&self, what: &str, fut: Fut) -> Result<T>
-    where
-        Fut: IntoFuture<Output = std::result::Result<T, RpcError<TransportErrorKind>>>,
-    {
-        self.once(fut).await.map_err(|f| {
-            metrics::rpc_error(f.kind.as_str());
-            Error::Rpc(format!("{what}: {}", f.message))
-        })
-    }
-
-    /// The node's chain id.
-    pub async fn chain_id(&self) -> Result<u64> {
-        self.call("eth_chainId", || self.provider.get_chain_id()).await
+    /// The node's chain id (as reported when connected).
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
     }
 
     /// Latest block number.
     pub async fn head(&self) -> Result<BlockNumber> {
-        self.call("eth_blockNumber", || self.provider.get_block_number()).await
+        Self::rpc("eth_blockNumber", self.calls.get_block_number().await)
     }
 
     /// A header by number or tag (`None` if the node has no such block).
     pub async fn header(&self, at: BlockNumberOrTag) -> Result<Option<BlockRef>> {
-        let block = self.call("eth_getBlockByNumber", || self.provider.get_block_by_number(at)).await?;
+        let block = Self::rpc("eth_getBlockByNumber", self.calls.get_block_by_number(at).await)?;
         Ok(block.map(|b| BlockRef {
             number: b.header.number,
             hash: b.header.hash,
@@ -303,7 +194,7 @@ impl Chain {
         }))
     }
 
-    /// Headers of `from..=to`, fetched concurrently. Errors if the node lacks one.
+    /// Headers of `from..=to`, fetched concurrently. [`Error::MissingBlock`] if the node lacks one.
     pub async fn headers(&self, from: BlockNumber, to: BlockNumber) -> Result<Vec<BlockRef>> {
         use futures::{StreamExt, TryStreamExt};
         // Owned clones in the closures keep the returned future `Send` for any lifetime.
@@ -312,9 +203,7 @@ impl Chain {
             .map(move |n| {
                 let this = this.clone();
                 async move {
-                    this.header(BlockNumberOrTag::Number(n))
-                        .await?
-                        .ok_or_else(|| Error::Rpc(format!("node has no block {n} (chain moved?)")))
+                    this.header(BlockNumberOrTag::Number(n)).await?.ok_or(Error::MissingBlock { number: n })
                 }
             })
             .buffered(16)
@@ -332,19 +221,23 @@ impl Chain {
                 finalized: head.saturating_sub(finalized),
             }),
             FinalityPolicy::Tags { fallback_safe_depth, fallback_finalized_depth } => {
-                let tag = |t: BlockNumberOrTag, depth: u64| async move {
-                    match self
-                        .retrying("eth_getBlockByNumber", true, || self.provider.get_block_by_number(t))
-                        .await
-                    {
+                let tag = |t: BlockNumberOrTag, call: &'static str, depth: u64| async move {
+                    match self.calls.get_block_by_number(t).await {
                         Ok(Some(b)) => Ok(b.header.number),
+                        // No such tag (an old node, a devnet): the fallback depth.
                         Ok(None) => Ok(head.saturating_sub(depth)),
-                        Err(f) if f.kind == FaultKind::Fatal => Ok(head.saturating_sub(depth)),
-                        Err(f) => Err(Error::Rpc(format!("finality tag {t}: {}", f.message))),
+                        Err(e) if classify(&e) == FaultKind::Fatal => Ok(head.saturating_sub(depth)),
+                        Err(source) => Err(Error::Rpc { call, source }),
                     }
                 };
-                let safe = tag(BlockNumberOrTag::Safe, fallback_safe_depth).await?;
-                let finalized = tag(BlockNumberOrTag::Finalized, fallback_finalized_depth).await?;
+                let safe =
+                    tag(BlockNumberOrTag::Safe, "eth_getBlockByNumber(safe)", fallback_safe_depth).await?;
+                let finalized = tag(
+                    BlockNumberOrTag::Finalized,
+                    "eth_getBlockByNumber(finalized)",
+                    fallback_finalized_depth,
+                )
+                .await?;
                 Ok(Heights { head, safe: safe.min(head), finalized: finalized.min(safe).min(head) })
             }
         }
@@ -370,38 +263,33 @@ impl Chain {
                 .event_signature(topics0.to_vec())
                 .from_block(a)
                 .to_block(b);
-            match self.retrying("eth_getLogs", false, || self.provider.get_logs(&filter)).await {
+            // A range hands a refusal back at once, to be split; a single block cannot be split and is
+            // retried like any call.
+            let provider = if b > a { &self.ranges } else { &self.calls };
+            match provider.get_logs(&filter).await {
                 Ok(logs) => out.extend(logs),
-                Err(f) if f.kind == FaultKind::TooLarge && b > a => {
+                Err(e) if b > a && classify(&e) == FaultKind::TooLarge => {
                     let mid = a + (b - a) / 2;
                     let half = (b - a + 1).div_ceil(2).max(min_range.max(1));
                     range_hint.fetch_min(half, Ordering::Relaxed);
-                    tracing::debug!(from = a, to = b, error = %f.message, "log range refused; splitting");
+                    tracing::debug!(from = a, to = b, error = %e, "log range refused; splitting");
                     // Pushed in reverse so the lower half is fetched first.
                     stack.push((mid + 1, b));
                     stack.push((a, mid));
                 }
-                Err(f) if f.kind == FaultKind::TooLarge => {
-                    // A single block refused: retry it with backoff like a transport fault.
-                    let logs = self
-                        .call("eth_getLogs", || self.provider.get_logs(&filter))
-                        .await
-                        .map_err(|e| Error::Rpc(format!("block {a}: {e} (after {})", f.message)))?;
-                    out.extend(logs);
-                }
-                Err(f) => return Err(Error::Rpc(format!("eth_getLogs {a}..={b}: {}", f.message))),
+                Err(source) => return Err(Error::Logs { from: a, to: b, source }),
             }
         }
         out.sort_by_key(|l| (l.block_number, l.log_index));
         Ok(out)
     }
 
-    /// All logs of `addresses` with `topics0` in the block with this hash (one block: never split). One
-    /// attempt: after a reorg the node may no longer know the block.
+    /// All logs of `addresses` with `topics0` in the block with this hash (one block: never split). No
+    /// retry: after a reorg the node may no longer know the block.
     pub async fn block_logs(&self, addresses: &[Address], topics0: &[B256], block: B256) -> Result<Vec<Log>> {
         let filter =
             Filter::new().address(addresses.to_vec()).event_signature(topics0.to_vec()).at_block_hash(block);
-        let mut logs = self.call_once("eth_getLogs", self.provider.get_logs(&filter)).await?;
+        let mut logs = Self::rpc("eth_getLogs", self.pinned.get_logs(&filter).await)?;
         logs.sort_by_key(|l| l.log_index);
         Ok(logs)
     }
@@ -413,16 +301,62 @@ impl Chain {
         holder: Address,
         at: B256,
     ) -> Result<alloy::primitives::U256> {
-        let erc20 = IERC20Balance::new(token, &self.provider);
-        self.call_once("balanceOf", async {
-            erc20.balanceOf(holder).block(BlockId::hash(at)).call().await.map_err(contract_error)
-        })
-        .await
+        let erc20 = IERC20Balance::new(token, &self.pinned);
+        erc20
+            .balanceOf(holder)
+            .block(BlockId::hash(at))
+            .call()
+            .await
+            .map_err(|source| Error::Contract { call: "balanceOf", source: source.into() })
     }
 
     /// The escrow's token.
     pub async fn escrow_token(&self, escrow: Address) -> Result<Address> {
-        let c = IHoldfastEscrow::new(escrow, &self.provider);
-        self.call("token", || async { c.token().call().await.map_err(contract_error) }).await
+        let c = IHoldfastEscrow::new(escrow, &self.calls);
+        c.token().call().await.map_err(|source| Error::Contract { call: "token", source: source.into() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use alloy::transports::mock::{Asserter, MockTransport};
+
+    use super::*;
+
+    fn quick() -> RetryConfig {
+        RetryConfig {
+            max_attempts: 2,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// A caller tells a refused connection from a block the node does not have by the variant alone.
+    #[tokio::test]
+    async fn a_refused_connection_is_not_a_missing_block() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        for scheme in ["http", "ws"] {
+            let url: Url = format!("{scheme}://127.0.0.1:{closed}").parse().unwrap();
+            match Chain::connect(&url, quick()).await {
+                Err(Error::Connect { url: at, .. }) => assert_eq!(at, url),
+                other => panic!("{scheme}: expected Error::Connect, got {other:?}"),
+            }
+        }
+
+        let node = Asserter::new();
+        node.push_success(&"0x7a69"); // eth_chainId
+        node.push_success(&serde_json::Value::Null); // eth_getBlockByNumber: no such block
+        let url: Url = "http://node.invalid".parse().unwrap();
+        let chain = Chain::over(MockTransport::new(node).into_box_transport(), true, quick(), false, url)
+            .await
+            .unwrap();
+        assert_eq!(chain.chain_id(), 31337);
+        match chain.headers(7, 7).await {
+            Err(Error::MissingBlock { number: 7 }) => {}
+            other => panic!("expected Error::MissingBlock, got {other:?}"),
+        }
     }
 }

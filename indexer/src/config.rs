@@ -130,15 +130,11 @@ impl IndexerConfig {
 
     /// The chain id all deployments share.
     pub fn chain_id(&self) -> crate::Result<u64> {
-        let first = self
-            .deployments
-            .first()
-            .ok_or_else(|| crate::Error::Config("no escrow deployment configured".into()))?;
+        let first = self.deployments.first().ok_or(crate::ConfigError::NoDeployment)?;
         if let Some(other) = self.deployments.iter().find(|d| d.chain_id != first.chain_id) {
-            return Err(crate::Error::Config(format!(
-                "deployments on different chains ({} and {}); run one indexer per chain",
-                first.chain_id, other.chain_id
-            )));
+            return Err(
+                crate::ConfigError::MixedChains { first: first.chain_id, other: other.chain_id }.into()
+            );
         }
         Ok(first.chain_id)
     }

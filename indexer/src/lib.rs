@@ -2,7 +2,7 @@
 //! order's payment state, and survives reorganisations, restarts and RPC faults without losing or
 //! duplicating anything.
 //!
-//! Layers: [`chain`] (RPC with retries and adaptive ranges) → decoding and derivation
+//! Layers: [`chain`] (RPC with retries, [`retry`], and adaptive ranges) → decoding and derivation
 //! (`holdfast_primitives`) → [`writer`] (one store transaction per step, `holdfast_store`), driven by
 //! [`sync::Indexer`].
 
@@ -10,9 +10,10 @@ pub mod chain;
 pub mod config;
 mod error;
 mod metrics;
+pub mod retry;
 pub mod source;
 pub mod sync;
 pub mod writer;
 
 pub use config::{BackfillConfig, Deployment, FinalityPolicy, IndexerConfig, RetryConfig};
-pub use error::{Error, Result};
+pub use error::{ConfigError, Error, ResetReason, Result};

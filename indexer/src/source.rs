@@ -66,7 +66,7 @@ pub trait ChainSource: Clone + Send + Sync + 'static {
 
 impl ChainSource for Chain {
     async fn chain_id(&self) -> Result<u64> {
-        Chain::chain_id(self).await
+        Ok(Chain::chain_id(self))
     }
     async fn head(&self) -> Result<BlockNumber> {
         Chain::head(self).await

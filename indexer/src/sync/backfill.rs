@@ -79,7 +79,7 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
                     let logs = chain.logs(&addresses, &topics, from, to, &range, cfg.min_range);
                     let hdr = chain.header(BlockNumberOrTag::Number(to));
                     let (logs, hdr) = tokio::try_join!(logs, hdr)?;
-                    let hdr = hdr.ok_or_else(|| Error::Rpc(format!("node has no block {to}")))?;
+                    let hdr = hdr.ok_or(Error::MissingBlock { number: to })?;
                     let n = logs.len() as u64;
                     let span = to - from + 1;
                     if from == first {

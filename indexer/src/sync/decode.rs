@@ -27,10 +27,7 @@ pub(crate) async fn decode_logs<C: ChainSource>(
         .map(move |n| {
             let chain = chain.clone();
             async move {
-                chain
-                    .header(BlockNumberOrTag::Number(n))
-                    .await?
-                    .ok_or_else(|| Error::Rpc(format!("no block {n}")))
+                chain.header(BlockNumberOrTag::Number(n)).await?.ok_or(Error::MissingBlock { number: n })
             }
         })
         .buffered(16)
@@ -45,8 +42,11 @@ pub(crate) async fn decode_logs<C: ChainSource>(
         if log.removed {
             continue;
         }
-        let raw = raw_event(chain_id, log, ts(log.block_number))
-            .ok_or_else(|| Error::Rpc("log without block, transaction or index fields".into()))?;
+        let raw = raw_event(chain_id, log, ts(log.block_number)).map_err(|missing| Error::InvalidLog {
+            missing,
+            block: log.block_number,
+            tx: log.transaction_hash,
+        })?;
         match raw.decode() {
             Some(ev) => out.push(ev),
             None => {
@@ -57,18 +57,22 @@ pub(crate) async fn decode_logs<C: ChainSource>(
     Ok(out)
 }
 
-/// The raw event of an RPC log. `None` if a required field is missing (a pending log).
-fn raw_event(chain_id: u64, log: &Log, fallback_timestamp: Option<u64>) -> Option<RawEvent> {
-    Some(RawEvent {
+/// The raw event of an RPC log. `Err(field)` if a required field is missing (a pending log).
+fn raw_event(
+    chain_id: u64,
+    log: &Log,
+    fallback_timestamp: Option<u64>,
+) -> std::result::Result<RawEvent, &'static str> {
+    Ok(RawEvent {
         chain_id,
         escrow: log.address(),
         pos: EventPos {
-            block_number: log.block_number?,
-            block_hash: log.block_hash?,
-            block_timestamp: log.block_timestamp.or(fallback_timestamp)?,
-            tx_hash: log.transaction_hash?,
-            tx_index: log.transaction_index?,
-            log_index: log.log_index?,
+            block_number: log.block_number.ok_or("blockNumber")?,
+            block_hash: log.block_hash.ok_or("blockHash")?,
+            block_timestamp: log.block_timestamp.or(fallback_timestamp).ok_or("blockTimestamp")?,
+            tx_hash: log.transaction_hash.ok_or("transactionHash")?,
+            tx_index: log.transaction_index.ok_or("transactionIndex")?,
+            log_index: log.log_index.ok_or("logIndex")?,
         },
         topics: log.topics().to_vec(),
         data: log.data().data.clone(),

@@ -24,7 +24,7 @@ use holdfast_primitives::{BlockRef, Heights, event::event_signatures};
 use holdfast_store::{ChainReader, MetaWriter, OrderReader, Storage};
 
 use crate::{
-    Error, Result,
+    ConfigError, Error, ResetReason, Result,
     chain::Chain,
     config::IndexerConfig,
     metrics,
@@ -98,11 +98,9 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
     /// Follow `chain` (checked to serve the configured chain) into `store`.
     pub async fn with_source(cfg: IndexerConfig, store: S, chain: C) -> Result<Self> {
         let chain_id = cfg.chain_id()?;
-        let node_chain = chain.chain_id().await?;
-        if node_chain != chain_id {
-            return Err(Error::ChainMismatch(format!(
-                "the RPC serves chain {node_chain}, the deployments are on chain {chain_id}"
-            )));
+        let node = chain.chain_id().await?;
+        if node != chain_id {
+            return Err(Error::ChainMismatch { node, configured: chain_id });
         }
         let mut tokens = Vec::new();
         for d in &cfg.deployments {
@@ -232,15 +230,15 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
         let genesis = self.genesis_hash().await?;
         let head = self.chain.head().await?;
         let reason = if genesis != meta.genesis_hash {
-            Some(format!("genesis hash is {genesis}, the store has {}", meta.genesis_hash))
+            Some(ResetReason::Genesis { node: genesis, stored: meta.genesis_hash })
         } else if head + 64 < meta.cursor {
-            Some(format!("head {head} is far below the stored cursor {}", meta.cursor))
+            Some(ResetReason::HeadBelowCursor { head, cursor: meta.cursor })
         } else {
             None
         };
         if let Some(reason) = reason {
             if !self.cfg.reset_on_chain_reset {
-                return Err(Error::ChainReset(reason, self.chain_id));
+                return Err(Error::ChainReset { reason, chain_id: self.chain_id });
             }
             tracing::warn!(chain_id = self.chain_id, %reason, "chain was reset; wiping its data and re-indexing");
             self.store.reset_chain(self.chain_id).await?;
@@ -253,14 +251,13 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
             .header(BlockNumberOrTag::Number(0))
             .await?
             .map(|b| b.hash)
-            .ok_or_else(|| Error::Rpc("node has no genesis block".into()))
+            .ok_or(Error::MissingBlock { number: 0 })
     }
 
     async fn initial_cursor(&self) -> Result<(BlockNumber, B256)> {
         let at = self.cfg.start_block().saturating_sub(1);
-        let hdr = self.chain.header(BlockNumberOrTag::Number(at)).await?.ok_or_else(|| {
-            Error::Config(format!("the node has no block {at} (start block beyond the head?)"))
-        })?;
+        let hdr =
+            self.chain.header(BlockNumberOrTag::Number(at)).await?.ok_or(ConfigError::StartBeyondHead(at))?;
         Ok((at, hdr.hash))
     }
 
@@ -332,9 +329,7 @@ impl<T> std::future::Future for Task<T> {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<T>> {
-        std::pin::Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|r| r.unwrap_or_else(|e| Err(Error::Rpc(format!("fetch task failed: {e}")))))
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|r| r.unwrap_or_else(|e| Err(Error::Task(e))))
     }
 }
 

@@ -218,7 +218,7 @@ impl ChainSource for MemChain {
             .iter()
             .find(|b| b.header.hash == block)
             .map(|b| b.logs.clone())
-            .ok_or_else(|| Error::Config(format!("memchain: no block {block}")))
+            .ok_or(Error::MissingBlock { number: 0 }) // an unknown hash (the node would not know it either)
     }
     async fn balance_of(&self, _token: Address, _account: Address, block: B256) -> Result<U256> {
         let blocks = self.blocks.lock().unwrap();
@@ -226,7 +226,7 @@ impl ChainSource for MemChain {
             .iter()
             .find(|b| b.header.hash == block)
             .map(|b| b.balance)
-            .ok_or_else(|| Error::Config(format!("memchain: no block {block}")))
+            .ok_or(Error::MissingBlock { number: 0 }) // an unknown hash (the node would not know it either)
     }
     async fn escrow_token(&self, _escrow: Address) -> Result<Address> {
         Ok(Address::ZERO)

@@ -30,7 +30,7 @@ async fn a_reset_chain_halts_unless_reset_is_allowed() {
     let mut cfg = b.config(false);
     cfg.deployments = vec![a.deployment()];
     let err = Indexer::new(cfg.clone(), store.clone()).await.unwrap().sync_to_head().await.unwrap_err();
-    assert!(matches!(err, Error::ChainReset(_, 31337)), "{err}");
+    assert!(matches!(err, Error::ChainReset { chain_id: 31337, .. }), "{err}");
     assert!(err.to_string().contains("--reset"), "the error names the way out: {err}");
     assert_eq!(store.counts(31337).await.unwrap(), (1, 1), "nothing was changed");
 
