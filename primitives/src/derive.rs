@@ -218,11 +218,24 @@ pub struct OrderDiff {
     pub deletes: Vec<OrderKey>,
 }
 
+/// An order as a store holds it, compared with a derived state without decoding it (a store may compare
+/// encodings: decoding every stored order costs more than encoding the derived one).
+pub trait StoredOrder {
+    /// Whether the stored order is exactly `o`.
+    fn holds(&self, o: &OrderState) -> bool;
+}
+
+impl StoredOrder for OrderState {
+    fn holds(&self, o: &OrderState) -> bool {
+        self == o
+    }
+}
+
 /// Merge the derived states of a key range (ascending, complete) with the stored ones of the same range
 /// (ascending): what has to change.
-pub fn diff_orders(
+pub fn diff_orders<T: StoredOrder>(
     derived: Vec<(OrderKey, Option<OrderState>)>,
-    stored: Vec<(OrderKey, OrderState)>,
+    stored: Vec<(OrderKey, T)>,
 ) -> OrderDiff {
     let mut out = OrderDiff::default();
     let mut stored = stored.into_iter().peekable();
@@ -240,7 +253,7 @@ pub fn diff_orders(
             }
         }
         match order {
-            Some(o) if existing.as_ref() != Some(&o) => out.upserts.push(o),
+            Some(o) if !existing.as_ref().is_some_and(|s| s.holds(&o)) => out.upserts.push(o),
             Some(_) => {}
             None if existing.is_some() => out.deletes.push(key),
             None => {}

@@ -11,8 +11,9 @@ use holdfast_primitives::{
 };
 
 use crate::{
-    ChainReader, ChangeWriter, CursorWriter, EventWriter, FeedReader, LedgerWriter, MetaWriter, OrderFilter,
-    OrderReader, OrderWriter, PgTx, Result, ScanPosition, SqliteTx, Storage, Store, StoredEvent, WriteTx,
+    ChainReader, ChangeWriter, CursorWriter, EncodedOrder, EventWriter, FeedReader, LedgerWriter, MetaWriter,
+    OrderFilter, OrderReader, OrderWriter, PgTx, Result, ScanPosition, SqliteTx, Storage, Store, StoredEvent,
+    WriteTx,
 };
 
 /// The transaction of a [`Store`]: one of the backends' own.
@@ -216,7 +217,7 @@ impl OrderWriter for AnyTx {
         chain_id: u64,
         after: Option<OrderKey>,
         upto: Option<OrderKey>,
-    ) -> Result<Vec<(OrderKey, OrderState)>> {
+    ) -> Result<Vec<(OrderKey, EncodedOrder)>> {
         match self {
             Self::Sqlite(s) => s.orders_in_range(chain_id, after, upto).await,
             Self::Postgres(s) => s.orders_in_range(chain_id, after, upto).await,

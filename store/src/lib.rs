@@ -31,6 +31,7 @@ mod sqlite;
 pub use any::AnyTx;
 pub use error::{Error, Result};
 pub use postgres::{PgStore, PgTx};
+pub use rows::EncodedOrder;
 pub use sqlite::{SqliteStore, SqliteTx};
 
 /// A stored event.
@@ -218,13 +219,14 @@ pub trait OrderWriter {
         chain_id: u64,
         keys: &[OrderKey],
     ) -> impl Future<Output = Result<HashMap<OrderKey, OrderState>>> + Send;
-    /// The stored orders with `after < key <= upto` (`None`: unbounded), ascending by key.
+    /// The stored orders with `after < key <= upto` (`None`: unbounded), ascending by key, as stored (to
+    /// compare with derived states).
     fn orders_in_range(
         &mut self,
         chain_id: u64,
         after: Option<OrderKey>,
         upto: Option<OrderKey>,
-    ) -> impl Future<Output = Result<Vec<(OrderKey, OrderState)>>> + Send;
+    ) -> impl Future<Output = Result<Vec<(OrderKey, EncodedOrder)>>> + Send;
     /// Insert or replace `orders` (their chain id is their own). With `log`, also append one
     /// `order_updated` change-log entry per order, in the order given, as [`ChangeWriter::append_changes`]
     /// would (each state is encoded once for both).

@@ -17,8 +17,8 @@ use sqlx::{
 };
 
 use crate::{
-    ChainReader, ChangeWriter, CursorWriter, EventWriter, FeedReader, LedgerWriter, MetaWriter, OrderFilter,
-    OrderReader, OrderWriter, Result, ScanPosition, Storage, StoredEvent, WriteTx, now,
+    ChainReader, ChangeWriter, CursorWriter, EncodedOrder, EventWriter, FeedReader, LedgerWriter, MetaWriter,
+    OrderFilter, OrderReader, OrderWriter, Result, ScanPosition, Storage, StoredEvent, WriteTx, now,
     query::{self, Param, SqlQuery},
     rows::{
         AmountRow, BlockRow, ChainMetaRow, ChangeRow, CountRow, CreditRow, EVENT_COLUMNS, EncodedChange,
@@ -259,7 +259,7 @@ impl OrderWriter for PgTx {
         chain_id: u64,
         after: Option<OrderKey>,
         upto: Option<OrderKey>,
-    ) -> Result<Vec<(OrderKey, OrderState)>> {
+    ) -> Result<Vec<(OrderKey, EncodedOrder)>> {
         let mut q =
             QueryBuilder::<Postgres>::new("SELECT escrow, order_id, state FROM orders WHERE chain_id = ");
         q.push_bind(i(chain_id));
@@ -279,7 +279,7 @@ impl OrderWriter for PgTx {
         }
         q.push(" ORDER BY escrow, order_id");
         let rows = q.build_query_as::<OrderRow>().fetch_all(&mut *self.0).await?;
-        rows.into_iter().map(OrderRow::keyed).collect()
+        rows.into_iter().map(OrderRow::encoded).collect()
     }
 
     async fn upsert_orders(&mut self, orders: &[OrderState], log: bool) -> Result<()> {

@@ -168,6 +168,21 @@ impl OrderRow {
     pub(crate) fn keyed(self) -> Result<(OrderKey, OrderState)> {
         Ok(((address(&self.escrow)?, b256(&self.order_id)?), parse_state(&self.state)?))
     }
+
+    pub(crate) fn encoded(self) -> Result<(OrderKey, EncodedOrder)> {
+        Ok(((address(&self.escrow)?, b256(&self.order_id)?), EncodedOrder(self.state)))
+    }
+}
+
+/// An order's stored state, still encoded: compared with a derived state by encoding that one (cheaper than
+/// decoding every stored order during a re-derivation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedOrder(String);
+
+impl holdfast_primitives::derive::StoredOrder for EncodedOrder {
+    fn holds(&self, o: &OrderState) -> bool {
+        state_json(o).is_ok_and(|json| json == self.0)
+    }
 }
 
 /// (block hash, log index) of an inserted event.

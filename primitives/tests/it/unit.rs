@@ -110,8 +110,8 @@ fn diff_handles_interleaved_keys() {
 #[test]
 fn diff_of_nothing_is_nothing() {
     let [k1, ..] = keys();
-    assert_eq!(diff_orders(vec![], vec![]), OrderDiff::default());
-    assert_eq!(diff_orders(vec![(k1, None)], vec![]), OrderDiff::default());
+    assert_eq!(diff_orders::<OrderState>(vec![], vec![]), OrderDiff::default());
+    assert_eq!(diff_orders::<OrderState>(vec![(k1, None)], vec![]), OrderDiff::default());
 }
 
 #[test]
