@@ -80,7 +80,7 @@ async fn drill(backend: &str) {
     assert_eq!(cursor().await, head, "the backfill did not reach the head");
 
     // Live mode over ws: new orders arrive while the process is killed and restarted.
-    for _ in 0..4 {
+    for _ in 0..4 * crate::harness::drill_scale() {
         let mut child = spawn(&c, &deployment, &db.url, true, false);
         next = c.generate(generator, next, 2).await;
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..150))).await;

@@ -19,7 +19,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-use crate::harness::{Chain, TestDb, index, snapshot};
+use crate::harness::{Chain, TestDb, drill_scale, index, snapshot};
 
 /// Counts of injected faults, by kind.
 #[derive(Default, Debug)]
@@ -145,7 +145,7 @@ async fn drill(backend: &str) {
     eprintln!("rpc fault drill on {backend}: seed {seed}");
     let c = Chain::start().await;
     let generator = c.load_generator().await;
-    let next = c.generate(generator, 1, 6).await;
+    let next = c.generate(generator, 1, 6 * drill_scale() as u64).await;
     c.provider.anvil_mine(Some(100), None).await.unwrap();
 
     let stats = Arc::new(Injected::default());

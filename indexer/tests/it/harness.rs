@@ -452,6 +452,12 @@ pub async fn snapshot(store: &Store) -> Vec<serde_json::Value> {
     out
 }
 
+/// How much longer the drills run (reorg rounds, crash kills, fault-drill traffic, in-memory reorg cases):
+/// `HOLDFAST_DRILL_SCALE=N` multiplies them by N (default 1, the size CI runs).
+pub fn drill_scale() -> usize {
+    std::env::var("HOLDFAST_DRILL_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1)
+}
+
 /// 16 random hex characters.
 pub fn random_hex() -> String {
     format!("{:016x}", rand::random::<u64>())

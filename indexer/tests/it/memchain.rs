@@ -1,6 +1,6 @@
 //! The sync loop over an in-memory chain ([`ChainSource`] without a node): reorgs of random depth roll back
 //! to the same store as a fresh index of the new chain, and a fork below finality halts. No anvil, so many
-//! cases run in a second; `HOLDFAST_MEMCHAIN_CASES` runs more (default 12).
+//! cases run in a second; `HOLDFAST_DRILL_SCALE=N` runs N times as many (default 12 cases).
 
 use std::sync::{Arc, Mutex, atomic::AtomicU64};
 
@@ -18,7 +18,7 @@ use holdfast_indexer::{
 use holdfast_primitives::{BlockRef, Heights, bindings::IHoldfastEscrow};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use crate::harness::{TestDb, snapshot};
+use crate::harness::{TestDb, drill_scale, snapshot};
 
 const CHAIN_ID: u64 = 31337;
 const SAFE: u64 = 2;
@@ -237,7 +237,7 @@ impl ChainSource for MemChain {
 }
 
 fn cases() -> u64 {
-    std::env::var("HOLDFAST_MEMCHAIN_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(12)
+    12 * drill_scale() as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

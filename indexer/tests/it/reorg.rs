@@ -12,7 +12,7 @@ use holdfast_primitives::bindings::IHoldfastEscrow;
 use holdfast_store::OrderReader;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use crate::harness::{Chain, TestDb, index, snapshot};
+use crate::harness::{Chain, TestDb, drill_scale, index, snapshot};
 
 /// Replace the last `depth` blocks; the new chain carries one new lock of `amount` for `id`.
 async fn reorg_with_lock(c: &Chain, depth: u64, id: B256, amount: u64, deliver_by: u64) {
@@ -123,12 +123,12 @@ async fn drill(backend: &str, rounds: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reorg_drill_sqlite() {
-    drill("sqlite", 12).await;
+    drill("sqlite", 12 * drill_scale()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reorg_drill_postgres() {
-    drill("postgres", 12).await;
+    drill("postgres", 12 * drill_scale()).await;
 }
 
 /// The live path over websocket (`Indexer::run`: new heads by subscription, the fast path that commits a
@@ -158,7 +158,7 @@ async fn reorg_drill_live_ws_sqlite() {
     };
     let deliver_by = c.now().await + 86_400;
     let mut next_id = 1u64;
-    for round in 0..8 {
+    for round in 0..8 * drill_scale() {
         for _ in 0..rng.random_range(1..=3) {
             let id = B256::from(U256::from(next_id));
             next_id += 1;
