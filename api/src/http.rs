@@ -4,12 +4,12 @@
 use std::time::{Duration, Instant};
 
 use axum::{
-    extract::{FromRequestParts, MatchedPath, Path, Query, Request, State},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts},
+    extract::{FromRequestParts, MatchedPath, Path, Request, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header, request::Parts},
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::{
     error::{ApiError, ApiResult},
@@ -24,11 +24,37 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> ApiResult<Self> {
-        Query::<T>::try_from_uri(&parts.uri).map(|Query(v)| Self(v)).map_err(|e| ApiError::Validation {
-            message: e.body_text().replace("Failed to deserialize query string: ", "invalid query: "),
-            field: None,
-        })
+        parse_query(&parts.uri).map(Self)
     }
+}
+
+/// The query string of `uri` as `T`, decoded as axum's `Query` decodes it (`form_urlencoded`, so keys are
+/// percent-decoded too: `w%61it` is `wait`). A bad value is a `VALIDATION_ERROR` whose `details.field` names
+/// the parameter (from `serde_path_to_error`, which axum's `Query` also uses but does not expose).
+pub(crate) fn parse_query<T: DeserializeOwned>(uri: &Uri) -> ApiResult<T> {
+    let query = uri.query().unwrap_or_default();
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = (path != ".").then_some(path);
+        let message = match &field {
+            Some(f) => format!("invalid query: {f}: {}", e.inner()),
+            None => format!("invalid query: {}", e.inner()),
+        };
+        ApiError::Validation { message, field }
+    })
+}
+
+/// The `wait` parameter alone (other parameters ignored), to size a long-poll's timeout before the
+/// handler validates the whole query.
+#[derive(Debug, Deserialize)]
+struct WaitParam {
+    wait: Option<u64>,
+}
+
+/// Seconds the request asks to wait (`None`: no `wait`, or a query the handler will reject).
+pub(crate) fn requested_wait(uri: &Uri) -> Option<u64> {
+    parse_query::<WaitParam>(uri).ok().and_then(|p| p.wait)
 }
 
 /// Path parameters, rejections as `VALIDATION_ERROR`s.

@@ -93,7 +93,7 @@ pub fn router(state: AppState) -> Router {
     state.start();
     let cfg = state.config().clone();
     let timeout = cfg.request_timeout;
-    let long_timeout = cfg.max_wait + cfg.request_timeout;
+    let max_wait = cfg.max_wait;
     let ordinary = Router::new()
         .route("/v1/orders", get(routes::list_orders))
         .route("/v1/orders/{orderId}/payment", get(routes::get_payment))
@@ -104,13 +104,14 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(docs::openapi_handler))
         .route("/docs", get(docs::docs_handler))
         .route_layer(middleware::from_fn(move |req, next: Next| http::with_timeout(timeout, req, next)));
-    // Records that accept `?wait=`: the long timeout only when the request waits.
+    // Records that accept `?wait=`: the ordinary timeout plus the wait, read from the query as the handler
+    // reads it (percent-decoded keys), capped at `max_wait` (a larger wait is the handler's 400).
     let long_poll = Router::new()
         .route("/v1/orders/{orderId}", get(routes::get_order))
         .route("/v1/transactions/{txHash}", get(routes::get_transaction))
         .route_layer(middleware::from_fn(move |req: axum::extract::Request, next: Next| {
-            let waits = req.uri().query().is_some_and(|q| q.split('&').any(|kv| kv.starts_with("wait=")));
-            http::with_timeout(if waits { long_timeout } else { timeout }, req, next)
+            let wait = http::requested_wait(req.uri()).map_or(Duration::ZERO, Duration::from_secs);
+            http::with_timeout(timeout + wait.min(max_wait), req, next)
         }));
     // The stream has no timeout: it ends with the client or at shutdown.
     let streaming = Router::new().route("/v1/stream", get(stream::stream));
