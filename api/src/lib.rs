@@ -87,7 +87,7 @@ fn cors(origins: Option<&[String]>) -> CorsLayer {
     }
 }
 
-/// The API's routes with every layer (CORS, compression, timeouts, query limit, metrics). Starts the
+/// The API's routes with every layer (CORS, compression, timeouts, request limits, metrics). Starts the
 /// state's watcher, so it must be called inside a Tokio runtime.
 pub fn router(state: AppState) -> Router {
     state.start();
@@ -121,10 +121,11 @@ pub fn router(state: AppState) -> Router {
         .merge(streaming)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), http::limit_query))
+        .layer(middleware::from_fn_with_state(state.clone(), http::limit_request))
         .layer(middleware::from_fn(http::observe))
         .layer(compression())
         .layer(cors(cfg.cors_origins.as_deref()))
+        .layer(middleware::from_fn(http::options_only_preflight))
         .with_state(state)
 }
 
