@@ -68,6 +68,10 @@ pub struct ApiConfig {
     /// reads no request body; one without a declared length is never read either (hyper drains what has
     /// arrived and closes the connection).
     pub max_body_bytes: u64,
+    /// Most long-polls (requests with `wait`) and event streams open at once; one more is answered
+    /// `503 TOO_MANY_WAITS` with `Retry-After`. Keep it below `max_connections`, so that ordinary requests
+    /// always find a connection.
+    pub max_waits: usize,
     /// Interval of SSE keep-alive comments.
     pub sse_keep_alive: Duration,
     /// Longest time [`crate::serve_with_grace`] should wait for open connections after shutdown was requested
@@ -92,6 +96,7 @@ impl Default for ApiConfig {
             max_headers: 100,
             max_header_bytes: 16 * 1024,
             max_body_bytes: 1024,
+            max_waits: 256,
             sse_keep_alive: Duration::from_secs(15),
             shutdown_grace: Duration::from_secs(10),
         }

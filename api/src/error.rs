@@ -39,6 +39,9 @@ pub enum ErrorCode {
     RequestTimeout,
     /// 503: the server is shutting down.
     ShuttingDown,
+    /// 503: as many long-polls (`wait`) and event streams are open as the server allows; `Retry-After`
+    /// says when to try again.
+    TooManyWaits,
     /// 503 (`/readyz`): the indexer lags the chain head, the head stopped advancing, or the database is
     /// unreachable; `details` tells which.
     NotReady,
@@ -57,7 +60,9 @@ impl ErrorCode {
             Self::QueryTooLong | Self::PathTooLong => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RequestTimeout | Self::ShuttingDown | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RequestTimeout | Self::ShuttingDown | Self::TooManyWaits | Self::NotReady => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -66,14 +71,21 @@ impl ErrorCode {
     pub fn retryable(self) -> bool {
         matches!(
             self,
-            Self::WaitTimeout | Self::RequestTimeout | Self::ShuttingDown | Self::NotReady | Self::Internal
+            Self::WaitTimeout
+                | Self::RequestTimeout
+                | Self::ShuttingDown
+                | Self::TooManyWaits
+                | Self::NotReady
+                | Self::Internal
         )
     }
 
-    /// The `Retry-After` header (seconds) sent with the code: 1 for retryable codes, none for `WAIT_TIMEOUT`
-    /// (repeat at once to keep waiting) and for codes that are not retryable.
+    /// The `Retry-After` header (seconds) sent with the code: 1 for retryable codes, 5 when the server is
+    /// full of waiters (so that rejected clients do not come back at once), none for `WAIT_TIMEOUT` (repeat
+    /// at once to keep waiting) and for codes that are not retryable.
     pub fn retry_after(self) -> Option<&'static str> {
         match self {
+            Self::TooManyWaits => Some("5"),
             Self::WaitTimeout => None,
             c if c.retryable() => Some("1"),
             _ => None,
@@ -95,13 +107,14 @@ impl ErrorCode {
             Self::BodyTooLarge => "BODY_TOO_LARGE",
             Self::RequestTimeout => "REQUEST_TIMEOUT",
             Self::ShuttingDown => "SHUTTING_DOWN",
+            Self::TooManyWaits => "TOO_MANY_WAITS",
             Self::NotReady => "NOT_READY",
             Self::Internal => "INTERNAL",
         }
     }
 
     /// Every code (for documentation and tests).
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::ValidationError,
         Self::NotFound,
         Self::MethodNotAllowed,
@@ -114,6 +127,7 @@ impl ErrorCode {
         Self::BodyTooLarge,
         Self::RequestTimeout,
         Self::ShuttingDown,
+        Self::TooManyWaits,
         Self::NotReady,
         Self::Internal,
     ];
@@ -191,6 +205,9 @@ pub enum ApiError {
     /// Shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The cap on concurrent long-polls and event streams is reached.
+    #[error("{0} long-polls and event streams are open, the most this server allows; retry later")]
+    TooManyWaits(usize),
     /// Not ready.
     #[error("{message}")]
     NotReady {
@@ -228,6 +245,7 @@ impl ApiError {
             Self::BodyTooLarge(..) => ErrorCode::BodyTooLarge,
             Self::RequestTimeout(_) => ErrorCode::RequestTimeout,
             Self::ShuttingDown => ErrorCode::ShuttingDown,
+            Self::TooManyWaits(_) => ErrorCode::TooManyWaits,
             Self::NotReady { .. } => ErrorCode::NotReady,
             Self::Store(_) | Self::Internal(_) => ErrorCode::Internal,
         }

@@ -416,6 +416,20 @@ async fn every_endpoint_and_error_code_sqlite() {
     err(&crate::harness::send(&r, body(1025)).await, 413, "BODY_TOO_LARGE");
     assert_eq!(crate::harness::send(&r, body(1024)).await.status, 200);
 
+    // --- TOO_MANY_WAITS: one place for waiters, taken by a stream.
+    let one = router(app(c, &store, Some(ApiConfig { max_waits: 1, ..Default::default() })));
+    let stream = SseStream::open(&one, "/v1/stream", &[]).await;
+    let full = get(&one, "/v1/stream?after=0").await;
+    err(&full, 503, "TOO_MANY_WAITS");
+    assert_eq!((full.headers["retry-after"].to_str().unwrap(), full.json["error"]["retryable"].as_bool()), ("5", Some(true)));
+    let started = Instant::now();
+    err(&get(&one, &format!("/v1/transactions/{}?wait=5", hex(f.pending_lock))).await, 503, "TOO_MANY_WAITS");
+    assert!(started.elapsed() < Duration::from_secs(1), "refused at once, not after the wait");
+    // Requests that do not wait need no place.
+    assert_eq!(get(&one, &format!("/v1/transactions/{}", hex(f.pending_lock))).await.status, 200);
+    drop(stream);
+    let t = get(&one, &format!("/v1/transactions/{}?wait=1", hex(f.lock_txs[0]))).await;
+    assert_eq!(t.status, 200, "the place is free again once the stream is gone: {}", t.text);
 
     // --- REQUEST_TIMEOUT: every connection of the router's pool is taken, so its query waits.
     let starved = db.store().await;
