@@ -74,9 +74,16 @@ pub struct ApiConfig {
     pub max_waits: usize,
     /// Interval of SSE keep-alive comments.
     pub sse_keep_alive: Duration,
-    /// Longest time [`crate::serve_with_grace`] should wait for open connections after shutdown was requested
-    /// (the caller passes it; [`crate::serve`] uses [`crate::DEFAULT_SHUTDOWN_GRACE`]).
+    /// Longest time [`crate::serve_with`] waits for open connections after shutdown was requested
+    /// ([`crate::serve`] uses [`crate::DEFAULT_SHUTDOWN_GRACE`]).
     pub shutdown_grace: Duration,
+    /// [`crate::serve_with`]: how long a client may take to send a request's headers, counted from the
+    /// moment the server waits for them (a new connection, or a kept-alive one after its last response, so
+    /// this is also the keep-alive idle timeout). hyper then closes the connection, without a response.
+    pub header_read_timeout: Duration,
+    /// [`crate::serve_with`]: most connections open at once. Further clients wait in the listen backlog
+    /// (their connect succeeds; their request is read once a connection closes).
+    pub max_connections: usize,
 }
 
 impl Default for ApiConfig {
@@ -99,6 +106,8 @@ impl Default for ApiConfig {
             max_waits: 256,
             sse_keep_alive: Duration::from_secs(15),
             shutdown_grace: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 512,
         }
     }
 }

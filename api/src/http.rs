@@ -77,8 +77,8 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
 /// bytes (431), declared body (413), each with the envelope.
 ///
 /// hyper parses the request first and answers by itself (no envelope possible) when its own limits are
-/// exceeded; the server sets those well above these, so that an oversized request reaches this check and
-/// gets the envelope.
+/// exceeded; [`crate::serve_with`] sets those well above these, so that an oversized request reaches this
+/// check and gets the envelope.
 pub(crate) async fn limit_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
     match check_limits(&state.config, &req) {
         Ok(()) => next.run(req).await,

@@ -4,11 +4,12 @@
 //!
 //! ```no_run
 //! # async fn run(store: holdfast_store::Store) -> std::io::Result<()> {
-//! use holdfast_api::{ApiConfig, AppState, router, serve};
-//! let state = AppState::new(store, ApiConfig::default());
+//! use holdfast_api::{ApiConfig, AppState, router, serve_with};
+//! let config = ApiConfig::default();
+//! let state = AppState::new(store, config.clone());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! let shutdown = { let s = state.clone(); async move { let _ = tokio::signal::ctrl_c().await; s.shutdown(); } };
-//! serve(listener, router(state.clone()), shutdown).await
+//! serve_with(listener, router(state.clone()), shutdown, &config).await
 //! # }
 //! ```
 //!
@@ -40,11 +41,13 @@ mod http;
 pub mod model;
 mod ops;
 pub mod routes;
+mod server;
 pub mod state;
 pub mod stream;
 
 pub use config::{ApiConfig, EscrowInfo, TokenInfo};
 pub use error::{ApiError, ErrorCode};
+pub use server::serve_with;
 pub use state::AppState;
 
 async fn not_found() -> ApiError {
@@ -133,7 +136,9 @@ pub fn router(state: AppState) -> Router {
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serve `router` on `listener` until `shutdown` resolves, then wait up to [`DEFAULT_SHUTDOWN_GRACE`] for
-/// open requests. Call [`AppState::shutdown`] in `shutdown` so that event streams and long-polls end at once.
+/// open requests, with the default connection limits ([`ApiConfig::default`]; [`serve_with`] takes the
+/// configured ones). Call [`AppState::shutdown`] in `shutdown` so that event streams and long-polls end at
+/// once.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
@@ -142,29 +147,12 @@ pub async fn serve(
     serve_with_grace(listener, router, shutdown, DEFAULT_SHUTDOWN_GRACE).await
 }
 
-/// [`serve`] with another grace period (e.g. [`ApiConfig::shutdown_grace`]).
+/// [`serve`] with another grace period.
 pub async fn serve_with_grace(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router.into_make_service()).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = fired_tx.send(());
-    });
-    let grace_ended = async move {
-        if fired_rx.await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        r = server => r,
-        _ = grace_ended => {
-            tracing::warn!(?grace, "connections still open after the shutdown grace period; closing them");
-            Ok(())
-        }
-    }
+    serve_with(listener, router, shutdown, &ApiConfig { shutdown_grace: grace, ..ApiConfig::default() }).await
 }

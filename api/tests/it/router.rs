@@ -395,8 +395,7 @@ async fn every_endpoint_and_error_code_sqlite() {
     err(&post, 405, "METHOD_NOT_ALLOWED");
     err(&get(&r, &format!("/v1/orders?payer={}", "a".repeat(3000))).await, 414, "QUERY_TOO_LONG");
     // A plain OPTIONS (not a CORS preflight) is a method like any other but GET and HEAD.
-    let options =
-        crate::harness::send(&r, Request::options("/v1/orders").body(Body::empty()).unwrap()).await;
+    let options = crate::harness::send(&r, Request::options("/v1/orders").body(Body::empty()).unwrap()).await;
     err(&options, 405, "METHOD_NOT_ALLOWED");
     assert_eq!(options.headers["allow"], "GET, HEAD");
     assert_eq!(post.headers["allow"], "GET, HEAD");
@@ -421,7 +420,10 @@ async fn every_endpoint_and_error_code_sqlite() {
     let stream = SseStream::open(&one, "/v1/stream", &[]).await;
     let full = get(&one, "/v1/stream?after=0").await;
     err(&full, 503, "TOO_MANY_WAITS");
-    assert_eq!((full.headers["retry-after"].to_str().unwrap(), full.json["error"]["retryable"].as_bool()), ("5", Some(true)));
+    assert_eq!(
+        (full.headers["retry-after"].to_str().unwrap(), full.json["error"]["retryable"].as_bool()),
+        ("5", Some(true))
+    );
     let started = Instant::now();
     err(&get(&one, &format!("/v1/transactions/{}?wait=5", hex(f.pending_lock))).await, 503, "TOO_MANY_WAITS");
     assert!(started.elapsed() < Duration::from_secs(1), "refused at once, not after the wait");
