@@ -34,7 +34,7 @@ use hyper_util::{
 };
 use tokio::{
     net::TcpListener,
-    sync::{Semaphore, watch},
+    sync::{OwnedSemaphorePermit, Semaphore, watch},
     task::JoinSet,
 };
 
@@ -72,13 +72,24 @@ pub async fn serve_with(
         .header_read_timeout(cfg.header_read_timeout)
         .max_headers(hyper_max_headers(cfg))
         .max_buf_size(hyper_max_buf(cfg));
-    let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
+    let max = cfg.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(max));
     let (closing_tx, closing) = watch::channel(false);
     let mut conns = JoinSet::new();
+    let mut full = false;
     tokio::pin!(shutdown);
     loop {
         // Reap finished connections, so that the set only holds open ones.
         while conns.try_join_next().is_some() {}
+        // One line per episode of a full server, not one per waiting client.
+        match (slots.available_permits() == 0, full) {
+            (true, false) => {
+                tracing::warn!(max, "connection cap reached; new connections wait in the listen backlog");
+            }
+            (false, true) => tracing::info!("below the connection cap again"),
+            _ => {}
+        }
+        full = slots.available_permits() == 0;
         let permit = tokio::select! {
             biased;
             () = &mut shutdown => break,
@@ -97,8 +108,9 @@ pub async fn serve_with(
         };
         let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
         let mut closing = closing.clone();
+        let open = OpenConnection::new(permit, slots.clone(), max);
         conns.spawn(async move {
-            let _permit = permit;
+            let _open = open;
             tokio::pin!(conn);
             let ended = tokio::select! {
                 ended = conn.as_mut() => ended,
@@ -126,6 +138,34 @@ pub async fn serve_with(
         conns.shutdown().await;
     }
     Ok(())
+}
+
+/// An accepted connection's place under the cap; exports `holdfast_api_open_connections` when it is taken
+/// and given back.
+struct OpenConnection {
+    permit: Option<OwnedSemaphorePermit>,
+    slots: Arc<Semaphore>,
+    max: usize,
+}
+
+impl OpenConnection {
+    fn new(permit: OwnedSemaphorePermit, slots: Arc<Semaphore>, max: usize) -> Self {
+        let open = Self { permit: Some(permit), slots, max };
+        open.record();
+        open
+    }
+
+    fn record(&self) {
+        let open = self.max.saturating_sub(self.slots.available_permits());
+        metrics::gauge!("holdfast_api_open_connections").set(open as f64);
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        self.record();
+    }
 }
 
 /// What `axum::serve` does when `accept` fails: a connection that failed before it was accepted is
