@@ -56,13 +56,34 @@ pub struct ApiConfig {
     pub ready_max_stall: Duration,
     /// Allowed CORS origins (`None`: any origin).
     pub cors_origins: Option<Vec<String>>,
-    /// Longest accepted query string, in bytes.
+    /// Longest accepted query string, in bytes (longer: 414 `QUERY_TOO_LONG`).
     pub max_query_bytes: usize,
+    /// Longest accepted path, in bytes (longer: 414 `PATH_TOO_LONG`).
+    pub max_path_bytes: usize,
+    /// Most request headers (more: 431 `HEADERS_TOO_LARGE`). Each value of a repeated header counts.
+    pub max_headers: usize,
+    /// Largest total of request header names and values, in bytes (more: 431 `HEADERS_TOO_LARGE`).
+    pub max_header_bytes: usize,
+    /// Largest declared request body (`Content-Length`), in bytes (more: 413 `BODY_TOO_LARGE`). The API
+    /// reads no request body; one without a declared length is never read either (hyper drains what has
+    /// arrived and closes the connection).
+    pub max_body_bytes: u64,
+    /// Most long-polls (requests with `wait`) and event streams open at once; one more is answered
+    /// `503 TOO_MANY_WAITS` with `Retry-After`. Keep it below `max_connections`, so that ordinary requests
+    /// always find a connection.
+    pub max_waits: usize,
     /// Interval of SSE keep-alive comments.
     pub sse_keep_alive: Duration,
-    /// Longest time [`crate::serve_with_grace`] should wait for open connections after shutdown was requested
-    /// (the caller passes it; [`crate::serve`] uses [`crate::DEFAULT_SHUTDOWN_GRACE`]).
+    /// Longest time [`crate::serve_with`] waits for open connections after shutdown was requested
+    /// ([`crate::serve`] uses [`crate::DEFAULT_SHUTDOWN_GRACE`]).
     pub shutdown_grace: Duration,
+    /// [`crate::serve_with`]: how long a client may take to send a request's headers, counted from the
+    /// moment the server waits for them (a new connection, or a kept-alive one after its last response, so
+    /// this is also the keep-alive idle timeout). hyper then closes the connection, without a response.
+    pub header_read_timeout: Duration,
+    /// [`crate::serve_with`]: most connections open at once. Further clients wait in the listen backlog
+    /// (their connect succeeds; their request is read once a connection closes).
+    pub max_connections: usize,
 }
 
 impl Default for ApiConfig {
@@ -78,8 +99,15 @@ impl Default for ApiConfig {
             ready_max_stall: Duration::from_secs(120),
             cors_origins: None,
             max_query_bytes: 2048,
+            max_path_bytes: 1024,
+            max_headers: 100,
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 1024,
+            max_waits: 256,
             sse_keep_alive: Duration::from_secs(15),
             shutdown_grace: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 512,
         }
     }
 }

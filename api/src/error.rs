@@ -17,7 +17,8 @@ pub enum ErrorCode {
     ValidationError,
     /// 404: no such route, or a disabled feature (`/metrics` without a recorder).
     NotFound,
-    /// 405: the route exists but not for this method (the API is read-only: GET and HEAD).
+    /// 405: a method other than GET and HEAD (the API is read-only); `OPTIONS` only as a CORS preflight
+    /// (with `Origin` and `Access-Control-Request-Method`). Sent with `Allow: GET, HEAD`.
     MethodNotAllowed,
     /// 404: no order with this id is indexed (for the given chain and escrow, if any).
     OrderNotFound,
@@ -28,10 +29,19 @@ pub enum ErrorCode {
     WaitTimeout,
     /// 414: the query string is longer than the configured limit.
     QueryTooLong,
+    /// 414: the path is longer than the configured limit.
+    PathTooLong,
+    /// 431: more request headers, or more header bytes, than the configured limits.
+    HeadersTooLarge,
+    /// 413: the declared request body is larger than the configured limit (the API reads no body).
+    BodyTooLarge,
     /// 503: the request took longer than the server's request timeout.
     RequestTimeout,
     /// 503: the server is shutting down.
     ShuttingDown,
+    /// 503: as many long-polls (`wait`) and event streams are open as the server allows; `Retry-After`
+    /// says when to try again.
+    TooManyWaits,
     /// 503 (`/readyz`): the indexer lags the chain head, the head stopped advancing, or the database is
     /// unreachable; `details` tells which.
     NotReady,
@@ -47,8 +57,12 @@ impl ErrorCode {
             Self::NotFound | Self::OrderNotFound | Self::TxNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::WaitTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::QueryTooLong => StatusCode::URI_TOO_LONG,
-            Self::RequestTimeout | Self::ShuttingDown | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::QueryTooLong | Self::PathTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout | Self::ShuttingDown | Self::TooManyWaits | Self::NotReady => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -57,8 +71,25 @@ impl ErrorCode {
     pub fn retryable(self) -> bool {
         matches!(
             self,
-            Self::WaitTimeout | Self::RequestTimeout | Self::ShuttingDown | Self::NotReady | Self::Internal
+            Self::WaitTimeout
+                | Self::RequestTimeout
+                | Self::ShuttingDown
+                | Self::TooManyWaits
+                | Self::NotReady
+                | Self::Internal
         )
+    }
+
+    /// The `Retry-After` header (seconds) sent with the code: 1 for retryable codes, 5 when the server is
+    /// full of waiters (so that rejected clients do not come back at once), none for `WAIT_TIMEOUT` (repeat
+    /// at once to keep waiting) and for codes that are not retryable.
+    pub fn retry_after(self) -> Option<&'static str> {
+        match self {
+            Self::TooManyWaits => Some("5"),
+            Self::WaitTimeout => None,
+            c if c.retryable() => Some("1"),
+            _ => None,
+        }
     }
 
     /// Stable name, as served.
@@ -71,15 +102,19 @@ impl ErrorCode {
             Self::TxNotFound => "TX_NOT_FOUND",
             Self::WaitTimeout => "WAIT_TIMEOUT",
             Self::QueryTooLong => "QUERY_TOO_LONG",
+            Self::PathTooLong => "PATH_TOO_LONG",
+            Self::HeadersTooLarge => "HEADERS_TOO_LARGE",
+            Self::BodyTooLarge => "BODY_TOO_LARGE",
             Self::RequestTimeout => "REQUEST_TIMEOUT",
             Self::ShuttingDown => "SHUTTING_DOWN",
+            Self::TooManyWaits => "TOO_MANY_WAITS",
             Self::NotReady => "NOT_READY",
             Self::Internal => "INTERNAL",
         }
     }
 
     /// Every code (for documentation and tests).
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 15] = [
         Self::ValidationError,
         Self::NotFound,
         Self::MethodNotAllowed,
@@ -87,8 +122,12 @@ impl ErrorCode {
         Self::TxNotFound,
         Self::WaitTimeout,
         Self::QueryTooLong,
+        Self::PathTooLong,
+        Self::HeadersTooLarge,
+        Self::BodyTooLarge,
         Self::RequestTimeout,
         Self::ShuttingDown,
+        Self::TooManyWaits,
         Self::NotReady,
         Self::Internal,
     ];
@@ -151,12 +190,24 @@ pub enum ApiError {
     /// Query string too long.
     #[error("query string of {0} bytes exceeds the limit of {1}")]
     QueryTooLong(usize, usize),
+    /// Path too long.
+    #[error("path of {0} bytes exceeds the limit of {1}")]
+    PathTooLong(usize, usize),
+    /// Too many request headers, or too many header bytes.
+    #[error("{0}")]
+    HeadersTooLarge(String),
+    /// Declared request body too large.
+    #[error("request body of {0} bytes exceeds the limit of {1} (the API reads no request body)")]
+    BodyTooLarge(u64, u64),
     /// Request timeout.
     #[error("request timed out after {0:?}")]
     RequestTimeout(std::time::Duration),
     /// Shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The cap on concurrent long-polls and event streams is reached.
+    #[error("{0} long-polls and event streams are open, the most this server allows; retry later")]
+    TooManyWaits(usize),
     /// Not ready.
     #[error("{message}")]
     NotReady {
@@ -189,8 +240,12 @@ impl ApiError {
             Self::TxNotFound(_) => ErrorCode::TxNotFound,
             Self::WaitTimeout { .. } => ErrorCode::WaitTimeout,
             Self::QueryTooLong(..) => ErrorCode::QueryTooLong,
+            Self::PathTooLong(..) => ErrorCode::PathTooLong,
+            Self::HeadersTooLarge(_) => ErrorCode::HeadersTooLarge,
+            Self::BodyTooLarge(..) => ErrorCode::BodyTooLarge,
             Self::RequestTimeout(_) => ErrorCode::RequestTimeout,
             Self::ShuttingDown => ErrorCode::ShuttingDown,
+            Self::TooManyWaits(_) => ErrorCode::TooManyWaits,
             Self::NotReady { .. } => ErrorCode::NotReady,
             Self::Store(_) | Self::Internal(_) => ErrorCode::Internal,
         }
@@ -220,9 +275,13 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %self, "request failed");
         }
         let mut resp = (code.status(), axum::Json(self.envelope())).into_response();
-        resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if code.retryable() && code != ErrorCode::WaitTimeout {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let headers = resp.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(secs) = code.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
+        }
+        if code == ErrorCode::MethodNotAllowed {
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         }
         resp
     }

@@ -4,14 +4,15 @@
 use std::time::{Duration, Instant};
 
 use axum::{
-    extract::{FromRequestParts, MatchedPath, Path, Query, Request, State},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts},
+    extract::{FromRequestParts, MatchedPath, Path, Request, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header, request::Parts},
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::{
+    config::ApiConfig,
     error::{ApiError, ApiResult},
     state::AppState,
 };
@@ -24,11 +25,37 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> ApiResult<Self> {
-        Query::<T>::try_from_uri(&parts.uri).map(|Query(v)| Self(v)).map_err(|e| ApiError::Validation {
-            message: e.body_text().replace("Failed to deserialize query string: ", "invalid query: "),
-            field: None,
-        })
+        parse_query(&parts.uri).map(Self)
     }
+}
+
+/// The query string of `uri` as `T`, decoded as axum's `Query` decodes it (`form_urlencoded`, so keys are
+/// percent-decoded too: `w%61it` is `wait`). A bad value is a `VALIDATION_ERROR` whose `details.field` names
+/// the parameter (from `serde_path_to_error`, which axum's `Query` also uses but does not expose).
+pub(crate) fn parse_query<T: DeserializeOwned>(uri: &Uri) -> ApiResult<T> {
+    let query = uri.query().unwrap_or_default();
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = (path != ".").then_some(path);
+        let message = match &field {
+            Some(f) => format!("invalid query: {f}: {}", e.inner()),
+            None => format!("invalid query: {}", e.inner()),
+        };
+        ApiError::Validation { message, field }
+    })
+}
+
+/// The `wait` parameter alone (other parameters ignored), to size a long-poll's timeout before the
+/// handler validates the whole query.
+#[derive(Debug, Deserialize)]
+struct WaitParam {
+    wait: Option<u64>,
+}
+
+/// Seconds the request asks to wait (`None`: no `wait`, or a query the handler will reject).
+pub(crate) fn requested_wait(uri: &Uri) -> Option<u64> {
+    parse_query::<WaitParam>(uri).ok().and_then(|p| p.wait)
 }
 
 /// Path parameters, rejections as `VALIDATION_ERROR`s.
@@ -46,11 +73,62 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     }
 }
 
-/// Reject query strings longer than the configured limit.
-pub(crate) async fn limit_query(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let len = req.uri().query().map_or(0, str::len);
-    if len > state.config.max_query_bytes {
-        return ApiError::QueryTooLong(len, state.config.max_query_bytes).into_response();
+/// Reject a request over the configured size limits before routing: path and query (414), header count and
+/// bytes (431), declared body (413), each with the envelope.
+///
+/// hyper parses the request first and answers by itself (no envelope possible) when its own limits are
+/// exceeded; [`crate::serve_with`] sets those well above these, so that an oversized request reaches this
+/// check and gets the envelope.
+pub(crate) async fn limit_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match check_limits(&state.config, &req) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn check_limits(cfg: &ApiConfig, req: &Request) -> ApiResult<()> {
+    let path = req.uri().path().len();
+    if path > cfg.max_path_bytes {
+        return Err(ApiError::PathTooLong(path, cfg.max_path_bytes));
+    }
+    let query = req.uri().query().map_or(0, str::len);
+    if query > cfg.max_query_bytes {
+        return Err(ApiError::QueryTooLong(query, cfg.max_query_bytes));
+    }
+    let headers = req.headers();
+    if headers.len() > cfg.max_headers {
+        return Err(ApiError::HeadersTooLarge(format!(
+            "{} request headers exceed the limit of {}",
+            headers.len(),
+            cfg.max_headers
+        )));
+    }
+    let bytes: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if bytes > cfg.max_header_bytes {
+        return Err(ApiError::HeadersTooLarge(format!(
+            "request headers of {bytes} bytes exceed the limit of {}",
+            cfg.max_header_bytes
+        )));
+    }
+    // hyper has already refused a malformed or repeated-and-different Content-Length.
+    let body = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(len) = body
+        && len > cfg.max_body_bytes
+    {
+        return Err(ApiError::BodyTooLarge(len, cfg.max_body_bytes));
+    }
+    Ok(())
+}
+
+/// `OPTIONS` is only answered as a CORS preflight (`Origin` and `Access-Control-Request-Method`, handled by
+/// the CORS layer inside this one); any other `OPTIONS` is a 405 like every method but GET and HEAD. (The
+/// CORS layer answers every `OPTIONS` request with 200 by itself.)
+pub(crate) async fn options_only_preflight(req: Request, next: Next) -> Response {
+    let h = req.headers();
+    if req.method() == Method::OPTIONS
+        && !(h.contains_key(header::ORIGIN) && h.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD))
+    {
+        return ApiError::MethodNotAllowed.into_response();
     }
     next.run(req).await
 }

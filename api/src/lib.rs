@@ -4,11 +4,12 @@
 //!
 //! ```no_run
 //! # async fn run(store: holdfast_store::Store) -> std::io::Result<()> {
-//! use holdfast_api::{ApiConfig, AppState, router, serve};
-//! let state = AppState::new(store, ApiConfig::default());
+//! use holdfast_api::{ApiConfig, AppState, router, serve_with};
+//! let config = ApiConfig::default();
+//! let state = AppState::new(store, config.clone());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! let shutdown = { let s = state.clone(); async move { let _ = tokio::signal::ctrl_c().await; s.shutdown(); } };
-//! serve(listener, router(state.clone()), shutdown).await
+//! serve_with(listener, router(state.clone()), shutdown, &config).await
 //! # }
 //! ```
 //!
@@ -40,11 +41,13 @@ mod http;
 pub mod model;
 mod ops;
 pub mod routes;
+mod server;
 pub mod state;
 pub mod stream;
 
 pub use config::{ApiConfig, EscrowInfo, TokenInfo};
 pub use error::{ApiError, ErrorCode};
+pub use server::serve_with;
 pub use state::AppState;
 
 async fn not_found() -> ApiError {
@@ -87,13 +90,13 @@ fn cors(origins: Option<&[String]>) -> CorsLayer {
     }
 }
 
-/// The API's routes with every layer (CORS, compression, timeouts, query limit, metrics). Starts the
+/// The API's routes with every layer (CORS, compression, timeouts, request limits, metrics). Starts the
 /// state's watcher, so it must be called inside a Tokio runtime.
 pub fn router(state: AppState) -> Router {
     state.start();
     let cfg = state.config().clone();
     let timeout = cfg.request_timeout;
-    let long_timeout = cfg.max_wait + cfg.request_timeout;
+    let max_wait = cfg.max_wait;
     let ordinary = Router::new()
         .route("/v1/orders", get(routes::list_orders))
         .route("/v1/orders/{orderId}/payment", get(routes::get_payment))
@@ -104,13 +107,14 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(docs::openapi_handler))
         .route("/docs", get(docs::docs_handler))
         .route_layer(middleware::from_fn(move |req, next: Next| http::with_timeout(timeout, req, next)));
-    // Records that accept `?wait=`: the long timeout only when the request waits.
+    // Records that accept `?wait=`: the ordinary timeout plus the wait, read from the query as the handler
+    // reads it (percent-decoded keys), capped at `max_wait` (a larger wait is the handler's 400).
     let long_poll = Router::new()
         .route("/v1/orders/{orderId}", get(routes::get_order))
         .route("/v1/transactions/{txHash}", get(routes::get_transaction))
         .route_layer(middleware::from_fn(move |req: axum::extract::Request, next: Next| {
-            let waits = req.uri().query().is_some_and(|q| q.split('&').any(|kv| kv.starts_with("wait=")));
-            http::with_timeout(if waits { long_timeout } else { timeout }, req, next)
+            let wait = http::requested_wait(req.uri()).map_or(Duration::ZERO, Duration::from_secs);
+            http::with_timeout(timeout + wait.min(max_wait), req, next)
         }));
     // The stream has no timeout: it ends with the client or at shutdown.
     let streaming = Router::new().route("/v1/stream", get(stream::stream));
@@ -120,10 +124,11 @@ pub fn router(state: AppState) -> Router {
         .merge(streaming)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), http::limit_query))
+        .layer(middleware::from_fn_with_state(state.clone(), http::limit_request))
         .layer(middleware::from_fn(http::observe))
         .layer(compression())
         .layer(cors(cfg.cors_origins.as_deref()))
+        .layer(middleware::from_fn(http::options_only_preflight))
         .with_state(state)
 }
 
@@ -131,7 +136,9 @@ pub fn router(state: AppState) -> Router {
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serve `router` on `listener` until `shutdown` resolves, then wait up to [`DEFAULT_SHUTDOWN_GRACE`] for
-/// open requests. Call [`AppState::shutdown`] in `shutdown` so that event streams and long-polls end at once.
+/// open requests, with the default connection limits ([`ApiConfig::default`]; [`serve_with`] takes the
+/// configured ones). Call [`AppState::shutdown`] in `shutdown` so that event streams and long-polls end at
+/// once.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
@@ -140,29 +147,12 @@ pub async fn serve(
     serve_with_grace(listener, router, shutdown, DEFAULT_SHUTDOWN_GRACE).await
 }
 
-/// [`serve`] with another grace period (e.g. [`ApiConfig::shutdown_grace`]).
+/// [`serve`] with another grace period.
 pub async fn serve_with_grace(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router.into_make_service()).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = fired_tx.send(());
-    });
-    let grace_ended = async move {
-        if fired_rx.await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        r = server => r,
-        _ = grace_ended => {
-            tracing::warn!(?grace, "connections still open after the shutdown grace period; closing them");
-            Ok(())
-        }
-    }
+    serve_with(listener, router, shutdown, &ApiConfig { shutdown_grace: grace, ..ApiConfig::default() }).await
 }

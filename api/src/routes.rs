@@ -173,6 +173,8 @@ pub struct OrderWaitQuery {
         (status = 404, description = "ORDER_NOT_FOUND (also when it is still unknown after the wait)", body = ErrorEnvelope),
         (status = 408, description = "WAIT_TIMEOUT: the order exists, but its latest state did not reach the \
             requested finality before the wait ended; `error.details` is the current OrderRecord", body = ErrorEnvelope),
+        (status = 503, description = "TOO_MANY_WAITS (with `wait`: the server's cap on open long-polls and \
+            streams is reached; `Retry-After`), REQUEST_TIMEOUT, SHUTTING_DOWN", body = ErrorEnvelope),
     )
 )]
 pub(crate) async fn get_order(
@@ -238,13 +240,16 @@ enum Polled<T> {
 
 /// Read with `read` until `ready` holds for the record or `wait` seconds pass. Woken by the indexer's
 /// commits (or the watcher's snapshot), never by a timer on the store; ends at shutdown with
-/// SHUTTING_DOWN. Shared by the order and transaction long-polls.
+/// SHUTTING_DOWN. Shared by the order and transaction long-polls. With `wait > 0` it takes a waiter's place
+/// (`TOO_MANY_WAITS` when none is free).
 async fn long_poll<T, Fut: Future<Output = ApiResult<Option<T>>>>(
     state: &AppState,
     wait: u64,
     mut read: impl FnMut() -> Fut,
     ready: impl Fn(&T) -> bool,
 ) -> ApiResult<Polled<T>> {
+    // A request that waits holds one of the server's places for waiters until it ends.
+    let _slot = if wait > 0 { Some(state.wait_slot()?) } else { None };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     let mut rx = state.subscribe();
     let shutdown = crate::state::until_shutdown(state.shutdown_signal());
@@ -435,6 +440,8 @@ fn reached(record: &TransactionRecord, target: FinalityName) -> bool {
         (status = 404, description = "TX_NOT_FOUND: unknown, or it emitted no escrow event (also after the wait)", body = ErrorEnvelope),
         (status = 408, description = "WAIT_TIMEOUT: indexed, but not at the requested finality before the wait \
             ended; `error.details` is the current TransactionRecord", body = ErrorEnvelope),
+        (status = 503, description = "TOO_MANY_WAITS (with `wait`: the server's cap on open long-polls and \
+            streams is reached; `Retry-After`), REQUEST_TIMEOUT, SHUTTING_DOWN", body = ErrorEnvelope),
     )
 )]
 pub(crate) async fn get_transaction(

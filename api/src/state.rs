@@ -17,9 +17,12 @@ use std::{
 
 use holdfast_primitives::{ChainMeta, Heights, IndexNotification};
 use holdfast_store::{FeedReader, Store};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 
-use crate::{config::ApiConfig, error::ApiResult};
+use crate::{
+    config::ApiConfig,
+    error::{ApiError, ApiResult},
+};
 
 /// Renders the Prometheus exposition text (e.g. `PrometheusHandle::render`).
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
@@ -53,6 +56,34 @@ struct Feed {
     shutdown: watch::Sender<bool>,
     /// Unix milliseconds of the watcher's last successful read (0: never).
     last_ok_ms: AtomicU64,
+    /// One permit per long-poll or event stream that may be open (`ApiConfig::max_waits`).
+    waits: Arc<Semaphore>,
+}
+
+/// A long-poll's or event stream's place among the `max_waits` allowed; given back when dropped.
+///
+/// A semaphore of our own rather than tower's `ConcurrencyLimit`: only requests that wait count, and an
+/// event stream holds its place for the life of the response body, long after the service call returned
+/// (where tower's limit lets go).
+#[derive(Debug)]
+pub(crate) struct WaitSlot {
+    permit: Option<OwnedSemaphorePermit>,
+    waits: Arc<Semaphore>,
+    max: usize,
+}
+
+impl WaitSlot {
+    /// Export how many places are taken.
+    fn record(waits: &Semaphore, max: usize) {
+        metrics::gauge!("holdfast_api_open_waits").set(max.saturating_sub(waits.available_permits()) as f64);
+    }
+}
+
+impl Drop for WaitSlot {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        Self::record(&self.waits, self.max);
+    }
 }
 
 /// Shared state of every handler; cheap to clone.
@@ -84,6 +115,7 @@ impl AppState {
     pub fn new(store: Store, config: ApiConfig) -> Self {
         let (tx, rx) = watch::channel(Snapshot::default());
         let (shutdown, _) = watch::channel(false);
+        let waits = Arc::new(Semaphore::new(config.max_waits));
         Self {
             store,
             config: Arc::new(config),
@@ -93,6 +125,7 @@ impl AppState {
                 pending: Mutex::new(Some(Pending { tx, notifications: None })),
                 shutdown,
                 last_ok_ms: AtomicU64::new(0),
+                waits,
             }),
         }
     }
@@ -146,6 +179,16 @@ impl AppState {
     /// A receiver that turns `true` at shutdown.
     pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.feed.shutdown.subscribe()
+    }
+
+    /// A place for one long-poll or event stream, held until the slot is dropped; `TOO_MANY_WAITS` when
+    /// `max_waits` are open.
+    pub(crate) fn wait_slot(&self) -> ApiResult<WaitSlot> {
+        let max = self.config.max_waits;
+        let waits = &self.feed.waits;
+        let permit = waits.clone().try_acquire_owned().map_err(|_| ApiError::TooManyWaits(max))?;
+        WaitSlot::record(waits, max);
+        Ok(WaitSlot { permit: Some(permit), waits: waits.clone(), max })
     }
 
     /// Unix milliseconds of the watcher's last successful read (0: never).

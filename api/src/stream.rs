@@ -79,6 +79,8 @@ fn event<T: Serialize>(name: &str, id: Option<i64>, data: &T) -> Event {
             chain's heights move), `error` (data: ErrorEnvelope; the stream then ends, reconnect with \
             Last-Event-ID). Keep-alive comments every 15 s.", content_type = "text/event-stream", body = ChangeRecord),
         (status = 400, description = "VALIDATION_ERROR (bad filter, Last-Event-ID or after)", body = ErrorEnvelope),
+        (status = 503, description = "TOO_MANY_WAITS: the server's cap on open long-polls and streams is reached \
+            (`Retry-After`)", body = ErrorEnvelope),
     )
 )]
 pub(crate) async fn stream(
@@ -113,7 +115,10 @@ pub(crate) async fn stream(
         None => state.snapshot().await?.last_seq,
     };
     let keep_alive = state.config.sse_keep_alive.max(Duration::from_secs(1));
+    // Held by the body: the stream occupies a waiter's place until the client goes or shutdown ends it.
+    let slot = state.wait_slot()?;
     let body = async_stream::stream! {
+        let _slot = slot;
         let mut rx = state.subscribe();
         let shutdown = crate::state::until_shutdown(state.shutdown_signal());
         tokio::pin!(shutdown);

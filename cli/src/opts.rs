@@ -143,6 +143,27 @@ pub(crate) struct ApiOpts {
     /// /readyz fails when the indexer lags the head by more than this many blocks.
     #[arg(long, env = "HOLDFAST_READY_MAX_LAG", default_value_t = 64)]
     pub(crate) ready_max_lag: u64,
+    /// Most connections open at once; further clients wait in the listen backlog until one closes.
+    #[arg(long, env = "HOLDFAST_MAX_CONNECTIONS", default_value_t = 512)]
+    pub(crate) max_connections: usize,
+    /// Most long-polls (`?wait=`) and event streams open at once; one more is answered 503 TOO_MANY_WAITS.
+    /// Must be below --max-connections.
+    #[arg(long, env = "HOLDFAST_MAX_WAITS", default_value_t = 256)]
+    pub(crate) max_waits: usize,
+    /// Seconds a client has to send a request's headers, from when the server waits for them (also the
+    /// keep-alive idle timeout); then the connection is closed. Behind a proxy that keeps idle upstream
+    /// connections, set it above the proxy's idle timeout.
+    #[arg(long, env = "HOLDFAST_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub(crate) header_read_timeout_secs: u64,
+    /// Most request headers (more: 431 HEADERS_TOO_LARGE).
+    #[arg(long, env = "HOLDFAST_MAX_HEADERS", default_value_t = 100)]
+    pub(crate) max_headers: usize,
+    /// Largest total of request header names and values, in bytes (more: 431 HEADERS_TOO_LARGE).
+    #[arg(long, env = "HOLDFAST_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub(crate) max_header_bytes: usize,
+    /// Largest declared request body, in bytes (more: 413 BODY_TOO_LARGE; the API reads no body).
+    #[arg(long, env = "HOLDFAST_MAX_BODY_BYTES", default_value_t = 1024)]
+    pub(crate) max_body_bytes: u64,
 }
 
 impl ApiOpts {
@@ -163,6 +184,23 @@ impl ApiOpts {
         }
         cfg.max_wait = std::time::Duration::from_secs(self.max_wait_secs);
         cfg.ready_max_lag_blocks = self.ready_max_lag;
+        if self.max_connections == 0 || self.header_read_timeout_secs == 0 || self.max_headers == 0 {
+            bail!("--max-connections, --header-read-timeout-secs and --max-headers must be at least 1");
+        }
+        if self.max_waits >= self.max_connections {
+            bail!(
+                "--max-waits ({}) must be below --max-connections ({}), so that ordinary requests always find \
+                 a connection",
+                self.max_waits,
+                self.max_connections
+            );
+        }
+        cfg.max_connections = self.max_connections;
+        cfg.max_waits = self.max_waits;
+        cfg.header_read_timeout = std::time::Duration::from_secs(self.header_read_timeout_secs);
+        cfg.max_headers = self.max_headers;
+        cfg.max_header_bytes = self.max_header_bytes;
+        cfg.max_body_bytes = self.max_body_bytes;
         if !self.cors_origins.is_empty() {
             cfg.cors_origins = Some(self.cors_origins.clone());
         }

@@ -11,6 +11,7 @@ macro_rules! send {
 
 mod e2e;
 mod harness;
+mod limits;
 mod openapi;
 mod order_wait;
 mod router;

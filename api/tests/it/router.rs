@@ -394,6 +394,44 @@ async fn every_endpoint_and_error_code_sqlite() {
     let post = crate::harness::send(&r, Request::post("/v1/orders").body(Body::empty()).unwrap()).await;
     err(&post, 405, "METHOD_NOT_ALLOWED");
     err(&get(&r, &format!("/v1/orders?payer={}", "a".repeat(3000))).await, 414, "QUERY_TOO_LONG");
+    // A plain OPTIONS (not a CORS preflight) is a method like any other but GET and HEAD.
+    let options = crate::harness::send(&r, Request::options("/v1/orders").body(Body::empty()).unwrap()).await;
+    err(&options, 405, "METHOD_NOT_ALLOWED");
+    assert_eq!(options.headers["allow"], "GET, HEAD");
+    assert_eq!(post.headers["allow"], "GET, HEAD");
+
+    // --- Request limits (defaults: path 1 KiB, 100 headers, 16 KiB of headers, 1 KiB declared body).
+    err(&get(&r, &format!("/v1/orders/0x{}", "a".repeat(1100))).await, 414, "PATH_TOO_LONG");
+    let names: Vec<String> = (0..101).map(|i| format!("x-h{i}")).collect();
+    let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "1")).collect();
+    let too_many = get_with(&r, "/v1/orders", &many).await;
+    err(&too_many, 431, "HEADERS_TOO_LARGE");
+    assert_eq!(get_with(&r, "/v1/orders", &many[..100]).await.status, 200);
+    let big = "a".repeat(16 * 1024);
+    err(&get_with(&r, "/v1/orders", &[("x-big", &big)]).await, 431, "HEADERS_TOO_LARGE");
+    let body = |n: usize| {
+        Request::get("/v1/orders").header("content-length", n).body(Body::from(vec![b'x'; n])).unwrap()
+    };
+    err(&crate::harness::send(&r, body(1025)).await, 413, "BODY_TOO_LARGE");
+    assert_eq!(crate::harness::send(&r, body(1024)).await.status, 200);
+
+    // --- TOO_MANY_WAITS: one place for waiters, taken by a stream.
+    let one = router(app(c, &store, Some(ApiConfig { max_waits: 1, ..Default::default() })));
+    let stream = SseStream::open(&one, "/v1/stream", &[]).await;
+    let full = get(&one, "/v1/stream?after=0").await;
+    err(&full, 503, "TOO_MANY_WAITS");
+    assert_eq!(
+        (full.headers["retry-after"].to_str().unwrap(), full.json["error"]["retryable"].as_bool()),
+        ("5", Some(true))
+    );
+    let started = Instant::now();
+    err(&get(&one, &format!("/v1/transactions/{}?wait=5", hex(f.pending_lock))).await, 503, "TOO_MANY_WAITS");
+    assert!(started.elapsed() < Duration::from_secs(1), "refused at once, not after the wait");
+    // Requests that do not wait need no place.
+    assert_eq!(get(&one, &format!("/v1/transactions/{}", hex(f.pending_lock))).await.status, 200);
+    drop(stream);
+    let t = get(&one, &format!("/v1/transactions/{}?wait=1", hex(f.lock_txs[0]))).await;
+    assert_eq!(t.status, 200, "the place is free again once the stream is gone: {}", t.text);
 
     // --- REQUEST_TIMEOUT: every connection of the router's pool is taken, so its query waits.
     let starved = db.store().await;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use eyre::Context;
-use holdfast_api::{ApiConfig, AppState, router, serve};
+use holdfast_api::{ApiConfig, AppState, router, serve_with};
 use holdfast_indexer::{IndexerConfig, sync::Indexer};
 use holdfast_store::Store;
 use tokio::sync::watch;
@@ -61,7 +61,8 @@ pub(crate) async fn run_stack(
 ) -> eyre::Result<()> {
     let store = Store::connect(db_url).await.wrap_err_with(|| format!("cannot open store {db_url}"))?;
     let indexer = Arc::new(Indexer::new(cfg, store.clone()).await?);
-    let state = AppState::new(store, api_cfg).with_notifications(indexer.subscribe()).with_metrics(render);
+    let state =
+        AppState::new(store, api_cfg.clone()).with_notifications(indexer.subscribe()).with_metrics(render);
 
     // One stop signal for both halves: Ctrl-C/SIGTERM, or the indexer halting on an error.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -72,11 +73,14 @@ pub(crate) async fn run_stack(
         let state = state.clone();
         let shutdown = stopped(stop_rx.clone());
         tokio::spawn(async move {
-            serve(listener, router(state.clone()), async move {
-                shutdown.await;
-                state.shutdown();
-            })
-            .await
+            let stop = {
+                let state = state.clone();
+                async move {
+                    shutdown.await;
+                    state.shutdown();
+                }
+            };
+            serve_with(listener, router(state), stop, &api_cfg).await
         })
     };
     let mut idx = {

@@ -2,7 +2,7 @@
 
 use clap::Args;
 use eyre::Context;
-use holdfast_api::{AppState, router, serve};
+use holdfast_api::{AppState, router, serve_with};
 use holdfast_store::Store;
 
 use crate::opts::{ApiOpts, DbOpts, DeploymentOpts, Shutdown, install_metrics};
@@ -31,10 +31,11 @@ pub(crate) struct ServeArgs {
 
 pub(crate) async fn run(args: ServeArgs) -> eyre::Result<()> {
     let stop = Shutdown::install()?;
+    let cfg = args.api.config(&args.deployments)?;
     let render = install_metrics()?;
     let url = args.db.url()?;
     let store = Store::connect(&url).await.wrap_err_with(|| format!("cannot open store {url}"))?;
-    let state = AppState::new(store, args.api.config(&args.deployments)?).with_metrics(render);
+    let state = AppState::new(store, cfg.clone()).with_metrics(render);
     let listener = tokio::net::TcpListener::bind(args.api.listen)
         .await
         .wrap_err_with(|| format!("cannot listen on {}", args.api.listen))?;
@@ -46,6 +47,6 @@ pub(crate) async fn run(args: ServeArgs) -> eyre::Result<()> {
             state.shutdown();
         }
     };
-    serve(listener, router(state), shutdown).await?;
+    serve_with(listener, router(state), shutdown, &cfg).await?;
     Ok(())
 }

@@ -58,7 +58,7 @@ async fn run_indexes_and_serves_then_serve_reads_the_same_store() {
     assert_eq!(order["payer"], c.addr(1).to_checksum(None));
     drop(run);
 
-    // The API alone over the same store.
+    // The API alone over the same store, with limits from flags and the environment.
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let _serve = Killed(
@@ -71,14 +71,20 @@ async fn run_indexes_and_serves_then_serve_reads_the_same_store() {
                 &db.url,
                 "--listen",
                 &format!("127.0.0.1:{port}"),
+                "--max-headers",
+                "20",
+                "--header-read-timeout-secs",
+                "1",
             ])
             .arg("--deployment")
             .arg(&deployment)
+            .env("HOLDFAST_MAX_WAITS", "1")
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
     );
     wait_ready(&base).await;
+    limits_are_applied(port).await;
     let again: Value = reqwest::get(format!("{base}/v1/orders/{id}")).await.unwrap().json().await.unwrap();
     assert_eq!(again["orderId"], order["orderId"]);
     assert_eq!(again["status"], "held");
@@ -87,4 +93,54 @@ async fn run_indexes_and_serves_then_serve_reads_the_same_store() {
     let body: Value = missing.json().await.unwrap();
     assert_eq!(body["error"]["code"], "VALIDATION_ERROR");
     let _ = std::fs::remove_file(deployment);
+}
+
+/// The `serve` above runs with `--max-headers 20`, `--header-read-timeout-secs 1` and `HOLDFAST_MAX_WAITS=1`.
+async fn limits_are_applied(port: u16) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut req = client.get(format!("{base}/v1/orders"));
+    for i in 0..25 {
+        req = req.header(format!("x-h{i}"), "1");
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 431);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "HEADERS_TOO_LARGE");
+    // One waiter at most: an open stream takes the place.
+    let stream = client.get(format!("{base}/v1/stream")).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    let full = client.get(format!("{base}/v1/stream")).send().await.unwrap();
+    assert_eq!(full.status(), 503);
+    assert_eq!(full.json::<Value>().await.unwrap()["error"]["code"], "TOO_MANY_WAITS");
+    drop(stream);
+    // A client that stalls in its request head is cut off after about a second.
+    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stalled.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), stalled.read_to_end(&mut got))
+        .await
+        .expect("closed by the header-read timeout")
+        .unwrap();
+    assert!(got.is_empty() && started.elapsed() < std::time::Duration::from_secs(3));
+}
+
+#[test]
+fn api_limits_are_checked_before_serving() {
+    let out = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .args([
+            "serve",
+            "--max-connections",
+            "100",
+            "--max-waits",
+            "100",
+            "--database-url",
+            "sqlite:///nonexistent/x.db",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--max-waits (100) must be below --max-connections (100)"), "{err}");
 }
