@@ -51,8 +51,8 @@ pub struct ApiConfig {
     pub poll_interval: Duration,
     /// `/readyz` fails when an indexed chain's cursor is more than this many blocks below its head.
     pub ready_max_lag_blocks: u64,
-    /// `/readyz` fails when a chain's indexing state has not changed for this long (the head stopped
-    /// advancing, or the indexer stopped).
+    /// `/readyz` fails when the indexer has not confirmed a chain's head for this long (it records the
+    /// node's heights at least every 2 s while it reaches the node, even on an idle chain).
     pub ready_max_stall: Duration,
     /// Allowed CORS origins (`None`: any origin).
     pub cors_origins: Option<Vec<String>>,
@@ -96,7 +96,7 @@ impl Default for ApiConfig {
             request_timeout: Duration::from_secs(10),
             poll_interval: Duration::from_millis(200),
             ready_max_lag_blocks: 64,
-            ready_max_stall: Duration::from_secs(120),
+            ready_max_stall: Duration::from_secs(15),
             cors_origins: None,
             max_query_bytes: 2048,
             max_path_bytes: 1024,

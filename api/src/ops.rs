@@ -1,5 +1,6 @@
 //! Operations endpoints: liveness, readiness, metrics.
 
+use holdfast_primitives::IndexerHealth;
 use std::collections::BTreeSet;
 
 use axum::{
@@ -47,6 +48,20 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> ApiResult<Response>
     if snap.is_some() && last_ok != 0 && now.saturating_sub(last_ok) > stale_after {
         reasons.push(format!("the store has not been readable for {} s", now.saturating_sub(last_ok) / 1000));
     }
+    // The in-process indexer (`holdfast run`) says at once when the node or the database fails, or why it
+    // halted.
+    let indexer = state.indexer.as_ref().map(|rx| rx.borrow().clone());
+    match &indexer {
+        Some(IndexerHealth::Faulted { fault, since, retries }) => reasons.push(format!(
+            "indexer: {fault} (failing for {} s, {retries} retries; it keeps retrying)",
+            (now / 1000).saturating_sub(*since)
+        )),
+        Some(IndexerHealth::Halted { reason }) => {
+            reasons.push(format!("indexing halted: {reason} (the data indexed so far is still served)"))
+        }
+        Some(IndexerHealth::Starting) => reasons.push("indexer: connecting to the node".to_string()),
+        Some(IndexerHealth::Running) | None => {}
+    }
     let mut chains = Vec::new();
     if let Some(snap) = &snap {
         let mut wanted: BTreeSet<u64> = cfg.escrows.iter().map(|e| e.chain_id).collect();
@@ -71,7 +86,9 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> ApiResult<Response>
             }
             if idle > cfg.ready_max_stall.as_secs() {
                 reasons.push(format!(
-                    "chain {chain_id}: no progress for {idle} s (the head stopped advancing or the indexer stopped)"
+                    "chain {chain_id}: the indexer has not confirmed the node's head for {idle} s (limit {} s: \
+                     the node or the indexer is down)",
+                    cfg.ready_max_stall.as_secs()
                 ));
             }
             chains.push(ChainStatus {

@@ -15,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use holdfast_primitives::{ChainMeta, Heights, IndexNotification};
+use holdfast_primitives::{ChainMeta, Heights, IndexNotification, IndexerHealth};
 use holdfast_store::{FeedReader, Store};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 
@@ -92,6 +92,8 @@ pub struct AppState {
     pub(crate) store: Store,
     pub(crate) config: Arc<ApiConfig>,
     pub(crate) metrics: Option<MetricsRender>,
+    /// The in-process indexer's health (`holdfast run`), for readiness.
+    pub(crate) indexer: Option<watch::Receiver<IndexerHealth>>,
     feed: Arc<Feed>,
 }
 
@@ -120,6 +122,7 @@ impl AppState {
             store,
             config: Arc::new(config),
             metrics: None,
+            indexer: None,
             feed: Arc::new(Feed {
                 snapshot: rx,
                 pending: Mutex::new(Some(Pending { tx, notifications: None })),
@@ -136,6 +139,13 @@ impl AppState {
         if let Some(p) = self.feed.pending.lock().expect("not poisoned").as_mut() {
             p.notifications = Some(rx);
         }
+        self
+    }
+
+    /// Report the in-process indexer's health in `/readyz` (a fault or a halt makes the API not ready, with
+    /// the reason, at once).
+    pub fn with_indexer_health(mut self, rx: watch::Receiver<IndexerHealth>) -> Self {
+        self.indexer = Some(rx);
         self
     }
 

@@ -143,6 +143,10 @@ pub(crate) struct ApiOpts {
     /// /readyz fails when the indexer lags the head by more than this many blocks.
     #[arg(long, env = "HOLDFAST_READY_MAX_LAG", default_value_t = 64)]
     pub(crate) ready_max_lag: u64,
+    /// /readyz fails when the indexer has not confirmed the node's head for this many seconds (it does so
+    /// at least every 2 s while the node answers, also on an idle chain).
+    #[arg(long, env = "HOLDFAST_READY_MAX_STALL_SECS", default_value_t = 15)]
+    pub(crate) ready_max_stall_secs: u64,
     /// Most connections open at once; further clients wait in the listen backlog until one closes.
     #[arg(long, env = "HOLDFAST_MAX_CONNECTIONS", default_value_t = 512)]
     pub(crate) max_connections: usize,
@@ -184,6 +188,7 @@ impl ApiOpts {
         }
         cfg.max_wait = std::time::Duration::from_secs(self.max_wait_secs);
         cfg.ready_max_lag_blocks = self.ready_max_lag;
+        cfg.ready_max_stall = std::time::Duration::from_secs(self.ready_max_stall_secs.max(1));
         if self.max_connections == 0 || self.header_read_timeout_secs == 0 || self.max_headers == 0 {
             bail!("--max-connections, --header-read-timeout-secs and --max-headers must be at least 1");
         }

@@ -104,6 +104,11 @@ impl Chain {
         Self::over(transport, guess_local_url(url.as_str()), retry, is_ws, url.clone()).await
     }
 
+    /// A fresh connection to the same node with the same retry settings.
+    pub async fn reconnect(&self) -> Result<Self> {
+        Self::connect(&self.url, self.retry.clone()).await
+    }
+
     /// The clients over one transport, and the node's chain id. The clients share the transport, so each
     /// numbers its requests from a base of its own: on a websocket, responses are matched to requests by
     /// id.

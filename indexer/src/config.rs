@@ -71,7 +71,9 @@ impl Default for BackfillConfig {
 /// Retry policy for RPC calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryConfig {
-    /// Attempts before an RPC call is given up (the indexer then halts with an error).
+    /// Attempts before an RPC call is given up. The indexer then reports the fault (readiness, metrics,
+    /// logs) and retries its step without limit, with a backoff of its own: a small budget here makes a
+    /// dead node visible within seconds.
     pub max_attempts: u32,
     /// First backoff delay; doubled each attempt, with jitter.
     pub initial_backoff: Duration,
@@ -84,7 +86,7 @@ pub struct RetryConfig {
 impl Default for RetryConfig {
     fn default() -> Self {
         Self {
-            max_attempts: 12,
+            max_attempts: 6,
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),

@@ -160,3 +160,22 @@ pub enum ConfigError {
     #[error("the node has no block {0} (start block beyond the head?)")]
     StartBeyondHead(BlockNumber),
 }
+
+impl Error {
+    /// Whether retrying cannot fix it: the indexer halts (and says why) instead of retrying. Everything
+    /// else — a node or database that does not answer, a call that failed, a block the node does not have
+    /// yet — is a fault the indexer retries without limit, resuming where the store says.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            Self::ChainReset { .. }
+            | Self::ReorgBelowFinality { .. }
+            | Self::ChainMismatch { .. }
+            | Self::Config(_)
+            | Self::Derive(_) => true,
+            // A corrupt store, a store migrated by a newer Holdfast, or a URL no backend serves; a database
+            // that fails or refuses connections is a fault like any other.
+            Self::Store(e) => !matches!(e, holdfast_store::Error::Db(_) | holdfast_store::Error::Sqlite(_)),
+            _ => false,
+        }
+    }
+}

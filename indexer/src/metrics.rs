@@ -43,3 +43,14 @@ pub(crate) fn reconciliation(escrow: Address, ok: bool) {
 pub(crate) fn rpc_error(kind: &'static str) {
     metrics::counter!("holdfast_rpc_errors_total", "kind" => kind).increment(1);
 }
+
+/// A fault the indexer retries; `retries` in a row so far.
+pub(crate) fn fault(retries: u32) {
+    metrics::counter!("holdfast_indexer_faults_total").increment(1);
+    metrics::gauge!("holdfast_indexer_fault_retries").set(f64::from(retries));
+}
+
+/// Indexing works (no fault).
+pub(crate) fn recovered() {
+    metrics::gauge!("holdfast_indexer_fault_retries").set(0.0);
+}

@@ -62,9 +62,15 @@ pub trait ChainSource: Clone + Send + Sync + 'static {
     fn escrow_token(&self, escrow: Address) -> impl Future<Output = Result<Address>> + Send;
     /// New heads as they are announced; `None` when this source has no subscription (the loop polls).
     fn new_heads(&self) -> impl Future<Output = Result<Option<HeadStream>>> + Send;
+    /// A fresh connection to the same node, to replace this one after repeated faults (a websocket whose
+    /// backend is gone stays gone).
+    fn reconnect(&self) -> impl Future<Output = Result<Self>> + Send;
 }
 
 impl ChainSource for Chain {
+    async fn reconnect(&self) -> Result<Self> {
+        Chain::reconnect(self).await
+    }
     async fn chain_id(&self) -> Result<u64> {
         Ok(Chain::chain_id(self))
     }

@@ -191,3 +191,36 @@ pub struct Reconciliation {
     /// Unix time of the check.
     pub checked_at: u64,
 }
+
+/// How the in-process indexer is doing, as the API's readiness reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum IndexerHealth {
+    /// Connecting to the node for the first time.
+    Starting,
+    /// Following the chain.
+    Running,
+    /// A dependency (the node, the database) is failing; the indexer retries without limit and resumes where
+    /// the store says.
+    Faulted {
+        /// The last failure.
+        fault: String,
+        /// When the failures began (unix seconds).
+        since: u64,
+        /// Retries so far.
+        retries: u32,
+    },
+    /// Stopped for a reason retrying cannot fix (a reset chain, a reorg below finality, a corrupt or newer
+    /// store, a configuration error); the data already indexed stays served.
+    Halted {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl IndexerHealth {
+    /// Whether indexing is currently working (the store can be fresh).
+    pub fn is_running(&self) -> bool {
+        matches!(self, Self::Running)
+    }
+}

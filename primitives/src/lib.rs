@@ -16,6 +16,6 @@ pub mod event;
 pub mod order;
 
 pub use chain::{BlockRef, ChainMeta, Finality, Heights};
-pub use change::{Change, ChangeKind, IndexNotification, Reconciliation};
+pub use change::{Change, ChangeKind, IndexNotification, IndexerHealth, Reconciliation};
 pub use event::{ContractStatus, DecodedEvent, EscrowEvent, EventPos, RawEvent};
 pub use order::{OrderKey, OrderState, OrderStatus};

@@ -19,8 +19,11 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 /// The API over `store` for `chain` (token configured as MockUSDC), with its router.
+/// No indexer runs here to confirm the head every 2 s, so the default config gives readiness an hour
+/// rather than the production 15 s (tests that check staleness pass their own config).
 pub fn app(chain: &Chain, store: &Store, cfg: Option<ApiConfig>) -> AppState {
-    let mut cfg = cfg.unwrap_or_default();
+    let mut cfg =
+        cfg.unwrap_or(ApiConfig { ready_max_stall: Duration::from_secs(3600), ..ApiConfig::default() });
     cfg.escrows = vec![EscrowInfo {
         chain_id: 31337,
         escrow: chain.escrow,

@@ -2,6 +2,7 @@
 //! indexer filled from an anvil chain with an order in every status; responses validated against the served
 //! OpenAPI document.
 
+use holdfast_primitives::IndexerHealth;
 use std::time::{Duration, Instant};
 
 use alloy::{
@@ -466,6 +467,32 @@ async fn every_endpoint_and_error_code_sqlite() {
     let stall = ApiConfig { ready_max_stall: Duration::ZERO, ..Default::default() };
     tokio::time::sleep(Duration::from_millis(1100)).await;
     err(&get(&router(app(c, &store, Some(stall))), "/readyz").await, 503, "NOT_READY");
+
+    // --- NOT_READY from the in-process indexer (`holdfast run`): a fault it is retrying, or a halt; ready
+    // again once it runs.
+    let (health, health_rx) = tokio::sync::watch::channel(IndexerHealth::Running);
+    let hr = router(app(c, &store, None).with_indexer_health(health_rx));
+    assert_eq!(get(&hr, "/readyz").await.status, 200, "a running indexer over a fresh store is ready");
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 7;
+    health.send_replace(IndexerHealth::Faulted {
+        fault: "rpc: cannot connect to http://127.0.0.1:1/: connection refused".into(),
+        since,
+        retries: 4,
+    });
+    let faulted = get(&hr, "/readyz").await;
+    err(&faulted, 503, "NOT_READY");
+    let reasons = faulted.json["error"]["details"]["reasons"].to_string();
+    assert!(reasons.contains("connection refused") && reasons.contains("4 retries"), "{reasons}");
+    health.send_replace(IndexerHealth::Halted { reason: "the chain was reset".into() });
+    let halted = get(&hr, "/readyz").await;
+    err(&halted, 503, "NOT_READY");
+    assert!(
+        halted.json["error"]["details"]["reasons"]
+            .to_string()
+            .contains("indexing halted: the chain was reset")
+    );
+    health.send_replace(IndexerHealth::Running);
+    assert_eq!(get(&hr, "/readyz").await.status, 200, "ready again once the indexer runs");
 
     // --- INTERNAL: the store's pool is closed; the cause is logged, not served.
     let broken = db.store().await;

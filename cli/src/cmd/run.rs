@@ -1,13 +1,12 @@
 //! `holdfast run`: indexer and API in one process (the production entry).
 
-use std::sync::Arc;
-
 use clap::Args;
 use eyre::Context;
 use holdfast_api::{ApiConfig, AppState, router, serve_with};
 use holdfast_indexer::{IndexerConfig, sync::Indexer};
+use holdfast_primitives::IndexerHealth;
 use holdfast_store::Store;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::opts::{
     ApiOpts, DbOpts, DeploymentOpts, IndexOpts, RpcOpts, Shutdown, indexer_config, install_metrics,
@@ -60,11 +59,17 @@ pub(crate) async fn run_stack(
     shutdown: impl Future<Output = ()>,
 ) -> eyre::Result<()> {
     let store = Store::connect(db_url).await.wrap_err_with(|| format!("cannot open store {db_url}"))?;
-    let indexer = Arc::new(Indexer::new(cfg, store.clone()).await?);
-    let state =
-        AppState::new(store, api_cfg.clone()).with_notifications(indexer.subscribe()).with_metrics(render);
+    // The channels exist before the indexer does: the API serves (and reports the indexer's health) while
+    // the node is still unreachable.
+    let (notify, notifications) = broadcast::channel(1024);
+    let (health, health_rx) = watch::channel(IndexerHealth::Starting);
+    let exit_when_caught_up = cfg.exit_when_caught_up;
+    let state = AppState::new(store.clone(), api_cfg.clone())
+        .with_notifications(notifications)
+        .with_indexer_health(health_rx)
+        .with_metrics(render);
 
-    // One stop signal for both halves: Ctrl-C/SIGTERM, or the indexer halting on an error.
+    // One stop signal for both halves: Ctrl-C/SIGTERM (or a one-shot indexer that caught up).
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -83,22 +88,75 @@ pub(crate) async fn run_stack(
             serve_with(listener, router(state), stop, &api_cfg).await
         })
     };
-    let mut idx = {
-        let indexer = indexer.clone();
+    let mut idx_task = {
         let shutdown = stopped(stop_rx.clone());
-        tokio::spawn(async move { indexer.run(shutdown).await })
+        tokio::spawn(async move {
+            tokio::select! {
+                r = index(cfg, store, notify, health) => r,
+                () = shutdown => Ok(()),
+            }
+        })
     };
-    let finished = tokio::select! {
-        _ = shutdown => None,
-        r = &mut idx => Some(r),
+    tokio::pin!(shutdown);
+    let early = tokio::select! {
+        _ = &mut shutdown => None,
+        r = &mut idx_task => Some(r),
     };
+    if let Some(Ok(Err(e))) = &early {
+        // A halted indexer does not take the API down: it keeps serving what was indexed (not ready, with
+        // the reason) until the process is told to stop.
+        tracing::error!(error = %e, "indexing halted; the API keeps serving the indexed data until stopped");
+        shutdown.await;
+    } else if matches!(early, Some(Ok(Ok(())))) && !exit_when_caught_up {
+        shutdown.await;
+    }
     let _ = stop_tx.send(true);
-    let idx = match finished {
+    let idx = match early {
         Some(r) => r,
-        None => idx.await,
+        None => idx_task.await,
     };
     let api = api.await;
-    idx?.wrap_err("indexer halted")?;
+    idx?.wrap_err("indexing halted")?;
     api?.wrap_err("API server failed")?;
     Ok(())
+}
+
+/// Connect to the node (retrying while it is unreachable, reporting the fault in `health`), then index
+/// until stopped. Returns only for a fault retrying cannot fix (the indexer halted) or a one-shot run that
+/// caught up.
+async fn index(
+    cfg: IndexerConfig,
+    store: Store,
+    notify: broadcast::Sender<holdfast_primitives::IndexNotification>,
+    health: watch::Sender<IndexerHealth>,
+) -> holdfast_indexer::Result<()> {
+    use backon::BackoffBuilder;
+    let mut backoff = backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(250))
+        .with_max_delay(std::time::Duration::from_secs(15))
+        .with_jitter()
+        .without_max_times()
+        .build();
+    let started =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut retries = 0;
+    let indexer = loop {
+        match Indexer::new(cfg.clone(), store.clone()).await {
+            Ok(indexer) => break indexer,
+            Err(e) if e.is_fatal() => {
+                health.send_replace(IndexerHealth::Halted { reason: e.to_string() });
+                return Err(e);
+            }
+            Err(e) => {
+                retries += 1;
+                if retries == 1 {
+                    tracing::warn!(error = %e, "cannot reach the node; serving the stored data and retrying");
+                }
+                health.send_replace(IndexerHealth::Faulted { fault: e.to_string(), since: started, retries });
+                tokio::time::sleep(backoff.next().unwrap_or(std::time::Duration::from_secs(15))).await;
+            }
+        }
+    };
+    let indexer = indexer.with_notify(notify).with_health(health);
+    indexer.run(std::future::pending()).await
 }

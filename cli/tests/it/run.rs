@@ -144,3 +144,92 @@ fn api_limits_are_checked_before_serving() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--max-waits (100) must be below --max-connections (100)"), "{err}");
 }
+
+/// Readiness follows the node, not only the store: an idle chain (no block for longer than the stall
+/// limit) is ready, because the indexer confirms the head every 2 s; a node that disappears makes the
+/// process not ready within seconds, with the indexer's fault as the reason, while the API keeps serving
+/// the indexed data and the process stays up (before, it exited once the retries ran out, ~25 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_is_ready_on_an_idle_chain_and_not_ready_without_its_node_but_keeps_serving() {
+    let c = Chain::start().await;
+    let deployment = deployment_file(&c, "ready");
+    let db = TestDb::sqlite().await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut run = Killed(
+        Command::new(env!("CARGO_BIN_EXE_holdfast"))
+            .args(["--log", "warn", "run", "--rpc-url", &c.anvil.endpoint(), "--database-url", &db.url])
+            .arg("--deployment")
+            .arg(&deployment)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--poll-ms",
+                "200",
+                "--ready-max-stall-secs",
+                "3",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_ready(&base).await;
+    let id = B256::with_last_byte(0x51);
+    let deliver_by = c.now().await + 86_400;
+    let receipt = c
+        .escrow()
+        .lock(id, c.addr(2), U256::from(1_000_000u64), Address::ZERO, deliver_by, 60)
+        .from(c.addr(1))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let tx =
+        reqwest::get(format!("{base}/v1/transactions/{}?wait=20&finality=pending", receipt.transaction_hash))
+            .await
+            .unwrap();
+    assert_eq!(tx.status(), 200);
+
+    // Idle: no block for twice the stall limit, and still ready.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    let status = ready.status();
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(status, 200, "an idle chain must be ready: {body}");
+
+    // The node goes away: not ready within 10 s, with the indexer's fault as a reason.
+    let killed_at = std::time::Instant::now();
+    drop(c);
+    let reasons = loop {
+        let r = reqwest::get(format!("{base}/readyz")).await.unwrap();
+        if r.status() == 503 {
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "NOT_READY", "{body}");
+            break body["error"]["details"]["reasons"].to_string();
+        }
+        assert!(
+            killed_at.elapsed() < std::time::Duration::from_secs(10),
+            "still ready 10 s after the node died"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let deadline = killed_at + std::time::Duration::from_secs(10);
+    let mut reasons = reasons;
+    while !reasons.contains("indexer:") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let body: Value = reqwest::get(format!("{base}/readyz")).await.unwrap().json().await.unwrap();
+        reasons = body["error"]["details"]["reasons"].to_string();
+    }
+    assert!(reasons.contains("indexer:"), "the reason names the indexer's fault: {reasons}");
+
+    // Past the old retry budget the process is still up and serves what it indexed.
+    tokio::time::sleep(std::time::Duration::from_secs(30).saturating_sub(killed_at.elapsed())).await;
+    assert!(run.0.try_wait().unwrap().is_none(), "holdfast run exited while its node was down");
+    let order = reqwest::get(format!("{base}/v1/orders/{id}")).await.unwrap();
+    assert_eq!(order.status(), 200);
+    let order: Value = order.json().await.unwrap();
+    assert_eq!(order["amount"], "1000000", "{order}");
+    let _ = std::fs::remove_file(deployment);
+}

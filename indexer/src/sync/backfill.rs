@@ -57,7 +57,7 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
             }
         });
         let (chain, addresses, topics, range) = (
-            self.chain.clone(),
+            self.chain(),
             Arc::new(self.addresses.clone()),
             Arc::new(self.topics.clone()),
             self.range.clone(),

@@ -34,7 +34,7 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
             },
         };
         self.record_heights(&heights, meta.cursor);
-        let logs = match self.chain.block_logs(&self.addresses, &self.topics, head.hash).await {
+        let logs = match self.chain().block_logs(&self.addresses, &self.topics, head.hash).await {
             Ok(logs) => logs,
             Err(e) => {
                 // Typically the announced block was reorged away already: the full step sorts it out.
@@ -45,7 +45,7 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
         if logs.iter().any(|l| l.block_hash != Some(head.hash)) {
             return self.step().await;
         }
-        let events = decode_logs(&self.chain, self.chain_id, &logs, &[head]).await?;
+        let events = decode_logs(&self.chain(), self.chain_id, &logs, &[head]).await?;
         let batch = Batch {
             chain_id: self.chain_id,
             genesis_hash: meta.genesis_hash,
@@ -76,13 +76,13 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
         heights: Heights,
     ) -> Result<StepOutcome> {
         let to = heights.head.min(cursor + self.range.load(Ordering::Relaxed).max(1));
-        let headers = self.chain.headers(cursor + 1, to).await?;
+        let headers = self.chain().headers(cursor + 1, to).await?;
         if !reorg::links(cursor_hash, &headers) {
             tracing::debug!("chain moved while fetching headers; retrying the step");
             return Ok(StepOutcome::Progressed);
         }
         let logs = self
-            .chain
+            .chain()
             .logs(&self.addresses, &self.topics, cursor + 1, to, &self.range, self.cfg.backfill.min_range)
             .await?;
         if !reorg::logs_on(cursor + 1, &headers, &logs) {
@@ -91,7 +91,7 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
             );
             return Ok(StepOutcome::Progressed);
         }
-        let events = decode_logs(&self.chain, self.chain_id, &logs, &headers).await?;
+        let events = decode_logs(&self.chain(), self.chain_id, &logs, &headers).await?;
         let last = headers.last().expect("to > cursor");
         let batch = Batch {
             chain_id: self.chain_id,

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use tokio::sync::broadcast;
 
 pub use holdfast_primitives::IndexNotification;
-use holdfast_primitives::{BlockRef, Heights, event::event_signatures};
+use holdfast_primitives::{BlockRef, Heights, IndexerHealth, event::event_signatures};
 use holdfast_store::{ChainReader, MetaWriter, OrderReader, Storage};
 
 use crate::{
@@ -72,7 +72,10 @@ pub enum StepOutcome {
 #[derive(Debug)]
 pub struct Indexer<S, C = Chain> {
     cfg: IndexerConfig,
-    chain: C,
+    /// The source; replaced by a fresh connection when it keeps failing (a websocket whose backend is gone).
+    chain: std::sync::RwLock<C>,
+    /// What the indexer is doing, for readiness.
+    health: tokio::sync::watch::Sender<IndexerHealth>,
     store: S,
     chain_id: u64,
     addresses: Vec<Address>,
@@ -81,6 +84,8 @@ pub struct Indexer<S, C = Chain> {
     tokens: Vec<(Address, Address)>,
     notify: broadcast::Sender<IndexNotification>,
     last_reconcile: std::sync::Mutex<Option<Instant>>,
+    /// When the caught-up indexer last recorded the node's heights (see [`HEARTBEAT`]).
+    heartbeat: std::sync::Mutex<Option<Instant>>,
     /// Heights as last fetched (the fast path's finality).
     heights: std::sync::Mutex<Heights>,
     progress: tokio::sync::watch::Sender<Option<BackfillProgress>>,
@@ -116,12 +121,14 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
             addresses: cfg.deployments.iter().map(|d| d.escrow).collect(),
             topics: event_signatures(),
             cfg,
-            chain,
+            chain: std::sync::RwLock::new(chain),
+            health: tokio::sync::watch::Sender::new(IndexerHealth::Running),
             store,
             chain_id,
             tokens,
             notify,
             last_reconcile: std::sync::Mutex::new(None),
+            heartbeat: std::sync::Mutex::new(None),
             heights: std::sync::Mutex::new(Heights::default()),
             progress: tokio::sync::watch::Sender::new(None),
         })
@@ -132,9 +139,28 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
         &self.store
     }
 
-    /// The chain source.
-    pub fn chain(&self) -> &C {
-        &self.chain
+    /// The chain source (a handle: the indexer replaces its own after repeated faults).
+    pub fn chain(&self) -> C {
+        self.chain.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Publish commits and reverts on `notify` instead of a channel of the indexer's own (so that
+    /// listeners can subscribe before the indexer exists, e.g. while the node is still unreachable).
+    pub fn with_notify(mut self, notify: broadcast::Sender<IndexNotification>) -> Self {
+        self.notify = notify;
+        self
+    }
+
+    /// Publish the indexer's health on `health` instead of a channel of its own (see [`Self::health`]).
+    pub fn with_health(mut self, health: tokio::sync::watch::Sender<IndexerHealth>) -> Self {
+        health.send_replace(self.health.borrow().clone());
+        self.health = health;
+        self
+    }
+
+    /// What the indexer is doing: running, retrying a fault (which, since when, how often) or halted.
+    pub fn health(&self) -> tokio::sync::watch::Receiver<IndexerHealth> {
+        self.health.subscribe()
     }
 
     /// Chain id.
@@ -155,10 +181,54 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
 
     /// Run until `shutdown` resolves (or, with `exit_when_caught_up`, until the head is reached).
     /// Cancelling in the middle of a step is safe: every commit is one transaction.
+    ///
+    /// A fault is a state, not an exit: a node or database that fails is retried without limit, with capped
+    /// exponential backoff and jitter, rebuilding the connection to the node after repeated failures, and
+    /// indexing resumes exactly where the store says; [`Self::health`] reports the fault meanwhile. Only an
+    /// error retrying cannot fix ([`Error::is_fatal`]) ends the run, and [`Self::health`] then says why.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
         tokio::pin!(shutdown);
+        let mut faults = Faults::default();
+        loop {
+            let attempt = tokio::select! {
+                r = self.follow_chain(&mut faults) => r,
+                _ = &mut shutdown => return Ok(()),
+            };
+            let err = match attempt {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_fatal() => {
+                    tracing::error!(error = %e, "indexing halted: retrying cannot fix this");
+                    self.health.send_replace(IndexerHealth::Halted { reason: e.to_string() });
+                    return Err(e);
+                }
+                Err(e) => e,
+            };
+            let delay = faults.record(&err);
+            self.health.send_replace(faults.health());
+            if faults.should_log() {
+                tracing::warn!(error = %err, retries = faults.retries, retry_in = ?delay, "indexing fault; retrying");
+            }
+            metrics::fault(faults.retries);
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = &mut shutdown => return Ok(()),
+            }
+            if faults.retries >= RECONNECT_AFTER {
+                match self.chain().reconnect().await {
+                    Ok(fresh) => {
+                        *self.chain.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh
+                    }
+                    Err(e) => tracing::debug!(error = %e, "reconnecting to the node failed"),
+                }
+            }
+        }
+    }
+
+    /// Follow the chain until the first error (or, with `exit_when_caught_up`, the head); every successful
+    /// step clears `faults`.
+    async fn follow_chain(&self, faults: &mut Faults) -> Result<()> {
         self.check_chain().await?;
-        let mut heads = match self.chain.new_heads().await {
+        let mut heads = match self.chain().new_heads().await {
             Ok(heads) => heads,
             Err(e) => {
                 tracing::warn!(error = %e, "newHeads subscription failed; polling instead");
@@ -168,15 +238,19 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
         // A head announced by the subscription, to commit directly if it extends the cursor.
         let mut announced: Option<BlockRef> = None;
         loop {
-            let outcome = tokio::select! {
-                r = async {
-                    match announced.take() {
-                        Some(head) => self.follow(head).await,
-                        None => self.step().await,
-                    }
-                } => r?,
-                _ = &mut shutdown => return Ok(()),
+            let outcome = match announced.take() {
+                Some(head) => self.follow(head).await?,
+                None => self.step().await?,
             };
+            if let Some(down) = faults.clear() {
+                tracing::info!(down_for = ?down, "indexing recovered");
+                metrics::recovered();
+            }
+            self.health.send_if_modified(|h| {
+                let changed = *h != IndexerHealth::Running;
+                *h = IndexerHealth::Running;
+                changed
+            });
             if outcome == StepOutcome::CaughtUp {
                 if let Err(e) = self.maybe_reconcile().await {
                     tracing::warn!(error = %e, "reconciliation failed");
@@ -203,7 +277,6 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
                     _ = wait => {}
                     // A fallback wake-up even with a subscription, in case a notification is lost.
                     _ = tokio::time::sleep(self.cfg.poll_interval.max(Duration::from_millis(50)) * 4) => {}
-                    _ = &mut shutdown => return Ok(()),
                 }
             }
         }
@@ -211,7 +284,7 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
 
     /// The node's heights (remembered for the live fast path).
     async fn fetch_heights(&self) -> Result<Heights> {
-        let h = self.chain.heights(self.cfg.finality).await?;
+        let h = self.chain().heights(self.cfg.finality).await?;
         *self.heights.lock().expect("not poisoned") = h;
         Ok(h)
     }
@@ -228,7 +301,7 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
     pub async fn check_chain(&self) -> Result<()> {
         let Some(meta) = self.store.chain_meta(self.chain_id).await? else { return Ok(()) };
         let genesis = self.genesis_hash().await?;
-        let head = self.chain.head().await?;
+        let head = self.chain().head().await?;
         let reason = if genesis != meta.genesis_hash {
             Some(ResetReason::Genesis { node: genesis, stored: meta.genesis_hash })
         } else if head + 64 < meta.cursor {
@@ -247,7 +320,7 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
     }
 
     async fn genesis_hash(&self) -> Result<B256> {
-        self.chain
+        self.chain()
             .header(BlockNumberOrTag::Number(0))
             .await?
             .map(|b| b.hash)
@@ -256,8 +329,11 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
 
     async fn initial_cursor(&self) -> Result<(BlockNumber, B256)> {
         let at = self.cfg.start_block().saturating_sub(1);
-        let hdr =
-            self.chain.header(BlockNumberOrTag::Number(at)).await?.ok_or(ConfigError::StartBeyondHead(at))?;
+        let hdr = self
+            .chain()
+            .header(BlockNumberOrTag::Number(at))
+            .await?
+            .ok_or(ConfigError::StartBeyondHead(at))?;
         Ok((at, hdr.hash))
     }
 
@@ -275,16 +351,23 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
         self.record_heights(&heights, cursor);
 
         if let Some(meta) = &meta {
-            let node = self.chain.header(BlockNumberOrTag::Number(cursor)).await?;
+            let node = self.chain().header(BlockNumberOrTag::Number(cursor)).await?;
             if node.map(|b| b.hash) != Some(cursor_hash) {
                 self.handle_reorg(meta, node).await?;
                 return Ok(StepOutcome::Progressed);
             }
         }
         if heights.head <= cursor {
-            if meta.is_some_and(|m| m.heights != heights) {
+            // New heights, or a heartbeat: the stored update time says when the indexer last confirmed the
+            // node's head, so that readiness can tell an idle chain (ready) from an unreachable node.
+            let heartbeat_due =
+                self.heartbeat.lock().expect("not poisoned").is_none_or(|t| t.elapsed() >= HEARTBEAT);
+            if meta.is_some_and(|m| m.heights != heights) || (meta.is_some() && heartbeat_due) {
                 self.store.update_heights(self.chain_id, heights).await?;
-                let _ = self.notify.send(IndexNotification::Heights(heights));
+                *self.heartbeat.lock().expect("not poisoned") = Some(Instant::now());
+                if meta.is_some_and(|m| m.heights != heights) {
+                    let _ = self.notify.send(IndexNotification::Heights(heights));
+                }
             }
             return Ok(StepOutcome::CaughtUp);
         }
@@ -310,6 +393,73 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
 
     fn record_heights(&self, h: &Heights, cursor: BlockNumber) {
         metrics::heights(h, cursor);
+    }
+}
+
+/// How often a caught-up indexer records the node's heights even when they did not change (the store's
+/// `updated_at` is then the last time the node's head was confirmed: readiness reads it).
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// Consecutive failures after which the connection to the node is rebuilt.
+const RECONNECT_AFTER: u32 = 2;
+
+/// The current run of consecutive faults.
+#[derive(Debug, Default)]
+struct Faults {
+    /// Failures in a row.
+    retries: u32,
+    /// When the first of them happened.
+    since: Option<(Instant, u64)>,
+    /// The last one.
+    last: String,
+    /// The backoff schedule of this run of faults: capped exponential with jitter (`backon`).
+    backoff: Option<backon::ExponentialBackoff>,
+    /// When a fault was last logged (they are logged at a bounded rate).
+    logged: Option<Instant>,
+}
+
+impl Faults {
+    /// Record a failure; returns how long to wait before retrying.
+    fn record(&mut self, e: &Error) -> Duration {
+        use backon::BackoffBuilder;
+        self.retries += 1;
+        self.last = e.to_string();
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.since.get_or_insert((Instant::now(), now));
+        let backoff = self.backoff.get_or_insert_with(|| {
+            backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(250))
+                .with_max_delay(Duration::from_secs(15))
+                .with_jitter()
+                .without_max_times()
+                .build()
+        });
+        backoff.next().unwrap_or(Duration::from_secs(15))
+    }
+
+    /// The first failure, then at most one line every 30 s.
+    fn should_log(&mut self) -> bool {
+        let due = self.logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(30));
+        if due {
+            self.logged = Some(Instant::now());
+        }
+        due
+    }
+
+    fn health(&self) -> IndexerHealth {
+        IndexerHealth::Faulted {
+            fault: self.last.clone(),
+            since: self.since.map_or(0, |(_, unix)| unix),
+            retries: self.retries,
+        }
+    }
+
+    /// After a success: how long the faults lasted, if there were any.
+    fn clear(&mut self) -> Option<Duration> {
+        let down = self.since.map(|(t, _)| t.elapsed());
+        *self = Self::default();
+        down
     }
 }
 

@@ -28,7 +28,7 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
         for (escrow, token) in &self.tokens {
             let (remaining, credits) = self.store.escrow_liabilities(self.chain_id, *escrow).await?;
             let expected = remaining + credits;
-            let actual = self.chain.balance_of(*token, *escrow, meta.cursor_hash).await?;
+            let actual = self.chain().balance_of(*token, *escrow, meta.cursor_hash).await?;
             let r = Reconciliation {
                 chain_id: self.chain_id,
                 escrow: *escrow,

@@ -65,7 +65,7 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
         let stored = self.store.blocks_from(self.chain_id, 0).await?;
         let mut fork = None;
         for b in stored.iter().rev().filter(|b| b.number <= meta.cursor) {
-            let node = self.chain.header(BlockNumberOrTag::Number(b.number)).await?;
+            let node = self.chain().header(BlockNumberOrTag::Number(b.number)).await?;
             if node.map(|n| n.hash) == Some(b.hash) {
                 fork = Some(*b);
                 break;

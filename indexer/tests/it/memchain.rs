@@ -234,6 +234,9 @@ impl ChainSource for MemChain {
     async fn new_heads(&self) -> Result<Option<HeadStream>> {
         Ok(None)
     }
+    async fn reconnect(&self) -> Result<Self> {
+        Ok(self.clone())
+    }
 }
 
 fn cases() -> u64 {
