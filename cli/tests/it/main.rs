@@ -11,3 +11,4 @@ mod help;
 mod order;
 mod quickstart;
 mod run;
+mod storage_faults;

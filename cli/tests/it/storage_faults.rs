@@ -1,0 +1,226 @@
+//! Storage outage drills for `holdfast run`: a SQLite store whose disk fills up, and a Postgres database
+//! that turns read-only. Each time the API keeps answering with the last committed data, `/readyz` turns
+//! not ready with the indexer's fault, and once the store is writable again the indexer resumes by itself
+//! and the store equals a fresh index of the chain. The SQLite store lives on a small tmpfs mounted for
+//! the test (the tests run as root). `HOLDFAST_DRILL_SCALE=N` keeps each outage N times longer.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use alloy::primitives::{Address, B256, U256};
+use serde_json::Value;
+
+use crate::{
+    common::{Killed, deployment_file, free_port, wait_ready},
+    harness::{Chain, TestDb, drill_scale, index, pg_admin_url, random_hex, snapshot},
+};
+
+/// A tmpfs of `size` mounted at a fresh directory; unmounted and removed when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("holdfast-tmpfs-{}", random_hex()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mounting a tmpfs needs root (the tests run as root): {status}");
+        Self(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Fill the filesystem of `dir` with a file of zeros until it is full.
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
+async fn lock(c: &Chain, id: B256) {
+    let deliver_by = c.now().await + 86_400;
+    let receipt = c
+        .escrow()
+        .lock(id, c.addr(2), U256::from(2_000_000u64), Address::ZERO, deliver_by, 60)
+        .from(c.addr(1))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status());
+}
+
+async fn get(url: String) -> (u16, Value) {
+    let r = reqwest::get(url).await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Wait (up to `limit`) until `/readyz` answers `want`; returns its body.
+async fn readyz_becomes(base: &str, want: u16, limit: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let (status, body) = get(format!("{base}/readyz")).await;
+        if status == want {
+            return body;
+        }
+        assert!(started.elapsed() < limit, "/readyz still {status} after {limit:?}: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One outage: break the store with `cause`, lock an order meanwhile, check the API, heal it with `heal`,
+/// and check that the indexer caught up by itself.
+async fn outage(c: &Chain, base: &str, served: B256, new: B256, cause: impl FnOnce(), heal: impl FnOnce()) {
+    cause();
+    lock(c, new).await;
+    let body = readyz_becomes(base, 503, Duration::from_secs(10)).await;
+    let reasons = body["error"]["details"]["reasons"].to_string();
+    assert!(reasons.contains("indexer:"), "the reason names the indexer's fault: {reasons}");
+    let (status, order) = get(format!("{base}/v1/orders/{served}")).await;
+    assert_eq!(status, 200, "the last committed data is still served: {order}");
+    tokio::time::sleep(Duration::from_secs(2 * drill_scale() as u64)).await;
+    heal();
+    readyz_becomes(base, 200, Duration::from_secs(30)).await;
+    let (status, order) = get(format!("{base}/v1/orders/{new}")).await;
+    assert_eq!(status, 200, "the order locked during the outage was indexed after it: {order}");
+}
+
+/// `holdfast run` over `db_url`, indexing `c`, with a 5 s readiness stall limit.
+fn spawn_run(c: &Chain, deployment: &Path, db_url: &str, port: u16) -> Killed {
+    Killed(
+        Command::new(env!("CARGO_BIN_EXE_holdfast"))
+            .args(["--log", "warn", "run", "--rpc-url", &c.anvil.endpoint(), "--database-url", db_url])
+            .arg("--deployment")
+            .arg(deployment)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--poll-ms",
+                "200",
+                "--ready-max-stall-secs",
+                "5",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// After the drill: the process is still up, and its store equals a fresh index of the chain.
+async fn check_after(c: &Chain, mut run: Killed, db_url: &str) {
+    assert!(run.0.try_wait().unwrap().is_none(), "holdfast run exited during a storage outage");
+    drop(run);
+    let db = holdfast_store::Store::connect(db_url).await.unwrap();
+    let fresh_db = TestDb::sqlite().await;
+    let fresh = fresh_db.store().await;
+    index(c, &fresh).await;
+    assert_eq!(snapshot(&db).await, snapshot(&fresh).await, "the store differs from a fresh index");
+    db.close().await;
+    fresh_db.cleanup(fresh).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_disk_full_is_a_state_not_an_exit() {
+    let fs = Tmpfs::mount("4m");
+    let c = Chain::start().await;
+    let deployment = deployment_file(&c, "disk-full");
+    let db_url = format!("sqlite://{}", fs.0.join("holdfast.db").display());
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let run = spawn_run(&c, &deployment, &db_url, port);
+    wait_ready(&base).await;
+    let first = B256::with_last_byte(0x61);
+    lock(&c, first).await;
+    readyz_becomes(&base, 200, Duration::from_secs(20)).await;
+
+    let filler = std::cell::RefCell::new(None);
+    outage(
+        &c,
+        &base,
+        first,
+        B256::with_last_byte(0x62),
+        || *filler.borrow_mut() = Some(fill(&fs.0)),
+        || std::fs::remove_file(filler.borrow_mut().take().unwrap()).unwrap(),
+    )
+    .await;
+    check_after(&c, run, &db_url).await;
+    let _ = std::fs::remove_file(deployment);
+}
+
+/// Run SQL on the Postgres server as the admin user.
+async fn admin(sql: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&pg_admin_url()).await.unwrap();
+    sqlx::query(sql).execute(&mut conn).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_read_only_is_a_state_not_an_exit() {
+    let c = Chain::start().await;
+    let deployment = deployment_file(&c, "read-only");
+    let db = TestDb::postgres().await;
+    let name = db.url.rsplit('/').next().unwrap().to_string();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let run = spawn_run(&c, &deployment, &db.url, port);
+    wait_ready(&base).await;
+    let first = B256::with_last_byte(0x71);
+    lock(&c, first).await;
+    readyz_becomes(&base, 200, Duration::from_secs(20)).await;
+
+    // Read-only for every new session; the running ones are ended so that the pool reconnects.
+    let terminate = format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+    );
+    let (read_only, writable) = (
+        format!("ALTER DATABASE {name} SET default_transaction_read_only = on"),
+        format!("ALTER DATABASE {name} SET default_transaction_read_only = off"),
+    );
+    let rt = tokio::runtime::Handle::current();
+    let sql = |stmts: Vec<String>| {
+        let rt = rt.clone();
+        move || {
+            std::thread::spawn(move || {
+                rt.block_on(async {
+                    for s in stmts {
+                        admin(&s).await;
+                    }
+                })
+            })
+            .join()
+            .unwrap()
+        }
+    };
+    outage(
+        &c,
+        &base,
+        first,
+        B256::with_last_byte(0x72),
+        sql(vec![read_only, terminate.clone()]),
+        sql(vec![writable, terminate]),
+    )
+    .await;
+    let store = db.store().await;
+    check_after(&c, run, &db.url).await;
+    db.cleanup(store).await;
+    let _ = std::fs::remove_file(deployment);
+}
