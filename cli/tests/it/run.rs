@@ -176,20 +176,9 @@ async fn run_is_ready_on_an_idle_chain_and_not_ready_without_its_node_but_keeps_
     wait_ready(&base).await;
     let id = B256::with_last_byte(0x51);
     let deliver_by = c.now().await + 86_400;
-    let receipt = c
-        .escrow()
-        .lock(id, c.addr(2), U256::from(1_000_000u64), Address::ZERO, deliver_by, 60)
-        .from(c.addr(1))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let tx_hash = c.lock(1, id, c.addr(2), 1_000_000, Address::ZERO, deliver_by, 60).await;
     let tx =
-        reqwest::get(format!("{base}/v1/transactions/{}?wait=20&finality=pending", receipt.transaction_hash))
-            .await
-            .unwrap();
+        reqwest::get(format!("{base}/v1/transactions/{tx_hash}?wait=20&finality=pending")).await.unwrap();
     assert_eq!(tx.status(), 200);
 
     // Idle: no block for twice the stall limit, and still ready.
