@@ -9,5 +9,6 @@ mod crash;
 mod dev;
 mod help;
 mod order;
+mod outage;
 mod quickstart;
 mod run;
