@@ -9,6 +9,7 @@ mod crash;
 mod dev;
 mod help;
 mod order;
+mod outage;
 mod quickstart;
 mod run;
 mod storage_faults;

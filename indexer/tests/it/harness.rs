@@ -408,6 +408,18 @@ impl TestDb {
         }
     }
 
+    /// The Postgres database's name (`None` for SQLite), e.g. to make it refuse connections in a drill.
+    #[allow(dead_code)] // used by the `holdfast` binary tests
+    pub fn pg_name(&self) -> Option<&str> {
+        self.pg_name.as_deref()
+    }
+
+    /// The SQLite file (`None` for Postgres).
+    #[allow(dead_code)] // used by the `holdfast` binary tests
+    pub fn file(&self) -> Option<&std::path::Path> {
+        self.file.as_deref()
+    }
+
     pub async fn store(&self) -> Store {
         Store::connect(&self.url).await.unwrap_or_else(|e| panic!("cannot open {}: {e}", self.url))
     }
