@@ -975,6 +975,21 @@ pub struct ChangeRecord {
     pub order: Option<OrderRecord>,
 }
 
+/// The data of a `resync` stream event: the client asked to resume after a position beyond the end of the
+/// change log (the store was reset or re-created, or the position was never served), so changes it holds
+/// may have been lost and none can be replayed from there. Its SSE `id` is `lastSeq`; the stream continues
+/// with the changes after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResyncRecord {
+    /// The position the client asked to resume after (`Last-Event-ID` or `after`).
+    pub after: i64,
+    /// The newest position of the change log (0: empty); the stream continues after it.
+    pub last_seq: i64,
+    /// What the client must do (human-readable).
+    pub message: String,
+}
+
 /// The data of a `heights` stream event: sent at the start and whenever a chain's heights move, so
 /// clients can advance the finality of the orders they hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]

@@ -106,3 +106,60 @@ async fn validation_errors_name_the_parameter() {
     assert_eq!(bad_id.json["error"]["details"]["field"], "Last-Event-ID");
     db.cleanup(store).await;
 }
+
+// --- Item 7: resuming beyond the end of the change log answers with a `resync` event, then the stream goes on.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_resumed_beyond_the_log_resyncs() {
+    let c = Chain::start().await;
+    let db = TestDb::sqlite().await;
+    let store = db.store().await;
+    let by = c.now().await + DAY;
+    c.lock(1, id(1), c.addr(2), 1_000, Address::ZERO, by, 60).await;
+    c.lock(1, id(2), c.addr(2), 2_000, Address::ZERO, by, 60).await;
+    index(&c, &store).await;
+    let last = store.last_change_seq().await.unwrap();
+    assert!(last >= 2);
+    let r = router(app(&c, &store, None));
+    let schemas = Schemas::new(&get(&r, "/openapi.json").await.json);
+    let within = Duration::from_secs(5);
+
+    // A client left open across a store reset (or asking for 99999), by header and by `after`.
+    let mut streams = Vec::new();
+    for (uri, headers) in [("/v1/stream", vec![("last-event-id", "99999")]), ("/v1/stream?after=99999", vec![])] {
+        let mut s = SseStream::open(&r, uri, &headers).await;
+        let e = next_change(&mut s, within, "resync").await;
+        assert_eq!(e.event, "resync", "{uri}: {e:?}");
+        schemas.check("ResyncRecord", &e.data);
+        assert_eq!(e.id, Some(last.to_string()), "{uri}: resumable from the current end");
+        assert_eq!((e.data["after"].as_i64(), e.data["lastSeq"].as_i64()), (Some(99999), Some(last)));
+        assert!(drain(&mut s, Duration::from_millis(300)).await.is_empty(), "{uri}: nothing before a change");
+        streams.push(s);
+    }
+    // ... and then it receives the changes after the current end, not nothing until the log passes 99999.
+    c.lock(1, id(3), c.addr(2), 3_000, Address::ZERO, by, 60).await;
+    index(&c, &store).await;
+    for s in &mut streams {
+        let e = next_change(s, Duration::from_secs(10), "the next update").await;
+        assert_eq!((e.event.as_str(), e.data["orderId"].as_str()), ("order.updated", Some(hex(id(3)).as_str())));
+        assert_eq!(e.id, Some((last + 1).to_string()));
+    }
+
+    // Positions within the log resume as before, without a resync (the end itself, and an earlier one).
+    let end = (last + 1).to_string();
+    let mut s = SseStream::open(&r, "/v1/stream", &[("last-event-id", &end)]).await;
+    assert!(drain(&mut s, Duration::from_millis(500)).await.is_empty());
+    let mut s = SseStream::open(&r, &format!("/v1/stream?after={last}"), &[]).await;
+    let e = next_change(&mut s, within, "the last update").await;
+    assert_eq!((e.event.as_str(), e.id), ("order.updated", Some(end.clone())));
+
+    // An empty log (a store just reset): the client continues from 0.
+    let empty_db = TestDb::sqlite().await;
+    let empty = empty_db.store().await;
+    let er = router(app(&c, &empty, None));
+    let mut s = SseStream::open(&er, "/v1/stream", &[("last-event-id", &end)]).await;
+    let e = next_change(&mut s, within, "resync").await;
+    assert_eq!((e.event.as_str(), e.id, e.data["lastSeq"].as_i64()), ("resync", Some("0".into()), Some(0)));
+    empty_db.cleanup(empty).await;
+    db.cleanup(store).await;
+}
