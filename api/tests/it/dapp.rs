@@ -163,3 +163,51 @@ async fn stream_resumed_beyond_the_log_resyncs() {
     empty_db.cleanup(empty).await;
     db.cleanup(store).await;
 }
+
+// --- Item 9: waiting on a transaction a reorg removed ends at once with TX_REVERTED (not retryable).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_removed_by_a_reorg_ends_the_wait() {
+    let c = Chain::start().await;
+    let db = TestDb::sqlite().await;
+    let store = db.store().await;
+    let by = c.now().await + DAY;
+    let tx = c.lock(1, id(1), c.addr(2), 1_000, Address::ZERO, by, 60).await;
+    index(&c, &store).await;
+    let r = router(app(&c, &store, None));
+    let schemas = Schemas::new(&get(&r, "/openapi.json").await.json);
+    let uri = |q: &str| format!("/v1/transactions/{}?{q}", hex(tx));
+    assert_eq!(get(&r, &uri("wait=1")).await.status, 200);
+
+    // A wait open when the reorg happens is answered as soon as the revert is indexed.
+    let waiting = tokio::spawn({
+        let (r, u) = (r.clone(), uri("wait=30&finality=safe"));
+        async move {
+            let started = Instant::now();
+            (get(&r, &u).await, started.elapsed())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    reorg_last_block(&c).await;
+    index(&c, &store).await;
+    let (t, took) = tokio::time::timeout(Duration::from_secs(15), waiting).await.expect("answered").unwrap();
+    assert_error(&t, 409, "TX_REVERTED");
+    assert!(took < Duration::from_secs(10), "answered at the revert, not when the wait ran out: {took:?}");
+    schemas.check("ErrorEnvelope", &t.json);
+    schemas.check("TransactionRecord", &t.json["error"]["details"]);
+    assert_eq!(t.json["error"]["retryable"], false);
+    assert_eq!(t.json["error"]["details"]["status"], "reverted");
+    assert!(t.headers.get("retry-after").is_none());
+
+    // Waits that start after the revert: answered at once, at any finality, and `finality` alone too.
+    for q in ["wait=10", "wait=10&finality=finalized", "finality=safe"] {
+        let started = Instant::now();
+        let t = get(&r, &uri(q)).await;
+        assert_error(&t, 409, "TX_REVERTED");
+        assert!(started.elapsed() < Duration::from_secs(2), "{q}: {:?}", started.elapsed());
+    }
+    // A plain read still shows the record.
+    let t = get(&r, &format!("/v1/transactions/{}", hex(tx))).await;
+    assert_eq!((t.status.as_u16(), t.json["status"].as_str()), (200, Some("reverted")));
+    db.cleanup(store).await;
+}
