@@ -949,9 +949,14 @@ pub enum ChangeType {
     /// longer exists.
     #[serde(rename = "order.retracted")]
     OrderRetracted,
+    /// Only on a stream filtered by `status`: the order, last announced in the filtered status, changed to
+    /// another status (it leaves the filter); `order` is the new record. No further updates of it follow
+    /// unless it returns to the filtered status.
+    #[serde(rename = "order.left")]
+    OrderLeft,
 }
 
-/// The data of an `order.updated` or `order.retracted` stream event.
+/// The data of an `order.updated`, `order.left` or `order.retracted` stream event.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeRecord {
@@ -968,8 +973,8 @@ pub struct ChangeRecord {
     /// Order id.
     #[schema(pattern = "^0x[0-9a-f]{64}$")]
     pub order_id: String,
-    /// `order.updated`: the last block of the new state. `order.retracted`: the fork block; every state
-    /// built on blocks above it was reverted.
+    /// `order.updated`, `order.left`: the last block of the new state. `order.retracted`: the fork block;
+    /// every state built on blocks above it was reverted.
     pub block_number: u64,
     /// The order after the change (`null`: a reorg erased it).
     pub order: Option<OrderRecord>,

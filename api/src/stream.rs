@@ -1,8 +1,8 @@
 //! `GET /v1/stream`: the change feed as Server-Sent Events, read from the store's durable change log.
 //!
-//! Every `order.updated` / `order.retracted` event carries its change-log sequence number as the SSE `id`,
-//! so a client resumes from any past position with `Last-Event-ID` (browsers' `EventSource` does it by
-//! itself on reconnect). The stream wakes on the watcher's snapshot (a new change-log entry or new heights),
+//! Every `order.updated` / `order.left` / `order.retracted` event carries its change-log sequence number as
+//! the SSE `id`, so a client resumes from any past position with `Last-Event-ID` (browsers' `EventSource`
+//! does it by itself on reconnect). The stream wakes on the watcher's snapshot (a new change-log entry or new heights),
 //! never polls the store on its own.
 
 use std::{collections::BTreeMap, convert::Infallible, time::Duration};
@@ -42,7 +42,8 @@ pub struct StreamQuery {
     pub arbiter: Option<String>,
     /// Escrow contract.
     pub escrow: Option<String>,
-    /// Order status (retractions are sent regardless of it).
+    /// Order status. Retractions are sent regardless of it; an order that changes from it to another status is
+    /// sent once more, as `order.left`.
     pub status: Option<OrderStatusName>,
     /// Chain id.
     pub chain_id: Option<u64>,
@@ -75,7 +76,8 @@ fn event<T: Serialize>(name: &str, id: Option<i64>, data: &T) -> Event {
             the last event received). Beyond the end of the log (a reset store): a `resync` event first"),
     ),
     responses(
-        (status = 200, description = "`text/event-stream`. Events: `order.updated` and `order.retracted` (data: \
+        (status = 200, description = "`text/event-stream`. Events: `order.updated`, `order.left` (with `status`: \
+            an order last sent in that status changed to another; the new record) and `order.retracted` (data: \
             ChangeRecord; `id`: change-log position), `heights` (data: HeightsRecord, no id; at the start and when a \
             chain's heights move), `resync` (data: ResyncRecord; `id`: the current end of the log; first, when the \
             position to resume after is beyond the end of the log: re-read the orders, the stream continues after \
@@ -175,7 +177,12 @@ pub(crate) async fn stream(
                 for ch in page {
                     after = ch.seq;
                     let h = snap.heights(ch.chain_id);
+                    // The store sends an update out of the filtered status only when the order's previous entry
+                    // announced that status: the order leaves the filter.
+                    let left = filter.status.is_some()
+                        && ch.state.as_ref().map(|o| o.status) != filter.status;
                     let (name, change_type) = match ch.kind {
+                        ChangeKind::OrderUpdated if left => ("order.left", ChangeType::OrderLeft),
                         ChangeKind::OrderUpdated => ("order.updated", ChangeType::OrderUpdated),
                         ChangeKind::OrderRetracted => ("order.retracted", ChangeType::OrderRetracted),
                     };

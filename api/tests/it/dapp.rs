@@ -211,3 +211,112 @@ async fn transaction_removed_by_a_reorg_ends_the_wait() {
     assert_eq!((t.status.as_u16(), t.json["status"].as_str()), (200, Some("reverted")));
     db.cleanup(store).await;
 }
+
+// --- Item 8: a stream filtered by status reports the orders that leave the filter (`order.left`).
+
+/// `event orderId status` of each event, with the order ids shortened to their last byte.
+fn summary(events: &[Sse]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            let o = e.data["orderId"].as_str().map_or(String::new(), |o| o[o.len() - 2..].to_uppercase());
+            format!("{} {o} {}", e.event, e.data["order"]["status"].as_str().unwrap_or("null"))
+        })
+        .collect()
+}
+
+async fn orders_leaving_the_filter(backend: &str) {
+    let c = Chain::start().await;
+    let db = TestDb::of(backend).await;
+    let store = db.store().await;
+    let by = c.now().await + DAY;
+    let e = c.escrow();
+    let (a, b, cc) = (id(0x0A), id(0x0B), id(0x0C));
+    c.lock(1, a, c.addr(2), 1_000, Address::ZERO, by, 60).await;
+    c.lock(1, b, c.addr(2), 2_000, Address::ZERO, by, 60).await;
+    index(&c, &store).await;
+    let r = router(app(&c, &store, None));
+    let schemas = Schemas::new(&get(&r, "/openapi.json").await.json);
+    let quiet = Duration::from_millis(1500);
+
+    // A dApp lists the held orders (A and B) and follows `?status=held` from now on.
+    let mut live = SseStream::open(&r, "/v1/stream?status=held", &[]).await;
+    // A is delivered, B released at once: both leave the filter, with their new state.
+    send!(e.deliver(a, B256::ZERO).from(c.addr(2)));
+    send!(e.release(b, U256::from(2_000)).from(c.addr(1)));
+    index(&c, &store).await;
+    let got = drain(&mut live, quiet).await;
+    assert_eq!(summary(&got), ["order.left 0A delivered", "order.left 0B released"], "{got:#?}");
+    for ev in &got {
+        schemas.check("ChangeRecord", &ev.data);
+        assert_eq!(ev.data["type"], "order.left");
+        assert_eq!(ev.data["seq"].to_string(), ev.id.clone().unwrap());
+    }
+    let left_a = got[0].id.clone().unwrap();
+    // A, already gone from the list, is released: nothing more about it. C is locked: held.
+    send!(e.release(a, U256::from(1_000)).from(c.addr(1)));
+    c.lock(1, cc, c.addr(2), 3_000, Address::ZERO, by, 60).await;
+    index(&c, &store).await;
+    assert_eq!(summary(&drain(&mut live, quiet).await), ["order.updated 0C held"]);
+    // C is delivered (leaves), the delivery is reorged away (the retraction brings it back as held), and C
+    // is delivered again: it leaves again, as the last state the stream announced for it was held.
+    send!(e.deliver(cc, B256::ZERO).from(c.addr(2)));
+    index(&c, &store).await;
+    assert_eq!(summary(&drain(&mut live, quiet).await), ["order.left 0C delivered"]);
+    reorg_last_block(&c).await;
+    index(&c, &store).await;
+    assert_eq!(summary(&drain(&mut live, quiet).await), ["order.retracted 0C held"]);
+    send!(e.deliver(cc, B256::with_last_byte(1)).from(c.addr(2)));
+    index(&c, &store).await;
+    assert_eq!(summary(&drain(&mut live, quiet).await), ["order.left 0C delivered"]);
+
+    // The same from the log: a replay, a replay with a fixed-field filter, and a resume in the middle.
+    let held_history = [
+        "order.updated 0A held",
+        "order.updated 0B held",
+        "order.left 0A delivered",
+        "order.left 0B released",
+        "order.updated 0C held",
+        "order.left 0C delivered",
+        "order.retracted 0C held",
+        "order.left 0C delivered",
+    ];
+    let payer = format!("{:#x}", c.addr(1));
+    for uri in ["/v1/stream?after=0&status=held".to_string(), format!("/v1/stream?after=0&status=held&payer={payer}")] {
+        let mut s = SseStream::open(&r, &uri, &[]).await;
+        assert_eq!(summary(&drain(&mut s, quiet).await), held_history, "{uri}");
+    }
+    let mut s = SseStream::open(&r, "/v1/stream?status=held", &[("last-event-id", &left_a)]).await;
+    assert_eq!(summary(&drain(&mut s, quiet).await), held_history[3..], "resumed after A left");
+    // Another status: orders enter and leave it; the retraction is sent whatever its status.
+    let mut s = SseStream::open(&r, "/v1/stream?after=0&status=delivered", &[]).await;
+    assert_eq!(
+        summary(&drain(&mut s, quiet).await),
+        [
+            "order.updated 0A delivered",
+            "order.left 0A released",
+            "order.updated 0C delivered",
+            "order.retracted 0C held",
+            "order.updated 0C delivered",
+        ]
+    );
+    // Without a status filter nothing leaves: updates and the retraction only.
+    let mut s = SseStream::open(&r, "/v1/stream?after=0", &[]).await;
+    let all = summary(&drain(&mut s, quiet).await);
+    assert!(all.iter().all(|e| !e.starts_with("order.left")), "{all:#?}");
+    assert_eq!(all.len(), 9, "{all:#?}");
+    // A filter no order's fixed fields match sends nothing, leaving included.
+    let mut s = SseStream::open(&r, &format!("/v1/stream?after=0&status=held&payee={payer}"), &[]).await;
+    assert!(drain(&mut s, quiet).await.is_empty());
+    db.cleanup(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_stream_reports_orders_leaving_it_sqlite() {
+    orders_leaving_the_filter("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_stream_reports_orders_leaving_it_postgres() {
+    orders_leaving_the_filter("postgres").await;
+}
