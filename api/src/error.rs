@@ -280,9 +280,7 @@ impl ApiError {
             }
             Self::WaitTimeout { message, details }
             | Self::TxReverted { message, details }
-            | Self::NotReady { message, details } => {
-                (message.clone(), Some(details.clone()))
-            }
+            | Self::NotReady { message, details } => (message.clone(), Some(details.clone())),
             other => (other.to_string(), None),
         };
         ErrorEnvelope { error: ErrorBody { code, message, retryable: code.retryable(), details } }

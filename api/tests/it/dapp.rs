@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use alloy::{
     primitives::{Address, B256, U256},
-    providers::{Provider, ext::AnvilApi},
+    providers::ext::AnvilApi,
     rpc::types::anvil::ReorgOptions,
 };
 use holdfast_api::{ApiConfig, AppState, router};
@@ -126,7 +126,9 @@ async fn stream_resumed_beyond_the_log_resyncs() {
 
     // A client left open across a store reset (or asking for 99999), by header and by `after`.
     let mut streams = Vec::new();
-    for (uri, headers) in [("/v1/stream", vec![("last-event-id", "99999")]), ("/v1/stream?after=99999", vec![])] {
+    for (uri, headers) in
+        [("/v1/stream", vec![("last-event-id", "99999")]), ("/v1/stream?after=99999", vec![])]
+    {
         let mut s = SseStream::open(&r, uri, &headers).await;
         let e = next_change(&mut s, within, "resync").await;
         assert_eq!(e.event, "resync", "{uri}: {e:?}");
@@ -141,7 +143,10 @@ async fn stream_resumed_beyond_the_log_resyncs() {
     index(&c, &store).await;
     for s in &mut streams {
         let e = next_change(s, Duration::from_secs(10), "the next update").await;
-        assert_eq!((e.event.as_str(), e.data["orderId"].as_str()), ("order.updated", Some(hex(id(3)).as_str())));
+        assert_eq!(
+            (e.event.as_str(), e.data["orderId"].as_str()),
+            ("order.updated", Some(hex(id(3)).as_str()))
+        );
         assert_eq!(e.id, Some((last + 1).to_string()));
     }
 
@@ -282,7 +287,10 @@ async fn orders_leaving_the_filter(backend: &str) {
         "order.left 0C delivered",
     ];
     let payer = format!("{:#x}", c.addr(1));
-    for uri in ["/v1/stream?after=0&status=held".to_string(), format!("/v1/stream?after=0&status=held&payer={payer}")] {
+    for uri in [
+        "/v1/stream?after=0&status=held".to_string(),
+        format!("/v1/stream?after=0&status=held&payer={payer}"),
+    ] {
         let mut s = SseStream::open(&r, &uri, &[]).await;
         assert_eq!(summary(&drain(&mut s, quiet).await), held_history, "{uri}");
     }
