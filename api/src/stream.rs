@@ -2,8 +2,8 @@
 //!
 //! Every `order.updated` / `order.left` / `order.retracted` event carries its change-log sequence number as
 //! the SSE `id`, so a client resumes from any past position with `Last-Event-ID` (browsers' `EventSource`
-//! does it by itself on reconnect). The stream wakes on the watcher's snapshot (a new change-log entry or new heights),
-//! never polls the store on its own.
+//! does it by itself on reconnect). The stream wakes on the watcher's snapshot (a new change-log entry or
+//! new heights), never polls the store on its own.
 
 use std::{collections::BTreeMap, convert::Infallible, time::Duration};
 
