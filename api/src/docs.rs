@@ -27,7 +27,13 @@ use crate::{error, model, ops, routes, stream};
         ops::readyz,
         ops::metrics,
     ),
-    components(schemas(error::ErrorEnvelope, error::ErrorCode, model::HeightsRecord, model::ChangeRecord)),
+    components(schemas(
+        error::ErrorEnvelope,
+        error::ErrorCode,
+        model::HeightsRecord,
+        model::ChangeRecord,
+        model::ResyncRecord
+    )),
     tags(
         (name = "orders", description = "Orders, their payments and event histories"),
         (name = "transactions", description = "What a transaction did, with long-polling until a finality"),

@@ -22,11 +22,18 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 404: no order with this id is indexed (for the given chain and escrow, if any).
     OrderNotFound,
-    /// 404: the transaction is unknown or emitted no escrow event (also after a `wait` ran out).
+    /// 404: the transaction is unknown or emitted no escrow event (also after a `wait` ran out). This includes a
+    /// transaction that failed on chain (receipt status 0: a reverted call emits no event); the API reads no
+    /// receipts, so ask a node for the receipt to tell "failed" from "not mined yet".
     TxNotFound,
     /// 408: `wait` ran out before the transaction reached the requested finality; `details` holds its
     /// current record. Repeat the request to keep waiting.
     WaitTimeout,
+    /// 409: a transaction waited on (`wait` or `finality`) has no canonical event left: a reorg removed every
+    /// escrow event it emitted, so it cannot reach any finality unless the chain includes it again. Answered
+    /// as soon as it is seen, not when the wait runs out; `details` is its TransactionRecord (`status:
+    /// "reverted"`). Not retryable: check the transaction with a node, and send it again if it was dropped.
+    TxReverted,
     /// 414: the query string is longer than the configured limit.
     QueryTooLong,
     /// 414: the path is longer than the configured limit.
@@ -57,6 +64,7 @@ impl ErrorCode {
             Self::NotFound | Self::OrderNotFound | Self::TxNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::WaitTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::TxReverted => StatusCode::CONFLICT,
             Self::QueryTooLong | Self::PathTooLong => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -101,6 +109,7 @@ impl ErrorCode {
             Self::OrderNotFound => "ORDER_NOT_FOUND",
             Self::TxNotFound => "TX_NOT_FOUND",
             Self::WaitTimeout => "WAIT_TIMEOUT",
+            Self::TxReverted => "TX_REVERTED",
             Self::QueryTooLong => "QUERY_TOO_LONG",
             Self::PathTooLong => "PATH_TOO_LONG",
             Self::HeadersTooLarge => "HEADERS_TOO_LARGE",
@@ -114,13 +123,14 @@ impl ErrorCode {
     }
 
     /// Every code (for documentation and tests).
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::ValidationError,
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::OrderNotFound,
         Self::TxNotFound,
         Self::WaitTimeout,
+        Self::TxReverted,
         Self::QueryTooLong,
         Self::PathTooLong,
         Self::HeadersTooLarge,
@@ -149,8 +159,8 @@ pub struct ErrorBody {
     pub message: String,
     /// Whether repeating the same request may succeed.
     pub retryable: bool,
-    /// Code-specific details (`field` for validation errors, the current record for `WAIT_TIMEOUT`, the
-    /// readiness report for `NOT_READY`).
+    /// Code-specific details (`field` for validation errors, the current record for `WAIT_TIMEOUT` and
+    /// `TX_REVERTED`, the readiness report for `NOT_READY`).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub details: Option<serde_json::Value>,
@@ -185,6 +195,14 @@ pub enum ApiError {
         /// What was awaited.
         message: String,
         /// The current record.
+        details: serde_json::Value,
+    },
+    /// A transaction waited on was removed by a reorg.
+    #[error("{message}")]
+    TxReverted {
+        /// What happened.
+        message: String,
+        /// The transaction's record.
         details: serde_json::Value,
     },
     /// Query string too long.
@@ -239,6 +257,7 @@ impl ApiError {
             Self::OrderNotFound(_) => ErrorCode::OrderNotFound,
             Self::TxNotFound(_) => ErrorCode::TxNotFound,
             Self::WaitTimeout { .. } => ErrorCode::WaitTimeout,
+            Self::TxReverted { .. } => ErrorCode::TxReverted,
             Self::QueryTooLong(..) => ErrorCode::QueryTooLong,
             Self::PathTooLong(..) => ErrorCode::PathTooLong,
             Self::HeadersTooLarge(_) => ErrorCode::HeadersTooLarge,
@@ -259,9 +278,9 @@ impl ApiError {
             Self::Validation { message, field } => {
                 (message.clone(), field.as_ref().map(|f| serde_json::json!({ "field": f })))
             }
-            Self::WaitTimeout { message, details } | Self::NotReady { message, details } => {
-                (message.clone(), Some(details.clone()))
-            }
+            Self::WaitTimeout { message, details }
+            | Self::TxReverted { message, details }
+            | Self::NotReady { message, details } => (message.clone(), Some(details.clone())),
             other => (other.to_string(), None),
         };
         ErrorEnvelope { error: ErrorBody { code, message, retryable: code.retryable(), details } }

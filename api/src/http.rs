@@ -34,6 +34,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 /// the parameter (from `serde_path_to_error`, which axum's `Query` also uses but does not expose).
 pub(crate) fn parse_query<T: DeserializeOwned>(uri: &Uri) -> ApiResult<T> {
     let query = uri.query().unwrap_or_default();
+    // A repeated parameter is refused by serde as a "duplicate field" at the level of the whole query (no
+    // path), so it is found here first, by its decoded name.
+    let mut seen = std::collections::HashSet::new();
+    for (key, _) in form_urlencoded::parse(query.as_bytes()) {
+        if !seen.insert(key.clone()) {
+            return Err(ApiError::invalid(key.clone(), format!("invalid query: {key} is repeated")));
+        }
+    }
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

@@ -949,9 +949,14 @@ pub enum ChangeType {
     /// longer exists.
     #[serde(rename = "order.retracted")]
     OrderRetracted,
+    /// Only on a stream filtered by `status`: the order, last announced in the filtered status, changed to
+    /// another status (it leaves the filter); `order` is the new record. No further updates of it follow
+    /// unless it returns to the filtered status.
+    #[serde(rename = "order.left")]
+    OrderLeft,
 }
 
-/// The data of an `order.updated` or `order.retracted` stream event.
+/// The data of an `order.updated`, `order.left` or `order.retracted` stream event.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeRecord {
@@ -968,11 +973,26 @@ pub struct ChangeRecord {
     /// Order id.
     #[schema(pattern = "^0x[0-9a-f]{64}$")]
     pub order_id: String,
-    /// `order.updated`: the last block of the new state. `order.retracted`: the fork block; every state
-    /// built on blocks above it was reverted.
+    /// `order.updated`, `order.left`: the last block of the new state. `order.retracted`: the fork block;
+    /// every state built on blocks above it was reverted.
     pub block_number: u64,
     /// The order after the change (`null`: a reorg erased it).
     pub order: Option<OrderRecord>,
+}
+
+/// The data of a `resync` stream event: the client asked to resume after a position beyond the end of the
+/// change log (the store was reset or re-created, or the position was never served), so changes it holds
+/// may have been lost and none can be replayed from there. Its SSE `id` is `lastSeq`; the stream continues
+/// with the changes after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResyncRecord {
+    /// The position the client asked to resume after (`Last-Event-ID` or `after`).
+    pub after: i64,
+    /// The newest position of the change log (0: empty); the stream continues after it.
+    pub last_seq: i64,
+    /// What the client must do (human-readable).
+    pub message: String,
 }
 
 /// The data of a `heights` stream event: sent at the start and whenever a chain's heights move, so

@@ -19,7 +19,7 @@ use crate::{
     http::{ApiPath, ApiQuery, Cacheable, cached_json, fresh_json},
     model::{
         EventList, EventRecord, FinalityName, OrderList, OrderRecord, OrderStatusName, PaymentRecord,
-        TransactionRecord,
+        TransactionRecord, TxStatus,
     },
     state::{AppState, Snapshot},
 };
@@ -437,9 +437,13 @@ fn reached(record: &TransactionRecord, target: FinalityName) -> bool {
     responses(
         (status = 200, description = "The transaction's escrow events and the orders it changed", body = TransactionRecord),
         (status = 400, description = "VALIDATION_ERROR (bad hash, wait above the cap, unknown finality)", body = ErrorEnvelope),
-        (status = 404, description = "TX_NOT_FOUND: unknown, or it emitted no escrow event (also after the wait)", body = ErrorEnvelope),
+        (status = 404, description = "TX_NOT_FOUND: unknown, or it emitted no escrow event (also after the wait; \
+            a transaction that failed on chain emits none: ask a node for its receipt)", body = ErrorEnvelope),
         (status = 408, description = "WAIT_TIMEOUT: indexed, but not at the requested finality before the wait \
             ended; `error.details` is the current TransactionRecord", body = ErrorEnvelope),
+        (status = 409, description = "TX_REVERTED (with `wait` or `finality`): a reorg removed every escrow event \
+            of the transaction; answered as soon as it is seen, not retryable; `error.details` is the \
+            TransactionRecord (`status: reverted`)", body = ErrorEnvelope),
         (status = 503, description = "TOO_MANY_WAITS (with `wait`: the server's cap on open long-polls and \
             streams is reached; `Retry-After`), REQUEST_TIMEOUT, SHUTTING_DOWN", body = ErrorEnvelope),
     )
@@ -468,12 +472,30 @@ pub(crate) async fn get_transaction(
                 }))
             }
         },
-        |r: &TransactionRecord| !conditional || reached(r, target),
+        // A transaction whose events a reorg removed reaches no finality: answered at once (TX_REVERTED), not
+        // when the wait runs out.
+        |r: &TransactionRecord| !conditional || reached(r, target) || r.status == TxStatus::Reverted,
     )
     .await?;
     match polled {
+        Polled::Ready(r) if conditional && r.status == TxStatus::Reverted => Err(tx_reverted(&tx, &r)),
         Polled::Ready(r) => Ok(fresh_json(StatusCode::OK, &r)),
         Polled::TimedOut(None) => Err(ApiError::TxNotFound(tx)),
+        Polled::TimedOut(Some(r)) if r.status == TxStatus::Reverted => Err(tx_reverted(&tx, &r)),
         Polled::TimedOut(Some(r)) => Err(wait_timeout(&format!("transaction {tx}"), target, wait, &r)),
+    }
+}
+
+/// TX_REVERTED for transaction `tx`, with its record as details.
+fn tx_reverted(tx: &str, record: &TransactionRecord) -> ApiError {
+    match serde_json::to_value(record) {
+        Ok(details) => ApiError::TxReverted {
+            message: format!(
+                "transaction {tx}: a reorg removed every escrow event it emitted; it reaches no finality unless \
+                 the chain includes it again (check it with a node, and send it again if it was dropped)"
+            ),
+            details,
+        },
+        Err(e) => ApiError::Internal(e.to_string()),
     }
 }

@@ -1,9 +1,9 @@
 //! `GET /v1/stream`: the change feed as Server-Sent Events, read from the store's durable change log.
 //!
-//! Every `order.updated` / `order.retracted` event carries its change-log sequence number as the SSE `id`,
-//! so a client resumes from any past position with `Last-Event-ID` (browsers' `EventSource` does it by
-//! itself on reconnect). The stream wakes on the watcher's snapshot (a new change-log entry or new heights),
-//! never polls the store on its own.
+//! Every `order.updated` / `order.left` / `order.retracted` event carries its change-log sequence number as
+//! the SSE `id`, so a client resumes from any past position with `Last-Event-ID` (browsers' `EventSource`
+//! does it by itself on reconnect). The stream wakes on the watcher's snapshot (a new change-log entry or
+//! new heights), never polls the store on its own.
 
 use std::{collections::BTreeMap, convert::Infallible, time::Duration};
 
@@ -21,7 +21,7 @@ use utoipa::IntoParams;
 use crate::{
     error::{ApiError, ApiResult, ErrorEnvelope},
     http::ApiQuery,
-    model::{ChangeRecord, ChangeType, HeightsRecord, OrderRecord, OrderStatusName},
+    model::{ChangeRecord, ChangeType, HeightsRecord, OrderRecord, OrderStatusName, ResyncRecord},
     routes::RawFilter,
     state::AppState,
 };
@@ -42,7 +42,8 @@ pub struct StreamQuery {
     pub arbiter: Option<String>,
     /// Escrow contract.
     pub escrow: Option<String>,
-    /// Order status (retractions are sent regardless of it).
+    /// Order status. Retractions are sent regardless of it; an order that changes from it to another status is
+    /// sent once more, as `order.left`.
     pub status: Option<OrderStatusName>,
     /// Chain id.
     pub chain_id: Option<u64>,
@@ -51,7 +52,8 @@ pub struct StreamQuery {
     /// Locked before (unix seconds).
     pub locked_to: Option<u64>,
     /// Start after this change-log position (0: replay the whole log). Default: only changes from now on.
-    /// A `Last-Event-ID` header takes precedence.
+    /// A `Last-Event-ID` header takes precedence. Beyond the end of the log: a `resync` event, then the
+    /// changes after the current end.
     pub after: Option<i64>,
 }
 
@@ -71,13 +73,16 @@ fn event<T: Serialize>(name: &str, id: Option<i64>, data: &T) -> Event {
     params(
         StreamQuery,
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this change-log position (the `id` of \
-            the last event received)"),
+            the last event received). Beyond the end of the log (a reset store): a `resync` event first"),
     ),
     responses(
-        (status = 200, description = "`text/event-stream`. Events: `order.updated` and `order.retracted` (data: \
+        (status = 200, description = "`text/event-stream`. Events: `order.updated`, `order.left` (with `status`: \
+            an order last sent in that status changed to another; the new record) and `order.retracted` (data: \
             ChangeRecord; `id`: change-log position), `heights` (data: HeightsRecord, no id; at the start and when a \
-            chain's heights move), `error` (data: ErrorEnvelope; the stream then ends, reconnect with \
-            Last-Event-ID). Keep-alive comments every 15 s.", content_type = "text/event-stream", body = ChangeRecord),
+            chain's heights move), `resync` (data: ResyncRecord; `id`: the current end of the log; first, when the \
+            position to resume after is beyond the end of the log: re-read the orders, the stream continues after \
+            that end), `error` (data: ErrorEnvelope; the stream then ends, reconnect with Last-Event-ID). \
+            Keep-alive comments every 15 s.", content_type = "text/event-stream", body = ChangeRecord),
         (status = 400, description = "VALIDATION_ERROR (bad filter, Last-Event-ID or after)", body = ErrorEnvelope),
         (status = 503, description = "TOO_MANY_WAITS: the server's cap on open long-polls and streams is reached \
             (`Retry-After`)", body = ErrorEnvelope),
@@ -110,9 +115,25 @@ pub(crate) async fn stream(
             a => a,
         },
     };
-    let start = match resume {
-        Some(n) => n,
-        None => state.snapshot().await?.last_seq,
+    let last = state.snapshot().await?.last_seq;
+    let (start, resync) = match resume {
+        None => (last, None),
+        Some(n) if n <= last => (n, None),
+        // A position beyond the end of the log cannot be resumed from: the store was reset (its log starts
+        // again at 1) or the position was never served. Say so with a `resync` event, then continue from the
+        // current end, rather than silently skipping every change until the log passes the old position.
+        // (The watcher's snapshot may lag a commit by a poll interval: the store decides.)
+        Some(n) => match state.store.last_change_seq().await? {
+            last if n <= last => (n, None),
+            last => {
+                let message = format!(
+                    "position {n} is beyond the end of the change log ({last}): the store was reset or the \
+                     position was never served; discard what you hold, re-read the orders, and continue \
+                     from {last}"
+                );
+                (last, Some(ResyncRecord { after: n, last_seq: last, message }))
+            }
+        },
     };
     let keep_alive = state.config.sse_keep_alive.max(Duration::from_secs(1));
     // Held by the body: the stream occupies a waiter's place until the client goes or shutdown ends it.
@@ -124,6 +145,9 @@ pub(crate) async fn stream(
         tokio::pin!(shutdown);
         let mut after = start;
         let mut sent_heights: BTreeMap<u64, HeightsRecord> = BTreeMap::new();
+        if let Some(r) = resync {
+            yield Ok(event("resync", Some(r.last_seq), &r));
+        }
         loop {
             let snap = rx.borrow_and_update().clone();
             for (chain_id, m) in snap.chains.iter().filter(|(c, _)| filter.chain_id.is_none_or(|f| f == **c)) {
@@ -153,7 +177,12 @@ pub(crate) async fn stream(
                 for ch in page {
                     after = ch.seq;
                     let h = snap.heights(ch.chain_id);
+                    // The store sends an update out of the filtered status only when the order's previous entry
+                    // announced that status: the order leaves the filter.
+                    let left = filter.status.is_some()
+                        && ch.state.as_ref().map(|o| o.status) != filter.status;
                     let (name, change_type) = match ch.kind {
+                        ChangeKind::OrderUpdated if left => ("order.left", ChangeType::OrderLeft),
                         ChangeKind::OrderUpdated => ("order.updated", ChangeType::OrderUpdated),
                         ChangeKind::OrderRetracted => ("order.retracted", ChangeType::OrderRetracted),
                     };

@@ -132,7 +132,9 @@ pub trait FeedReader {
     /// Up to `limit` change-log entries with `after < seq <= upto`, ascending, matching `filter` (its
     /// `after` and `limit` are ignored). Retractions match the filter's fixed fields (chain, escrow, payer,
     /// payee, arbiter, lock time) of the retracted state and ignore its `status`, so that a reader filtering
-    /// by status still learns that a state it was sent no longer holds.
+    /// by status still learns that a state it was sent no longer holds. With a `status`, an update to
+    /// another status also matches when the order's previous entry announced the filtered status (the order
+    /// leaves the filter): its state's status then differs from the filter's.
     fn changes(
         &self,
         after: i64,

@@ -102,9 +102,33 @@ pub(crate) fn orders(f: &OrderFilter) -> SqlQuery {
     q
 }
 
+/// The SQL dialect, where the statements differ (reading a JSON field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// SQLite (`json_extract`).
+    Sqlite,
+    /// Postgres (`->>` on the text column cast to `json`).
+    Postgres,
+}
+
+impl Dialect {
+    /// The `status` field of the JSON order state in column `col` (NULL when the column is NULL).
+    fn state_status(self, col: &str) -> String {
+        match self {
+            Self::Sqlite => format!("json_extract({col}, '$.status')"),
+            Self::Postgres => format!("({col}::json ->> 'status')"),
+        }
+    }
+}
+
 /// Up to `limit` change-log entries with `after < seq <= upto` matching `f` (its `after` and `limit` are
-/// ignored); retractions ignore the status filter (see [`crate::FeedReader::changes`]).
-pub(crate) fn changes(after: i64, upto: i64, f: &OrderFilter, limit: u32) -> SqlQuery {
+/// ignored); retractions ignore the status filter, and an update out of the filtered status matches when
+/// the order's previous entry announced that status (see [`crate::FeedReader::changes`]).
+///
+/// The status an entry announced is that of the state it carries: an update's `status` column, a
+/// retraction's re-derived state (its `status` column is the retracted state's). The previous entry of the
+/// order is found with the `changes_by_order` index, only for the rows a status filter would otherwise drop.
+pub(crate) fn changes(after: i64, upto: i64, f: &OrderFilter, limit: u32, dialect: Dialect) -> SqlQuery {
     let mut q = SqlQuery::new(
         "SELECT seq, kind, chain_id, escrow, order_id, block_number, state FROM changes WHERE seq > ",
     );
@@ -123,7 +147,15 @@ pub(crate) fn changes(after: i64, upto: i64, f: &OrderFilter, limit: u32) -> Sql
         }
     }
     if let Some(s) = f.status {
-        q.push(" AND (kind = 'order_retracted' OR status = ").bind(Param::Text(s.as_str())).push(")");
+        let announced = format!(
+            "(SELECT CASE WHEN p.kind = 'order_updated' THEN p.status ELSE {} END FROM changes p \
+             WHERE p.chain_id = changes.chain_id AND p.escrow = changes.escrow AND p.order_id = changes.order_id \
+             AND p.seq < changes.seq ORDER BY p.seq DESC LIMIT 1)",
+            dialect.state_status("p.state")
+        );
+        q.push(" AND (kind = 'order_retracted' OR status = ").bind(Param::Text(s.as_str()));
+        q.push(" OR (kind = 'order_updated' AND ").push(&announced).push(" = ").bind(Param::Text(s.as_str()));
+        q.push("))");
     }
     if let Some(t) = f.locked_from {
         q.push(" AND lock_time >= ").bind(int(t));

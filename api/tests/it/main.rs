@@ -9,6 +9,7 @@ macro_rules! send {
     };
 }
 
+mod dapp;
 mod e2e;
 mod harness;
 mod limits;

@@ -508,6 +508,21 @@ async fn every_endpoint_and_error_code_sqlite() {
     holdfast_indexer::writer::rederive_all(&store, 31337).await.unwrap();
     assert_eq!(store.last_change_seq().await.unwrap(), before);
 
+    // --- TX_REVERTED: waiting on a transaction a reorg removed is answered at once.
+    let gone = c.lock(1, id(9), c.addr(2), 9, Address::ZERO, c.now().await + DAY, 60).await;
+    index(c, &store).await;
+    c.provider
+        .anvil_reorg(alloy::rpc::types::anvil::ReorgOptions { depth: 1, tx_block_pairs: vec![] })
+        .await
+        .unwrap();
+    index(c, &store).await;
+    let started = Instant::now();
+    let reverted = get(&r, &format!("/v1/transactions/{}?wait=10", hex(gone))).await;
+    err(&reverted, 409, "TX_REVERTED");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    schemas.check("TransactionRecord", &reverted.json["error"]["details"]);
+    assert_eq!(reverted.json["error"]["retryable"], false);
+
     let all_codes: std::collections::BTreeSet<String> =
         ErrorCode::ALL.iter().map(|c| c.as_str().to_string()).collect();
     assert_eq!(seen_codes, all_codes, "every error code is exercised");

@@ -674,7 +674,7 @@ impl FeedReader for SqliteStore {
     }
 
     async fn changes(&self, after: i64, upto: i64, f: &OrderFilter, limit: u32) -> Result<Vec<Change>> {
-        let q = query::changes(after, upto, f, limit);
+        let q = query::changes(after, upto, f, limit, query::Dialect::Sqlite);
         let mut s = sqlx::query_as::<_, ChangeRow>(&q.sql);
         for p in &q.params {
             s = match p {
