@@ -19,7 +19,7 @@ use holdfast_indexer::IndexerConfig;
 use serde::Deserialize;
 use tokio::process::{Child, Command};
 
-use crate::opts::{Shutdown, install_metrics, read_deployment_with_token};
+use crate::opts::{Shutdown, find_project_root, install_metrics, read_deployment_with_token};
 
 pub(crate) const EXAMPLES: &str = "\
 Examples:
@@ -138,7 +138,9 @@ pub(crate) async fn run(args: DevArgs) -> eyre::Result<()> {
     let shutdown = Shutdown::install()?;
     let root = match &args.project_root {
         Some(r) => r.canonicalize().wrap_err_with(|| format!("project root {}", r.display()))?,
-        None => find_project_root()?,
+        None => {
+            find_project_root().map_err(|e| eyre!("{e}; run from the repository or pass --project-root"))?
+        }
     };
     let anvil_bin = match &args.anvil {
         Some(p) => p.clone(),
@@ -265,20 +267,6 @@ async fn prepare(
         accounts: &anvil_out,
     });
     Ok((cfg, api_cfg))
-}
-
-fn find_project_root() -> eyre::Result<PathBuf> {
-    let cwd = std::env::current_dir()?;
-    for dir in cwd.ancestors() {
-        if dir.join("foundry.toml").is_file() && dir.join("script/deploy.sh").is_file() {
-            return Ok(dir.to_path_buf());
-        }
-    }
-    bail!(
-        "no Holdfast checkout here or above {} (looked for foundry.toml and script/deploy.sh); run from the \
-         repository or pass --project-root",
-        cwd.display()
-    )
 }
 
 async fn start_anvil(bin: &Path, args: &DevArgs, dir: &DevDir) -> eyre::Result<Anvil> {
