@@ -264,6 +264,7 @@ async fn prepare(
         decimals: token.decimals,
         api: args.listen,
         dir: &dir.dir,
+        deployment: &deployment_file,
         accounts: &anvil_out,
     });
     Ok((cfg, api_cfg))
@@ -412,7 +413,23 @@ struct Banner<'a> {
     decimals: u8,
     api: SocketAddr,
     dir: &'a Path,
+    deployment: &'a Path,
     accounts: &'a AnvilOut,
+}
+
+/// `text` as one shell word: bare when it needs no quoting, else in double quotes (`expand`: `$PATH` stays
+/// expandable) or single quotes.
+fn shell_word(text: &str, expand: bool) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._:-=@+,%".contains(c);
+    if text.chars().all(plain) {
+        text.to_string()
+    } else if expand {
+        let escaped: String =
+            text.chars().flat_map(|c| if "\\\"`".contains(c) { vec!['\\', c] } else { vec![c] }).collect();
+        format!("\"{escaped}\"")
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 fn print_banner(b: &Banner<'_>) {
@@ -441,10 +458,15 @@ fn print_banner(b: &Banner<'_>) {
         let exe = std::env::current_exe().ok();
         let bin_dir = exe.as_deref().and_then(Path::parent).map(|d| d.display().to_string());
         println!();
-        println!("Try it in another terminal (account 0 pays account 1):");
+        println!(
+            "Try it in another terminal (account 0 pays account 1; the exports point every command at this stack):"
+        );
         if let Some(d) = bin_dir {
-            println!("  export PATH=\"{d}:$PATH\"");
+            println!("  export PATH={}", shell_word(&format!("{d}:$PATH"), true));
         }
+        println!("  export HOLDFAST_RPC_URL={}", shell_word(b.http, false));
+        println!("  export HOLDFAST_API_URL={}", shell_word(&api, false));
+        println!("  export HOLDFAST_DEPLOYMENTS={}", shell_word(&b.deployment.display().to_string(), false));
         println!("  export HOLDFAST_PRIVATE_KEY={k0}");
         println!("  holdfast order lock demo-1 --payee {a1} --amount 12.50");
         println!("  HOLDFAST_PRIVATE_KEY={k1} holdfast order deliver demo-1 --evidence \"parcel 1Z999\"");

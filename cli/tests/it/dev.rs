@@ -408,3 +408,88 @@ async fn dev_interrupted_while_starting_stops_anvil() {
     assert!(port_is_closed(place.anvil_port), "anvil still listens after a Ctrl-C during start-up");
     place.cleanup();
 }
+
+/// The banner's "Try it" lines (without the two-space indent), up to the blank line after them.
+fn try_it_block(banner: &str) -> Vec<String> {
+    banner
+        .lines()
+        .skip_while(|l| !l.starts_with("Try it"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+/// `lines` in bash (`set -euo pipefail`) in `dir`, with none of the HOLDFAST_* variables the test process or
+/// the developer's shell may have: only what the lines themselves export.
+fn pasted(lines: &[String], dir: &Path) -> std::process::Output {
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c").arg(format!("set -euo pipefail\n{}", lines.join("\n"))).current_dir(dir).env_clear();
+    for var in ["PATH", "HOME", "LANG"] {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+    cmd.output().unwrap()
+}
+
+/// The banner's commands work for the ports (and deployment file) this `holdfast dev` chose: pasted as is
+/// into a shell without any HOLDFAST_* variable, in a directory outside the checkout, they lock, deliver,
+/// wait, release and read the order on this stack — never the defaults 8545/8080, where another devnet (with
+/// the same chain id and addresses) may be running. Once the stack is stopped, they fail naming the node's
+/// URL once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_banner_commands_work_on_the_ports_it_chose() {
+    let place = DevPlace::new();
+    let dev = DevStack::start(&place, false);
+    let block = try_it_block(&dev.banner);
+    let rpc = format!("http://127.0.0.1:{}", place.anvil_port);
+    let api = format!("http://127.0.0.1:{}", place.api_port);
+    for export in [
+        format!("export HOLDFAST_RPC_URL={rpc}"),
+        format!("export HOLDFAST_API_URL={api}"),
+        format!("export HOLDFAST_DEPLOYMENTS={}", dev.deployment.display()),
+    ] {
+        assert!(block.contains(&export), "the banner lacks {export}:\n{}", dev.banner);
+    }
+    let elsewhere = std::env::temp_dir().join(format!("holdfast-paste-{}", random_hex()));
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let out = pasted(&block, &elsewhere);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the banner's commands failed:\n{}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        block.join("\n")
+    );
+    let id = format!("{:#x}", alloy::primitives::keccak256("demo-1"));
+    assert!(stdout.contains(&format!("\"orderId\":\"{id}\"")), "curl did not print the order:\n{stdout}");
+    let (status, order) = get(&format!("{api}/v1/orders/{id}")).await;
+    assert_eq!(status, 200, "{order}");
+    assert_eq!(order["released"], "12500000", "{order}");
+    dev.interrupt();
+
+    // Stopped: the same commands fail, and say which node they could not reach — once.
+    let lock: Vec<String> =
+        block.iter().filter(|l| l.starts_with("export ") || l.contains("order lock")).cloned().collect();
+    let out = pasted(&lock, &elsewhere);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("cannot reach the node at {rpc}/")), "{stderr}");
+    assert_eq!(
+        stderr.matches(&format!("127.0.0.1:{}", place.anvil_port)).count(),
+        1,
+        "the URL is repeated: {stderr}"
+    );
+    let show = format!("holdfast order show demo-1");
+    let exports: Vec<String> = block.iter().filter(|l| l.starts_with("export ")).cloned().collect();
+    let out = pasted(&[exports, vec![show]].concat(), &elsewhere);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("cannot reach the API at {api}/")), "{stderr}");
+    assert_eq!(
+        stderr.matches(&format!("127.0.0.1:{}", place.api_port)).count(),
+        1,
+        "the URL is repeated: {stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&elsewhere);
+    place.cleanup();
+}

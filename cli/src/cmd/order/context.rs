@@ -167,12 +167,12 @@ impl Ctx {
             .wallet(EthereumWallet::from(signer.clone()))
             .connect(opts.rpc.rpc_url.as_str())
             .await
-            .wrap_err_with(|| format!("cannot connect to the node at {}", opts.rpc.rpc_url))?
+            .map_err(|e| eyre!("cannot connect to the node at {}: {}", opts.rpc.rpc_url, causes(&e)))?
             .erased();
         let chain_id = provider
             .get_chain_id()
             .await
-            .wrap_err_with(|| format!("cannot reach the node at {}", opts.rpc.rpc_url))?;
+            .map_err(|e| eyre!("cannot reach the node at {}: {}", opts.rpc.rpc_url, causes(&e)))?;
         let escrow = match opts.escrow.resolve(chain_id)? {
             Ok(e) => e,
             Err(why) => fallback_escrow.ok_or_else(|| {
@@ -434,6 +434,26 @@ impl Ctx {
     }
 }
 
+/// An error and its causes on one line, each said once: transport errors repeat their URL ("error sending
+/// request for url (…)") and their cause's text at every level, and the caller names the URL already.
+pub(crate) fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut said: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let mut text = err.to_string();
+        if let Some(i) = text.find(" for url (")
+            && let Some(j) = text[i..].find(')')
+        {
+            text.replace_range(i..i + j + 1, "");
+        }
+        if !text.is_empty() && !said.iter().any(|s| s.contains(&text)) {
+            said.push(text);
+        }
+        next = err.source();
+    }
+    said.join(": ")
+}
+
 /// An address for JSON output: EIP-55 checksummed (as the API writes them); the zero address as null.
 pub(crate) fn addr(a: Address) -> Value {
     if a.is_zero() { Value::Null } else { Value::String(a.to_checksum(None)) }
@@ -449,8 +469,11 @@ fn http() -> reqwest::Client {
 
 /// The answer of one API request: status and JSON body.
 async fn api_get(client: &reqwest::Client, url: Url) -> eyre::Result<(u16, Value)> {
-    let r =
-        client.get(url.clone()).send().await.wrap_err_with(|| format!("cannot reach the API at {url}"))?;
+    let r = client
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| eyre!("cannot reach the API at {url}: {}", causes(&e)))?;
     let status = r.status().as_u16();
     let body = r.json::<Value>().await.unwrap_or(Value::Null);
     Ok((status, body))
