@@ -95,11 +95,13 @@ impl DevPlace {
 
 impl DevStack {
     pub(crate) fn start(place: &DevPlace, keep: bool) -> Self {
+        Self::start_with(place, if keep { &["--keep"] } else { &[] })
+    }
+
+    /// `holdfast dev ARGS…` at `place`.
+    pub(crate) fn start_with(place: &DevPlace, args: &[&str]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_holdfast"));
-        cmd.args(["--log", "warn", "dev"]).current_dir(root()).envs(place.env());
-        if keep {
-            cmd.arg("--keep");
-        }
+        cmd.args(["--log", "warn", "dev"]).args(args).current_dir(root()).envs(place.env());
         let mut child =
             cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn holdfast dev");
         let stdout = child.stdout.take().unwrap();
@@ -491,5 +493,113 @@ async fn dev_banner_commands_work_on_the_ports_it_chose() {
         "the URL is repeated: {stderr}"
     );
     let _ = std::fs::remove_dir_all(&elsewhere);
+    place.cleanup();
+}
+
+/// Poll `url` (up to 10 s) until `ok(status, body)`; returns the last answer.
+async fn until(url: &str, ok: impl Fn(u16, &Value) -> bool) -> (u16, Value) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = get(url).await;
+        if ok(status, &body) || std::time::Instant::now() > deadline {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// On an idle devnet, `safe` and `finalized` reach a transaction within seconds (anvil's epoch is one block
+/// and `holdfast dev` mines empty blocks until the last transaction is finalized), so `?finality=safe` and
+/// `finalized` long-polls complete; then the chain stays idle (no block is mined for nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_safe_and_finalized_advance_on_an_idle_devnet() {
+    let place = DevPlace::new();
+    let dev = DevStack::start(&place, false);
+    assert!(dev.banner.contains("safe = head − 1, finalized = head − 2"), "{}", dev.banner);
+    let (_, key0) = account(&dev.banner, 0);
+    let (a1, _) = account(&dev.banner, 1);
+    let tx = lock_with_cast(&dev, &key0, &a1, &order_hex(7), 1_000_000);
+    let started = std::time::Instant::now();
+    for finality in ["safe", "finalized"] {
+        let (status, body) =
+            get(&format!("{}/v1/transactions/{tx}?wait=8&finality={finality}", dev.api)).await;
+        assert_eq!(status, 200, "the lock did not become {finality} on an idle devnet: {body}");
+        assert_eq!(body["finality"], finality, "{body}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(6), "finalized after {:?}", started.elapsed());
+    // The CLI's own wait, as the help's examples use it.
+    let out = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .args(["order", "show", &order_hex(7), "--wait", "10", "--finality", "finalized", "--json"])
+        .envs(place.env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Idle: once everything is finalized, no more blocks.
+    let head = cast(&["block-number", "-r", &dev.rpc]);
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(cast(&["block-number", "-r", &dev.rpc]), head, "the idle devnet keeps mining");
+    dev.interrupt();
+    place.cleanup();
+}
+
+/// `holdfast dev --keep` resumes the same chain any number of times: anvil adds a genesis block to its state
+/// file at every start, and block 0 used to change after a few restarts (the indexer then halted with "the
+/// chain was reset"). And `--reset` is the way out of a store that does not match the chain: it keeps the
+/// chain and re-indexes it into a new store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_keep_survives_many_restarts_and_reset_reindexes() {
+    let place = DevPlace::new();
+    let dev = DevStack::start(&place, false);
+    let genesis = cast(&["block", "0", "-f", "hash", "-r", &dev.rpc]);
+    let (_, key0) = account(&dev.banner, 0);
+    let (a1, _) = account(&dev.banner, 1);
+    let first = order_hex(1);
+    let tx = lock_with_cast(&dev, &key0, &a1, &first, 1_000_000);
+    let (status, _) = get(&format!("{}/v1/transactions/{tx}?wait=10&finality=pending", dev.api)).await;
+    assert_eq!(status, 200);
+    dev.interrupt();
+
+    for restart in 1..=7 {
+        let dev = DevStack::start(&place, true);
+        assert!(dev.banner.contains("resumed from the previous run"), "{}", dev.banner);
+        let now = cast(&["block", "0", "-f", "hash", "-r", &dev.rpc]);
+        assert_eq!(now, genesis, "restart {restart}: the resumed chain has another genesis block");
+        let (_, ready) = until(&format!("{}/readyz", dev.api), |_, b| b["status"] == "ready").await;
+        assert_eq!(ready["status"], "ready", "restart {restart}: {ready}");
+        let (status, order) = get(&format!("{}/v1/orders/{first}", dev.api)).await;
+        assert_eq!(status, 200, "restart {restart}: {order}");
+        dev.interrupt();
+    }
+
+    // A store that does not match the chain (here: the store of this chain, under a new chain): --keep
+    // halts the indexer, --reset keeps the chain and re-indexes it.
+    let files = ["holdfast.db", "holdfast.db-wal", "holdfast.db-shm"];
+    let aside = place.dir.join("aside");
+    std::fs::create_dir_all(&aside).unwrap();
+    for f in files {
+        let _ = std::fs::copy(place.dir.join(f), aside.join(f));
+    }
+    let dev = DevStack::start(&place, false);
+    let genesis = cast(&["block", "0", "-f", "hash", "-r", &dev.rpc]);
+    dev.interrupt();
+    for f in files {
+        let _ = std::fs::remove_file(place.dir.join(f));
+        let _ = std::fs::copy(aside.join(f), place.dir.join(f));
+    }
+    let dev = DevStack::start(&place, true);
+    let (_, ready) =
+        until(&format!("{}/readyz", dev.api), |_, b| b.to_string().contains("the chain was reset")).await;
+    assert!(ready.to_string().contains("the chain was reset"), "{ready}");
+    drop(dev);
+    assert!(port_is_closed(place.anvil_port));
+
+    let dev = DevStack::start_with(&place, &["--reset"]);
+    assert!(dev.banner.contains("store wiped and re-indexed"), "{}", dev.banner);
+    assert_eq!(cast(&["block", "0", "-f", "hash", "-r", &dev.rpc]), genesis, "--reset must keep the chain");
+    let (_, ready) = until(&format!("{}/readyz", dev.api), |_, b| b["status"] == "ready").await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    let (status, body) = get(&format!("{}/v1/orders/{first}", dev.api)).await;
+    assert_eq!(status, 404, "the old chain's order is still served: {body}");
+    dev.interrupt();
     place.cleanup();
 }
