@@ -515,7 +515,6 @@ async fn until(url: &str, ok: impl Fn(u16, &Value) -> bool) -> (u16, Value) {
 async fn dev_safe_and_finalized_advance_on_an_idle_devnet() {
     let place = DevPlace::new();
     let dev = DevStack::start(&place, false);
-    assert!(dev.banner.contains("safe = head − 1, finalized = head − 2"), "{}", dev.banner);
     let (_, key0) = account(&dev.banner, 0);
     let (a1, _) = account(&dev.banner, 1);
     let tx = lock_with_cast(&dev, &key0, &a1, &order_hex(7), 1_000_000);
@@ -538,6 +537,7 @@ async fn dev_safe_and_finalized_advance_on_an_idle_devnet() {
     let head = cast(&["block-number", "-r", &dev.rpc]);
     std::thread::sleep(Duration::from_millis(2_500));
     assert_eq!(cast(&["block-number", "-r", &dev.rpc]), head, "the idle devnet keeps mining");
+    assert!(dev.banner.contains("safe = head − 1, finalized = head − 2"), "{}", dev.banner);
     dev.interrupt();
     place.cleanup();
 }
