@@ -482,7 +482,7 @@ async fn dev_banner_commands_work_on_the_ports_it_chose() {
         1,
         "the URL is repeated: {stderr}"
     );
-    let show = format!("holdfast order show demo-1");
+    let show = "holdfast order show demo-1".to_string();
     let exports: Vec<String> = block.iter().filter(|l| l.starts_with("export ")).cloned().collect();
     let out = pasted(&[exports, vec![show]].concat(), &elsewhere);
     let stderr = String::from_utf8_lossy(&out.stderr);
