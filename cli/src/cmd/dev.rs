@@ -296,34 +296,42 @@ impl Genesis {
             return serde_json::from_str(&text)
                 .wrap_err_with(|| format!("{} is not a genesis record", dir.genesis().display()));
         }
-        #[derive(Deserialize)]
-        struct State {
-            blocks: Vec<StateBlock>,
-        }
-        #[derive(Deserialize)]
-        struct StateBlock {
-            header: StateHeader,
-        }
-        #[derive(Deserialize)]
-        struct StateHeader {
-            number: U64,
-            timestamp: U64,
-        }
-        let text = std::fs::read_to_string(dir.state())
-            .wrap_err_with(|| format!("cannot read {}", dir.state().display()))?;
-        let state: State = serde_json::from_str(&text).wrap_err_with(|| {
-            format!(
-                "cannot read the blocks of {} (run without --keep for a fresh chain)",
-                dir.state().display()
-            )
-        })?;
-        let timestamp = state
-            .blocks
+        Self::repair(dir)
+    }
+
+    /// The genesis of a state file written before `holdfast dev` recorded it: the earliest block 0 (every
+    /// later genesis anvil added to the file is stamped later). Those later ones are removed from the file:
+    /// anvil would otherwise pick any of the file's blocks 0 when it loads it.
+    fn repair(dir: &DevDir) -> eyre::Result<Self> {
+        let path = dir.state();
+        let unreadable =
+            || format!("cannot read the blocks of {} (run without --keep for a fresh chain)", path.display());
+        let text =
+            std::fs::read_to_string(&path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
+        let mut state: serde_json::Value = serde_json::from_str(&text).wrap_err_with(unreadable)?;
+        let blocks =
+            state.get_mut("blocks").and_then(|b| b.as_array_mut()).ok_or_else(|| eyre!(unreadable()))?;
+        let field = |b: &serde_json::Value, name: &str| -> Option<u64> {
+            serde_json::from_value::<U64>(b.get("header")?.get(name)?.clone()).ok().map(|v| v.to::<u64>())
+        };
+        let timestamp = blocks
             .iter()
-            .filter(|b| b.header.number.is_zero())
-            .map(|b| b.header.timestamp.to::<u64>())
+            .filter(|b| field(b, "number") == Some(0))
+            .filter_map(|b| field(b, "timestamp"))
             .min()
-            .ok_or_else(|| eyre!("{} holds no genesis block", dir.state().display()))?;
+            .ok_or_else(|| eyre!("{} holds no genesis block", path.display()))?;
+        let before = blocks.len();
+        blocks.retain(|b| field(b, "number") != Some(0) || field(b, "timestamp") == Some(timestamp));
+        if blocks.len() != before {
+            tracing::info!(
+                removed = before - blocks.len(),
+                "removing the extra genesis blocks from anvil's state file"
+            );
+            let tmp = path.with_extension("json.tmp");
+            std::fs::write(&tmp, serde_json::to_vec(&state)?)
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .wrap_err_with(|| format!("cannot rewrite {}", path.display()))?;
+        }
         Ok(Self { timestamp, hash: None })
     }
 
@@ -359,6 +367,18 @@ async fn prepare(
     match genesis {
         None => now.save(dir)?,
         Some(before) => {
+            // Block 1 names the chain's true genesis as its parent.
+            if let Some(b1) = provider.get_block_by_number(BlockNumberOrTag::Number(1)).await?
+                && Some(b1.header.parent_hash) != now.hash
+            {
+                bail!(
+                    "anvil's state file {} yields a block 0 ({}) that is not the parent of block 1 ({}); run \
+                     without --keep for a fresh chain",
+                    dir.state().display(),
+                    now.hash.unwrap_or_default(),
+                    b1.header.parent_hash
+                );
+            }
             if before.hash.is_some_and(|h| Some(h) != now.hash) && !args.reset {
                 bail!(
                     "the resumed chain's genesis block {} is not the one of the chain the store indexed ({}); \

@@ -560,6 +560,11 @@ async fn dev_keep_survives_many_restarts_and_reset_reindexes() {
     dev.interrupt();
 
     for restart in 1..=7 {
+        if restart == 4 {
+            // A data directory from before `holdfast dev` recorded the genesis block: it is read from
+            // anvil's state file.
+            std::fs::remove_file(place.dir.join("genesis.json")).unwrap();
+        }
         let dev = DevStack::start(&place, true);
         assert!(dev.banner.contains("resumed from the previous run"), "{}", dev.banner);
         let now = cast(&["block", "0", "-f", "hash", "-r", &dev.rpc]);
@@ -568,6 +573,42 @@ async fn dev_keep_survives_many_restarts_and_reset_reindexes() {
         assert_eq!(ready["status"], "ready", "restart {restart}: {ready}");
         let (status, order) = get(&format!("{}/v1/orders/{first}", dev.api)).await;
         assert_eq!(status, 200, "restart {restart}: {order}");
+        dev.interrupt();
+    }
+
+    // A data directory of an older `holdfast dev`, whose anvil state file already holds several blocks 0
+    // (anvil restarted on it without a fixed genesis timestamp): the extra ones are dropped, and the chain
+    // keeps its genesis from then on.
+    std::fs::remove_file(place.dir.join("genesis.json")).unwrap();
+    for _ in 0..3 {
+        let mut anvil = crate::common::Killed(
+            Command::new(root().join("node_modules/.bin/anvil"))
+                .args(["--port", &place.anvil_port.to_string(), "--preserve-historical-states", "--state"])
+                .arg(place.dir.join("anvil-state.json"))
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        while port_is_closed(place.anvil_port) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(1_100)); // a genesis stamped a second later
+        Command::new("kill").args(["-INT", &anvil.0.id().to_string()]).status().unwrap();
+        anvil.0.wait().unwrap();
+    }
+    let zeros = || {
+        let state = std::fs::read_to_string(place.dir.join("anvil-state.json")).unwrap();
+        let state: Value = serde_json::from_str(&state).unwrap();
+        state["blocks"].as_array().unwrap().iter().filter(|b| b["header"]["number"] == "0x0").count()
+    };
+    assert!(zeros() > 1, "expected an old-style state file with several blocks 0, found {}", zeros());
+    for restart in 1..=3 {
+        let dev = DevStack::start(&place, true);
+        assert_eq!(zeros(), 1, "old state file, restart {restart}: the extra blocks 0 are still there");
+        let now = cast(&["block", "0", "-f", "hash", "-r", &dev.rpc]);
+        assert_eq!(now, genesis, "old state file, restart {restart}: another genesis block");
+        let (_, ready) = until(&format!("{}/readyz", dev.api), |_, b| b["status"] == "ready").await;
+        assert_eq!(ready["status"], "ready", "old state file, restart {restart}: {ready}");
         dev.interrupt();
     }
 
