@@ -682,7 +682,7 @@ fn print_banner(b: &Banner<'_>) {
         println!("  export HOLDFAST_PRIVATE_KEY={k0}");
         println!("  holdfast order lock demo-1 --payee {a1} --amount 12.50");
         println!("  HOLDFAST_PRIVATE_KEY={k1} holdfast order deliver demo-1 --evidence \"parcel 1Z999\"");
-        println!("  holdfast order show demo-1 --wait 10 --finality pending");
+        println!("  holdfast order show demo-1 --wait 10 --finality safe");
         println!("  holdfast order release demo-1 5");
         println!("  holdfast order release demo-1");
         println!("  curl -s {api}/v1/orders/{:#x}    # demo-1 is keccak256(\"demo-1\")", keccak256("demo-1"));
