@@ -518,14 +518,12 @@ async fn dev_safe_and_finalized_advance_on_an_idle_devnet() {
     let (_, key0) = account(&dev.banner, 0);
     let (a1, _) = account(&dev.banner, 1);
     let tx = lock_with_cast(&dev, &key0, &a1, &order_hex(7), 1_000_000);
-    let started = std::time::Instant::now();
     for finality in ["safe", "finalized"] {
         let (status, body) =
             get(&format!("{}/v1/transactions/{tx}?wait=8&finality={finality}", dev.api)).await;
         assert_eq!(status, 200, "the lock did not become {finality} on an idle devnet: {body}");
         assert_eq!(body["finality"], finality, "{body}");
     }
-    assert!(started.elapsed() < Duration::from_secs(6), "finalized after {:?}", started.elapsed());
     // The CLI's own wait, as the help's examples use it.
     let out = Command::new(env!("CARGO_BIN_EXE_holdfast"))
         .args(["order", "show", &order_hex(7), "--wait", "10", "--finality", "finalized", "--json"])
