@@ -46,7 +46,8 @@ impl DbOpts {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct DeploymentOpts {
     /// Deployment file(s) written by `script/deploy.sh` (chainId, escrow, deploymentBlock, token).
-    /// Default: deployments/31337.local.json when no --escrow is given.
+    /// Default: deployments/31337.local.json (in the current directory, else in the Holdfast checkout
+    /// found from it upwards) when no --escrow is given.
     #[arg(long = "deployment", env = "HOLDFAST_DEPLOYMENTS", value_delimiter = ',')]
     pub(crate) deployments: Vec<PathBuf>,
     /// Escrow address (instead of a deployment file); needs --start-block and --chain-id.
@@ -102,6 +103,43 @@ pub(crate) fn read_deployment_with_token(path: &Path) -> eyre::Result<(Deploymen
     Ok((deployment, token))
 }
 
+/// The deployment file every command reads when given none, relative to the project root.
+pub(crate) const DEFAULT_DEPLOYMENT: &str = "deployments/31337.local.json";
+
+/// The Holdfast checkout: `HOLDFAST_PROJECT_ROOT`, else the nearest directory, from the current one
+/// upwards, that holds foundry.toml and script/deploy.sh (as `holdfast dev` finds it).
+pub(crate) fn find_project_root() -> eyre::Result<PathBuf> {
+    if let Some(root) = std::env::var_os("HOLDFAST_PROJECT_ROOT").filter(|r| !r.is_empty()) {
+        let root = PathBuf::from(root);
+        return root.canonicalize().wrap_err_with(|| format!("HOLDFAST_PROJECT_ROOT {}", root.display()));
+    }
+    let cwd = std::env::current_dir()?;
+    for dir in cwd.ancestors() {
+        if dir.join("foundry.toml").is_file() && dir.join("script/deploy.sh").is_file() {
+            return Ok(dir.to_path_buf());
+        }
+    }
+    bail!(
+        "no Holdfast checkout here or above {} (looked for foundry.toml and script/deploy.sh)",
+        cwd.display()
+    )
+}
+
+/// The default deployment file: `deployments/31337.local.json` in the current directory if it is there,
+/// else in the project root found from the current directory upwards (so every command finds the
+/// devnet's escrow from anywhere in the checkout). `Err` says where it looked.
+pub(crate) fn default_deployment() -> Result<PathBuf, String> {
+    let here = PathBuf::from(DEFAULT_DEPLOYMENT);
+    if here.is_file() {
+        return Ok(here);
+    }
+    match find_project_root() {
+        Ok(root) if root.join(DEFAULT_DEPLOYMENT).is_file() => Ok(root.join(DEFAULT_DEPLOYMENT)),
+        Ok(root) => Err(format!("{} does not exist", root.join(DEFAULT_DEPLOYMENT).display())),
+        Err(e) => Err(format!("{DEFAULT_DEPLOYMENT} does not exist and {e}")),
+    }
+}
+
 /// Read a deployment file.
 pub(crate) fn read_deployment(path: &Path) -> eyre::Result<Deployment> {
     read_deployment_with_token(path).map(|(d, _)| d)
@@ -117,7 +155,7 @@ impl DeploymentOpts {
             out.push(Deployment { chain_id, escrow, start_block, token: None });
         }
         let files = if self.deployments.is_empty() && out.is_empty() {
-            vec![PathBuf::from("deployments/31337.local.json")]
+            vec![default_deployment().map_err(|why| eyre::eyre!("no deployment given and {why}"))?]
         } else {
             self.deployments.clone()
         };
@@ -175,8 +213,7 @@ impl ApiOpts {
     pub(crate) fn config(&self, deployments: &DeploymentOpts) -> eyre::Result<ApiConfig> {
         let mut cfg = ApiConfig::default();
         let files = if deployments.deployments.is_empty() {
-            let default = PathBuf::from("deployments/31337.local.json");
-            if default.exists() { vec![default] } else { vec![] }
+            default_deployment().map(|d| vec![d]).unwrap_or_default()
         } else {
             deployments.deployments.clone()
         };

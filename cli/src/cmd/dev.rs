@@ -9,17 +9,18 @@ use std::{
 };
 
 use alloy::{
-    primitives::{Address, keccak256},
+    eips::BlockNumberOrTag,
+    primitives::{Address, B256, U64, keccak256},
     providers::{Provider, ProviderBuilder},
 };
 use clap::Args;
 use eyre::{Context, bail, eyre};
 use holdfast_api::{ApiConfig, EscrowInfo};
 use holdfast_indexer::IndexerConfig;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::process::{Child, Command};
 
-use crate::opts::{Shutdown, install_metrics, read_deployment_with_token};
+use crate::opts::{Shutdown, find_project_root, install_metrics, read_deployment_with_token};
 
 pub(crate) const EXAMPLES: &str = "\
 Examples:
@@ -28,6 +29,10 @@ Examples:
 
   # Resume the previous run: same chain state, same store
   holdfast dev --keep
+
+  # Resume the previous chain, but re-index it into a new store (the way out of a store that no longer
+  # matches the chain, e.g. after \"the chain was reset\")
+  holdfast dev --reset
 
   # Other ports, and a block every 2 seconds instead of one per transaction
   holdfast dev --port 9545 --listen 127.0.0.1:9080 --block-time 2";
@@ -41,12 +46,23 @@ pub(crate) struct DevArgs {
     /// Address to serve the API on.
     #[arg(long, env = "HOLDFAST_LISTEN", default_value = "127.0.0.1:8080")]
     pub(crate) listen: SocketAddr,
-    /// Resume the previous run's chain (anvil state file) and store instead of starting fresh.
+    /// Resume the previous run's chain (anvil state file) and store instead of starting fresh. Works for
+    /// any number of restarts: the chain keeps its genesis block (and so its identity for the indexer).
     #[arg(long)]
     pub(crate) keep: bool,
-    /// Mine a block every N seconds (default: one block per transaction, as soon as it arrives).
+    /// Resume the previous run's chain (as --keep) but wipe the store and re-index the chain into a new one,
+    /// from the escrow's deployment block. Without a previous chain, a fresh chain and store.
+    #[arg(long)]
+    pub(crate) reset: bool,
+    /// Mine a block every N seconds (default: one block per transaction, as soon as it arrives, plus empty
+    /// blocks once a second until the last transaction's block is finalized).
     #[arg(long, value_name = "SECONDS")]
     pub(crate) block_time: Option<u64>,
+    /// anvil's epoch length, in blocks: `safe` is this many blocks below the head and `finalized` twice as
+    /// many (anvil's own default is 32, a minute of blocks that an idle devnet never mines).
+    #[arg(long, env = "HOLDFAST_DEV_SLOTS_IN_AN_EPOCH", default_value_t = 1, value_name = "BLOCKS",
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub(crate) slots_in_an_epoch: u64,
     /// Where the dev stack keeps its store, anvil state and logs (relative to the project root).
     #[arg(long, env = "HOLDFAST_DEV_DIR", default_value = "data/dev")]
     pub(crate) data_dir: PathBuf,
@@ -82,19 +98,24 @@ impl DevDir {
     fn deployment(&self) -> PathBuf {
         self.dir.join("deployment.json")
     }
+    /// The chain's genesis block (timestamp and hash), recorded when the chain was created.
+    fn genesis(&self) -> PathBuf {
+        self.dir.join("genesis.json")
+    }
     fn db_url(&self) -> String {
         format!("sqlite://{}", self.dir.join("holdfast.db").display())
     }
     /// Remove what a previous run left (only the files this command writes).
     fn wipe(&self) -> eyre::Result<()> {
-        for name in [
-            "anvil-state.json",
-            "deployment.json",
-            "anvil.json",
-            "holdfast.db",
-            "holdfast.db-wal",
-            "holdfast.db-shm",
-        ] {
+        self.remove(&["anvil-state.json", "deployment.json", "anvil.json", "genesis.json"])?;
+        self.wipe_store()
+    }
+    /// Remove the SQLite store.
+    fn wipe_store(&self) -> eyre::Result<()> {
+        self.remove(&["holdfast.db", "holdfast.db-wal", "holdfast.db-shm"])
+    }
+    fn remove(&self, names: &[&str]) -> eyre::Result<()> {
+        for name in names {
             match std::fs::remove_file(self.dir.join(name)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -138,7 +159,9 @@ pub(crate) async fn run(args: DevArgs) -> eyre::Result<()> {
     let shutdown = Shutdown::install()?;
     let root = match &args.project_root {
         Some(r) => r.canonicalize().wrap_err_with(|| format!("project root {}", r.display()))?,
-        None => find_project_root()?,
+        None => {
+            find_project_root().map_err(|e| eyre!("{e}; run from the repository or pass --project-root"))?
+        }
     };
     let anvil_bin = match &args.anvil {
         Some(p) => p.clone(),
@@ -162,17 +185,21 @@ pub(crate) async fn run(args: DevArgs) -> eyre::Result<()> {
         .await
         .map_err(|e| eyre!("cannot serve the API on {} ({e}): use --listen", args.listen))?;
 
-    let resume = args.keep && dir.state().exists() && dir.deployment().exists();
-    if args.keep && !resume {
-        println!("--keep: no previous dev run in {} — starting a fresh chain", dir.dir.display());
+    let flag = if args.reset { "--reset" } else { "--keep" };
+    let resume = (args.keep || args.reset) && dir.state().exists() && dir.deployment().exists();
+    if (args.keep || args.reset) && !resume {
+        println!("{flag}: no previous dev run in {} — starting a fresh chain", dir.dir.display());
     }
     if !resume {
         dir.wipe()?;
+    } else if args.reset {
+        dir.wipe_store()?;
     }
+    let genesis = if resume { Some(Genesis::of(&dir)?) } else { None };
 
-    let anvil = start_anvil(&anvil_bin, &args, &dir).await?;
+    let anvil = start_anvil(&anvil_bin, &args, &dir, genesis.as_ref()).await?;
     // From here on, every exit path stops anvil.
-    let result = run_with_anvil(&args, &root, &dir, resume, listener, shutdown).await;
+    let result = run_with_anvil(&args, &root, &dir, genesis.as_ref(), listener, shutdown).await;
     let stopped = anvil.stop().await;
     result?;
     stopped?;
@@ -187,20 +214,140 @@ async fn run_with_anvil(
     args: &DevArgs,
     root: &Path,
     dir: &DevDir,
-    resume: bool,
+    genesis: Option<&Genesis>,
     listener: tokio::net::TcpListener,
     shutdown: Shutdown,
 ) -> eyre::Result<()> {
     // A stop signal during start-up (deploying, waiting for anvil) ends it here; `run` then stops anvil.
     let (cfg, api_cfg) = tokio::select! {
-        prepared = prepare(args, root, dir, resume) => prepared?,
+        prepared = prepare(args, root, dir, genesis) => prepared?,
         () = shutdown.clone().requested() => {
             println!("interrupted while starting");
             return Ok(());
         }
     };
     let render = install_metrics()?;
-    super::run::run_stack(cfg, &dir.db_url(), api_cfg, render, listener, shutdown.requested()).await
+    // Without interval mining, anvil mines only on transactions, and `safe`/`finalized` (head − N, head − 2N)
+    // would never reach the last transaction's block on an idle devnet.
+    let miner = args.block_time.is_none().then(|| tokio::spawn(mine_until_finalized(args.port)));
+    let result =
+        super::run::run_stack(cfg, &dir.db_url(), api_cfg, render, listener, shutdown.requested()).await;
+    if let Some(m) = miner {
+        m.abort();
+    }
+    result
+}
+
+/// How often the devnet's miner looks at the chain.
+const MINE_EVERY: Duration = Duration::from_secs(1);
+
+/// Mine an empty block every [`MINE_EVERY`] while a block above the finalized one holds transactions, so
+/// that `safe` and `finalized` reach every transaction within seconds; an idle chain gets no blocks (each
+/// block adds a historical state to anvil's state file).
+async fn mine_until_finalized(port: u16) {
+    let Ok(url) = format!("http://127.0.0.1:{port}").parse() else { return };
+    let provider = ProviderBuilder::new().connect_http(url);
+    loop {
+        tokio::time::sleep(MINE_EVERY).await;
+        match unfinalized_transactions(&provider).await {
+            Ok(true) => {
+                if let Err(e) = provider.raw_request::<_, serde_json::Value>("evm_mine".into(), ()).await {
+                    tracing::debug!(error = %e, "devnet miner: evm_mine failed");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::debug!(error = %e, "devnet miner: cannot read the chain"),
+        }
+    }
+}
+
+/// Whether a block above the finalized one (at most 130 blocks) holds a transaction.
+async fn unfinalized_transactions(provider: &impl Provider) -> eyre::Result<bool> {
+    let head = provider.get_block_number().await?;
+    let finalized = provider
+        .get_block_by_number(BlockNumberOrTag::Finalized)
+        .await?
+        .map_or(0, |b| b.header.number)
+        .max(head.saturating_sub(130));
+    for n in (finalized + 1..=head).rev() {
+        let count = provider.get_block_transaction_count_by_number(n.into()).await?;
+        if count.unwrap_or(0) > 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The chain's genesis block. anvil creates a genesis block, stamped with the current time unless given
+/// `--timestamp`, every time it starts, and adds it to the blocks of the state file it loads: block 0 of a
+/// resumed chain would change after a few restarts (and the indexer would see a new chain). Resuming with
+/// the first run's genesis timestamp recreates the very same block.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Genesis {
+    timestamp: u64,
+    hash: Option<B256>,
+}
+
+impl Genesis {
+    /// Recorded by the run that created the chain; for a chain from before the record, the earliest block 0
+    /// in anvil's state file (every later genesis anvil added to it is stamped later).
+    fn of(dir: &DevDir) -> eyre::Result<Self> {
+        if let Ok(text) = std::fs::read_to_string(dir.genesis()) {
+            return serde_json::from_str(&text)
+                .wrap_err_with(|| format!("{} is not a genesis record", dir.genesis().display()));
+        }
+        Self::repair(dir)
+    }
+
+    /// The genesis of a state file written before `holdfast dev` recorded it: the earliest block 0 (every
+    /// later genesis anvil added to the file is stamped later). Those later ones are removed from the file:
+    /// anvil would otherwise pick any of the file's blocks 0 when it loads it.
+    fn repair(dir: &DevDir) -> eyre::Result<Self> {
+        let path = dir.state();
+        let unreadable =
+            || format!("cannot read the blocks of {} (run without --keep for a fresh chain)", path.display());
+        let text =
+            std::fs::read_to_string(&path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
+        let mut state: serde_json::Value = serde_json::from_str(&text).wrap_err_with(unreadable)?;
+        let blocks =
+            state.get_mut("blocks").and_then(|b| b.as_array_mut()).ok_or_else(|| eyre!(unreadable()))?;
+        let field = |b: &serde_json::Value, name: &str| -> Option<u64> {
+            serde_json::from_value::<U64>(b.get("header")?.get(name)?.clone()).ok().map(|v| v.to::<u64>())
+        };
+        let timestamp = blocks
+            .iter()
+            .filter(|b| field(b, "number") == Some(0))
+            .filter_map(|b| field(b, "timestamp"))
+            .min()
+            .ok_or_else(|| eyre!("{} holds no genesis block", path.display()))?;
+        let before = blocks.len();
+        blocks.retain(|b| field(b, "number") != Some(0) || field(b, "timestamp") == Some(timestamp));
+        if blocks.len() != before {
+            tracing::info!(
+                removed = before - blocks.len(),
+                "removing the extra genesis blocks from anvil's state file"
+            );
+            let tmp = path.with_extension("json.tmp");
+            std::fs::write(&tmp, serde_json::to_vec(&state)?)
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .wrap_err_with(|| format!("cannot rewrite {}", path.display()))?;
+        }
+        Ok(Self { timestamp, hash: None })
+    }
+
+    /// Read block 0 of the running chain.
+    async fn read(provider: &impl Provider) -> eyre::Result<Self> {
+        let b = provider
+            .get_block_by_number(BlockNumberOrTag::Number(0))
+            .await?
+            .ok_or_else(|| eyre!("the node has no block 0"))?;
+        Ok(Self { timestamp: b.header.timestamp, hash: Some(b.header.hash) })
+    }
+
+    fn save(&self, dir: &DevDir) -> eyre::Result<()> {
+        std::fs::write(dir.genesis(), serde_json::to_string_pretty(self)?)
+            .wrap_err_with(|| format!("cannot write {}", dir.genesis().display()))
+    }
 }
 
 /// Deploy (or restore the deployment of a resumed chain), print the banner, and return the indexer's and
@@ -209,12 +356,52 @@ async fn prepare(
     args: &DevArgs,
     root: &Path,
     dir: &DevDir,
-    resume: bool,
+    genesis: Option<&Genesis>,
 ) -> eyre::Result<(IndexerConfig, ApiConfig)> {
+    let resume = genesis.is_some();
     let http = format!("http://127.0.0.1:{}", args.port);
     let provider = ProviderBuilder::new().connect_http(http.parse()?);
     wait_for_node(&provider).await?;
     let chain_id = provider.get_chain_id().await?;
+    let now = Genesis::read(&provider).await?;
+    match genesis {
+        None => now.save(dir)?,
+        Some(before) => {
+            // Block 1 names the chain's true genesis as its parent.
+            if let Some(b1) = provider.get_block_by_number(BlockNumberOrTag::Number(1)).await?
+                && Some(b1.header.parent_hash) != now.hash
+            {
+                bail!(
+                    "anvil's state file {} yields a block 0 ({}) that is not the parent of block 1 ({}); run \
+                     without --keep for a fresh chain",
+                    dir.state().display(),
+                    now.hash.unwrap_or_default(),
+                    b1.header.parent_hash
+                );
+            }
+            if before.hash.is_some_and(|h| Some(h) != now.hash) && !args.reset {
+                bail!(
+                    "the resumed chain's genesis block {} is not the one of the chain the store indexed ({}); \
+                     run `holdfast dev --reset` to re-index it, or without --keep for a fresh chain",
+                    now.hash.unwrap_or_default(),
+                    before.hash.unwrap_or_default()
+                );
+            }
+            now.save(dir)?;
+            // anvil's clock restarts at the genesis timestamp given to it: back to the wall clock (or the
+            // latest block's time, if later), so resumed blocks are not stamped in the past.
+            let wall =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let latest = provider
+                .get_block_by_number(BlockNumberOrTag::Latest)
+                .await?
+                .map_or(0, |b| b.header.timestamp);
+            provider
+                .raw_request::<_, serde_json::Value>("evm_setTime".into(), [wall.max(latest)])
+                .await
+                .wrap_err("cannot set anvil's clock")?;
+        }
+    }
 
     let deployment_file = root.join(&args.deployment_file);
     if resume {
@@ -252,6 +439,9 @@ async fn prepare(
 
     print_banner(&Banner {
         resumed: resume,
+        reset: resume && args.reset,
+        slots: args.slots_in_an_epoch,
+        block_time: args.block_time,
         http: &http,
         ws: &ws,
         chain_id,
@@ -262,26 +452,18 @@ async fn prepare(
         decimals: token.decimals,
         api: args.listen,
         dir: &dir.dir,
+        deployment: &deployment_file,
         accounts: &anvil_out,
     });
     Ok((cfg, api_cfg))
 }
 
-fn find_project_root() -> eyre::Result<PathBuf> {
-    let cwd = std::env::current_dir()?;
-    for dir in cwd.ancestors() {
-        if dir.join("foundry.toml").is_file() && dir.join("script/deploy.sh").is_file() {
-            return Ok(dir.to_path_buf());
-        }
-    }
-    bail!(
-        "no Holdfast checkout here or above {} (looked for foundry.toml and script/deploy.sh); run from the \
-         repository or pass --project-root",
-        cwd.display()
-    )
-}
-
-async fn start_anvil(bin: &Path, args: &DevArgs, dir: &DevDir) -> eyre::Result<Anvil> {
+async fn start_anvil(
+    bin: &Path,
+    args: &DevArgs,
+    dir: &DevDir,
+    genesis: Option<&Genesis>,
+) -> eyre::Result<Anvil> {
     let log = std::fs::File::create(dir.dir.join("anvil.log"))?;
     let mut cmd = Command::new(bin);
     cmd.args(["--host", "127.0.0.1", "--port", &args.port.to_string()])
@@ -298,6 +480,11 @@ async fn start_anvil(bin: &Path, args: &DevArgs, dir: &DevDir) -> eyre::Result<A
         // indexer and the API first and then anvil (SIGINT, so that anvil writes its state file).
         .process_group(0)
         .kill_on_drop(true);
+    // safe = head − N, finalized = head − 2N (anvil's default N is 32).
+    cmd.args(["--slots-in-an-epoch", &args.slots_in_an_epoch.to_string()]);
+    if let Some(g) = genesis {
+        cmd.args(["--timestamp", &g.timestamp.to_string()]);
+    }
     if let Some(secs) = args.block_time {
         cmd.args(["--block-time", &secs.to_string()]);
     }
@@ -414,6 +601,9 @@ async fn deploy(root: &Path, dir: &DevDir, rpc: &str, deployment_file: &Path) ->
 
 struct Banner<'a> {
     resumed: bool,
+    reset: bool,
+    slots: u64,
+    block_time: Option<u64>,
     http: &'a str,
     ws: &'a str,
     chain_id: u64,
@@ -424,12 +614,34 @@ struct Banner<'a> {
     decimals: u8,
     api: SocketAddr,
     dir: &'a Path,
+    deployment: &'a Path,
     accounts: &'a AnvilOut,
+}
+
+/// `text` as one shell word: bare when it needs no quoting, else in double quotes (`expand`: `$PATH` stays
+/// expandable) or single quotes.
+fn shell_word(text: &str, expand: bool) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._:-=@+,%".contains(c);
+    if text.chars().all(plain) {
+        text.to_string()
+    } else if expand {
+        let escaped: String =
+            text.chars().flat_map(|c| if "\\\"`".contains(c) { vec!['\\', c] } else { vec![c] }).collect();
+        format!("\"{escaped}\"")
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 fn print_banner(b: &Banner<'_>) {
     let api = format!("http://{}", b.api);
-    let how = if b.resumed { "resumed from the previous run" } else { "fresh chain and store" };
+    let how = match (b.resumed, b.reset) {
+        (true, true) => {
+            "chain resumed from the previous run, store wiped and re-indexed from the deployment block"
+        }
+        (true, false) => "resumed from the previous run",
+        (false, _) => "fresh chain and store",
+    };
     let accounts = &b.accounts.available_accounts;
     let keys = &b.accounts.private_keys;
     println!("Holdfast dev stack is up ({how})");
@@ -440,6 +652,11 @@ fn print_banner(b: &Banner<'_>) {
         b.token_address, b.symbol, b.decimals
     );
     println!("  API         {api}  (docs {api}/docs)");
+    let mining = match b.block_time {
+        Some(secs) => format!("a block every {secs} s"),
+        None => "a block per transaction, then one a second until it is finalized".into(),
+    };
+    println!("  Finality    safe = head − {}, finalized = head − {}  ({mining})", b.slots, 2 * b.slots);
     println!("  Data        {}  (SQLite store, anvil state, logs)", b.dir.display());
     println!();
     println!(
@@ -453,14 +670,19 @@ fn print_banner(b: &Banner<'_>) {
         let exe = std::env::current_exe().ok();
         let bin_dir = exe.as_deref().and_then(Path::parent).map(|d| d.display().to_string());
         println!();
-        println!("Try it in another terminal (account 0 pays account 1):");
+        println!(
+            "Try it in another terminal (account 0 pays account 1; the exports point every command at this stack):"
+        );
         if let Some(d) = bin_dir {
-            println!("  export PATH=\"{d}:$PATH\"");
+            println!("  export PATH={}", shell_word(&format!("{d}:$PATH"), true));
         }
+        println!("  export HOLDFAST_RPC_URL={}", shell_word(b.http, false));
+        println!("  export HOLDFAST_API_URL={}", shell_word(&api, false));
+        println!("  export HOLDFAST_DEPLOYMENTS={}", shell_word(&b.deployment.display().to_string(), false));
         println!("  export HOLDFAST_PRIVATE_KEY={k0}");
         println!("  holdfast order lock demo-1 --payee {a1} --amount 12.50");
         println!("  HOLDFAST_PRIVATE_KEY={k1} holdfast order deliver demo-1 --evidence \"parcel 1Z999\"");
-        println!("  holdfast order show demo-1 --wait 10 --finality pending");
+        println!("  holdfast order show demo-1 --wait 10 --finality safe");
         println!("  holdfast order release demo-1 5");
         println!("  holdfast order release demo-1");
         println!("  curl -s {api}/v1/orders/{:#x}    # demo-1 is keccak256(\"demo-1\")", keccak256("demo-1"));

@@ -95,11 +95,13 @@ impl DevPlace {
 
 impl DevStack {
     pub(crate) fn start(place: &DevPlace, keep: bool) -> Self {
+        Self::start_with(place, if keep { &["--keep"] } else { &[] })
+    }
+
+    /// `holdfast dev ARGS…` at `place`.
+    pub(crate) fn start_with(place: &DevPlace, args: &[&str]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_holdfast"));
-        cmd.args(["--log", "warn", "dev"]).current_dir(root()).envs(place.env());
-        if keep {
-            cmd.arg("--keep");
-        }
+        cmd.args(["--log", "warn", "dev"]).args(args).current_dir(root()).envs(place.env());
         let mut child =
             cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn holdfast dev");
         let stdout = child.stdout.take().unwrap();
@@ -406,5 +408,237 @@ async fn dev_interrupted_while_starting_stops_anvil() {
     };
     assert!(status.success(), "holdfast dev exited with {status} on a SIGINT during start-up");
     assert!(port_is_closed(place.anvil_port), "anvil still listens after a Ctrl-C during start-up");
+    place.cleanup();
+}
+
+/// The banner's "Try it" lines (without the two-space indent), up to the blank line after them.
+fn try_it_block(banner: &str) -> Vec<String> {
+    banner
+        .lines()
+        .skip_while(|l| !l.starts_with("Try it"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+/// `lines` in bash (`set -euo pipefail`) in `dir`, with none of the HOLDFAST_* variables the test process or
+/// the developer's shell may have: only what the lines themselves export.
+fn pasted(lines: &[String], dir: &Path) -> std::process::Output {
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c").arg(format!("set -euo pipefail\n{}", lines.join("\n"))).current_dir(dir).env_clear();
+    for var in ["PATH", "HOME", "LANG"] {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+    cmd.output().unwrap()
+}
+
+/// The banner's commands work for the ports (and deployment file) this `holdfast dev` chose: pasted as is
+/// into a shell without any HOLDFAST_* variable, in a directory outside the checkout, they lock, deliver,
+/// wait, release and read the order on this stack — never the defaults 8545/8080, where another devnet (with
+/// the same chain id and addresses) may be running. Once the stack is stopped, they fail naming the node's
+/// URL once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_banner_commands_work_on_the_ports_it_chose() {
+    let place = DevPlace::new();
+    let dev = DevStack::start(&place, false);
+    let block = try_it_block(&dev.banner);
+    let rpc = format!("http://127.0.0.1:{}", place.anvil_port);
+    let api = format!("http://127.0.0.1:{}", place.api_port);
+    for export in [
+        format!("export HOLDFAST_RPC_URL={rpc}"),
+        format!("export HOLDFAST_API_URL={api}"),
+        format!("export HOLDFAST_DEPLOYMENTS={}", dev.deployment.display()),
+    ] {
+        assert!(block.contains(&export), "the banner lacks {export}:\n{}", dev.banner);
+    }
+    let elsewhere = std::env::temp_dir().join(format!("holdfast-paste-{}", random_hex()));
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let out = pasted(&block, &elsewhere);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the banner's commands failed:\n{}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        block.join("\n")
+    );
+    let id = format!("{:#x}", alloy::primitives::keccak256("demo-1"));
+    assert!(stdout.contains(&format!("\"orderId\":\"{id}\"")), "curl did not print the order:\n{stdout}");
+    let (status, order) = get(&format!("{api}/v1/orders/{id}")).await;
+    assert_eq!(status, 200, "{order}");
+    assert_eq!(order["released"], "12500000", "{order}");
+    dev.interrupt();
+
+    // Stopped: the same commands fail, and say which node they could not reach — once.
+    let lock: Vec<String> =
+        block.iter().filter(|l| l.starts_with("export ") || l.contains("order lock")).cloned().collect();
+    let out = pasted(&lock, &elsewhere);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("cannot reach the node at {rpc}/")), "{stderr}");
+    assert_eq!(
+        stderr.matches(&format!("127.0.0.1:{}", place.anvil_port)).count(),
+        1,
+        "the URL is repeated: {stderr}"
+    );
+    let show = "holdfast order show demo-1".to_string();
+    let exports: Vec<String> = block.iter().filter(|l| l.starts_with("export ")).cloned().collect();
+    let out = pasted(&[exports, vec![show]].concat(), &elsewhere);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("cannot reach the API at {api}/")), "{stderr}");
+    assert_eq!(
+        stderr.matches(&format!("127.0.0.1:{}", place.api_port)).count(),
+        1,
+        "the URL is repeated: {stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&elsewhere);
+    place.cleanup();
+}
+
+/// Poll `url` (up to 10 s) until `ok(status, body)`; returns the last answer.
+async fn until(url: &str, ok: impl Fn(u16, &Value) -> bool) -> (u16, Value) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = get(url).await;
+        if ok(status, &body) || std::time::Instant::now() > deadline {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// On an idle devnet, `safe` and `finalized` reach a transaction within seconds (anvil's epoch is one block
+/// and `holdfast dev` mines empty blocks until the last transaction is finalized), so `?finality=safe` and
+/// `finalized` long-polls complete; then the chain stays idle (no block is mined for nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_safe_and_finalized_advance_on_an_idle_devnet() {
+    let place = DevPlace::new();
+    let dev = DevStack::start(&place, false);
+    let (_, key0) = account(&dev.banner, 0);
+    let (a1, _) = account(&dev.banner, 1);
+    let tx = lock_with_cast(&dev, &key0, &a1, &order_hex(7), 1_000_000);
+    for finality in ["safe", "finalized"] {
+        let (status, body) =
+            get(&format!("{}/v1/transactions/{tx}?wait=8&finality={finality}", dev.api)).await;
+        assert_eq!(status, 200, "the lock did not become {finality} on an idle devnet: {body}");
+        assert_eq!(body["finality"], finality, "{body}");
+    }
+    // The CLI's own wait, as the help's examples use it.
+    let out = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .args(["order", "show", &order_hex(7), "--wait", "10", "--finality", "finalized", "--json"])
+        .envs(place.env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Idle: once everything is finalized, no more blocks.
+    let head = cast(&["block-number", "-r", &dev.rpc]);
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(cast(&["block-number", "-r", &dev.rpc]), head, "the idle devnet keeps mining");
+    assert!(dev.banner.contains("safe = head − 1, finalized = head − 2"), "{}", dev.banner);
+    dev.interrupt();
+    place.cleanup();
+}
+
+/// `holdfast dev --keep` resumes the same chain any number of times: anvil adds a genesis block to its state
+/// file at every start, and block 0 used to change after a few restarts (the indexer then halted with "the
+/// chain was reset"). And `--reset` is the way out of a store that does not match the chain: it keeps the
+/// chain and re-indexes it into a new store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_keep_survives_many_restarts_and_reset_reindexes() {
+    let place = DevPlace::new();
+    let dev = DevStack::start(&place, false);
+    let genesis = cast(&["block", "0", "-f", "hash", "-r", &dev.rpc]);
+    let (_, key0) = account(&dev.banner, 0);
+    let (a1, _) = account(&dev.banner, 1);
+    let first = order_hex(1);
+    let tx = lock_with_cast(&dev, &key0, &a1, &first, 1_000_000);
+    let (status, _) = get(&format!("{}/v1/transactions/{tx}?wait=10&finality=pending", dev.api)).await;
+    assert_eq!(status, 200);
+    dev.interrupt();
+
+    for restart in 1..=7 {
+        if restart == 4 {
+            // A data directory from before `holdfast dev` recorded the genesis block: it is read from
+            // anvil's state file.
+            std::fs::remove_file(place.dir.join("genesis.json")).unwrap();
+        }
+        let dev = DevStack::start(&place, true);
+        assert!(dev.banner.contains("resumed from the previous run"), "{}", dev.banner);
+        let now = cast(&["block", "0", "-f", "hash", "-r", &dev.rpc]);
+        assert_eq!(now, genesis, "restart {restart}: the resumed chain has another genesis block");
+        let (_, ready) = until(&format!("{}/readyz", dev.api), |_, b| b["status"] == "ready").await;
+        assert_eq!(ready["status"], "ready", "restart {restart}: {ready}");
+        let (status, order) = get(&format!("{}/v1/orders/{first}", dev.api)).await;
+        assert_eq!(status, 200, "restart {restart}: {order}");
+        dev.interrupt();
+    }
+
+    // A data directory of an older `holdfast dev`, whose anvil state file already holds several blocks 0
+    // (anvil restarted on it without a fixed genesis timestamp): the extra ones are dropped, and the chain
+    // keeps its genesis from then on.
+    std::fs::remove_file(place.dir.join("genesis.json")).unwrap();
+    for _ in 0..3 {
+        let mut anvil = crate::common::Killed(
+            Command::new(root().join("node_modules/.bin/anvil"))
+                .args(["--port", &place.anvil_port.to_string(), "--preserve-historical-states", "--state"])
+                .arg(place.dir.join("anvil-state.json"))
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        while port_is_closed(place.anvil_port) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(1_100)); // a genesis stamped a second later
+        Command::new("kill").args(["-INT", &anvil.0.id().to_string()]).status().unwrap();
+        anvil.0.wait().unwrap();
+    }
+    let zeros = || {
+        let state = std::fs::read_to_string(place.dir.join("anvil-state.json")).unwrap();
+        let state: Value = serde_json::from_str(&state).unwrap();
+        state["blocks"].as_array().unwrap().iter().filter(|b| b["header"]["number"] == "0x0").count()
+    };
+    assert!(zeros() > 1, "expected an old-style state file with several blocks 0, found {}", zeros());
+    for restart in 1..=3 {
+        let dev = DevStack::start(&place, true);
+        assert_eq!(zeros(), 1, "old state file, restart {restart}: the extra blocks 0 are still there");
+        let now = cast(&["block", "0", "-f", "hash", "-r", &dev.rpc]);
+        assert_eq!(now, genesis, "old state file, restart {restart}: another genesis block");
+        let (_, ready) = until(&format!("{}/readyz", dev.api), |_, b| b["status"] == "ready").await;
+        assert_eq!(ready["status"], "ready", "old state file, restart {restart}: {ready}");
+        dev.interrupt();
+    }
+
+    // A store that does not match the chain (here: the store of this chain, under a new chain): --keep
+    // halts the indexer, --reset keeps the chain and re-indexes it.
+    let files = ["holdfast.db", "holdfast.db-wal", "holdfast.db-shm"];
+    let aside = place.dir.join("aside");
+    std::fs::create_dir_all(&aside).unwrap();
+    for f in files {
+        let _ = std::fs::copy(place.dir.join(f), aside.join(f));
+    }
+    let dev = DevStack::start(&place, false);
+    let genesis = cast(&["block", "0", "-f", "hash", "-r", &dev.rpc]);
+    dev.interrupt();
+    for f in files {
+        let _ = std::fs::remove_file(place.dir.join(f));
+        let _ = std::fs::copy(aside.join(f), place.dir.join(f));
+    }
+    let dev = DevStack::start(&place, true);
+    let (_, ready) =
+        until(&format!("{}/readyz", dev.api), |_, b| b.to_string().contains("the chain was reset")).await;
+    assert!(ready.to_string().contains("the chain was reset"), "{ready}");
+    drop(dev);
+    assert!(port_is_closed(place.anvil_port));
+
+    let dev = DevStack::start_with(&place, &["--reset"]);
+    assert!(dev.banner.contains("store wiped and re-indexed"), "{}", dev.banner);
+    assert_eq!(cast(&["block", "0", "-f", "hash", "-r", &dev.rpc]), genesis, "--reset must keep the chain");
+    let (_, ready) = until(&format!("{}/readyz", dev.api), |_, b| b["status"] == "ready").await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    let (status, body) = get(&format!("{}/v1/orders/{first}", dev.api)).await;
+    assert_eq!(status, 404, "the old chain's order is still served: {body}");
+    dev.interrupt();
     place.cleanup();
 }

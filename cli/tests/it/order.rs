@@ -42,7 +42,12 @@ impl Drop for Env {
 
 /// anvil with the contracts, a deployment file, and (with `api`) `holdfast run` indexing it.
 async fn setup(api: bool) -> Env {
-    let c = Chain::start().await;
+    setup_with(api, &[]).await
+}
+
+/// [`setup`] with extra anvil arguments.
+async fn setup_with(api: bool, anvil_args: &[&str]) -> Env {
+    let c = Chain::start_with(anvil_args).await;
     let deployment = deployment_file(&c, "order");
     let port = free_port();
     let api_url = format!("http://127.0.0.1:{port}");
@@ -109,18 +114,31 @@ impl Env {
 
     /// `holdfast order ARGS…` signed by account `signer`, with a clean environment.
     async fn order(&self, signer: usize, args: &[&str]) -> Out {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_holdfast"))
-            .env_clear()
+        self.order_in(None, Some(&self.deployment), signer, args).await
+    }
+
+    /// [`Env::order`] run in `cwd` (default: the test's), with `HOLDFAST_DEPLOYMENTS` set to `deployments`
+    /// (unset when `None`).
+    async fn order_in(
+        &self,
+        cwd: Option<&std::path::Path>,
+        deployments: Option<&std::path::Path>,
+        signer: usize,
+        args: &[&str],
+    ) -> Out {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_holdfast"));
+        cmd.env_clear()
             .env("HOLDFAST_LOG", "warn")
             .env("HOLDFAST_RPC_URL", self.c.anvil.endpoint())
-            .env("HOLDFAST_DEPLOYMENTS", &self.deployment)
             .env("HOLDFAST_API_URL", &self.api)
-            .env("HOLDFAST_PRIVATE_KEY", self.key(signer))
-            .arg("order")
-            .args(args)
-            .output()
-            .await
-            .unwrap();
+            .env("HOLDFAST_PRIVATE_KEY", self.key(signer));
+        if let Some(d) = deployments {
+            cmd.env("HOLDFAST_DEPLOYMENTS", d);
+        }
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        let out = cmd.arg("order").args(args).output().await.unwrap();
         let out = Out {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -583,4 +601,103 @@ fn civil(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Without --deployment, the CLI finds `deployments/31337.local.json` in the checkout from any directory in
+/// it (upwards from the current one, as `holdfast dev` finds the project root), not only from its root; an
+/// explicit --deployment or HOLDFAST_DEPLOYMENTS still wins, and outside a checkout the error says where it
+/// looked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_finds_the_deployment_from_a_subdirectory_of_the_checkout() {
+    let env = setup(false).await;
+    let c = &env.c;
+    let proj = std::env::temp_dir().join(format!("holdfast-checkout-{}", random_hex()));
+    let sub = proj.join("contracts/deep/er");
+    for d in [proj.join("script"), proj.join("deployments"), sub.clone()] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(proj.join("foundry.toml"), "[profile.default]\n").unwrap();
+    std::fs::write(proj.join("script/deploy.sh"), "#!/usr/bin/env bash\n").unwrap();
+    std::fs::copy(&env.deployment, proj.join("deployments/31337.local.json")).unwrap();
+    let payee = c.addr(2).to_string();
+
+    let lock = env
+        .order_in(
+            Some(&sub),
+            None,
+            1,
+            &["lock", "from-a-subdir", "--payee", &payee, "--amount", "1", "--json"],
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(lock["escrow"], checksum(c.escrow));
+    assert_eq!(lock["status"], "held");
+
+    // An explicit deployment (here one for another chain) is used, not the one found in the checkout.
+    let other = proj.join("other-chain.json");
+    std::fs::write(
+        &other,
+        serde_json::json!({"chainId": 1, "escrow": c.escrow.to_string(), "deploymentBlock": 1}).to_string(),
+    )
+    .unwrap();
+    let args = ["lock", "from-a-subdir-2", "--payee", payee.as_str(), "--amount", "1"];
+    let flag = [&args[..], &["--deployment", other.to_str().unwrap()]].concat();
+    env.order_in(Some(&sub), None, 1, &flag).await.fails_with("no deployment for chain 31337 among");
+    env.order_in(Some(&sub), Some(&other), 1, &args).await.fails_with("no deployment for chain 31337 among");
+
+    // Outside any checkout: a clear error that says where it looked.
+    let nowhere = std::env::temp_dir().join(format!("holdfast-nowhere-{}", random_hex()));
+    std::fs::create_dir_all(&nowhere).unwrap();
+    let out = env.order_in(Some(&nowhere), None, 1, &args).await;
+    out.fails_with(
+        "no escrow: deployments/31337.local.json does not exist and no Holdfast checkout here or above",
+    );
+    assert!(out.stderr.contains("pass --escrow or --deployment"), "{out:#?}");
+    let _ = std::fs::remove_dir_all(&proj);
+    let _ = std::fs::remove_dir_all(&nowhere);
+}
+
+fn wall_clock() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// `--deliver-by 7d` (and `--valid-until 1h`) count from the wall clock, not from the latest block's
+/// timestamp: on a chain whose clock lags (an idle or resumed devnet; here anvil started a day in the past),
+/// the deadline is still seven days from now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_relative_deadlines_count_from_the_wall_clock() {
+    let day_ago = (wall_clock() - 86_400).to_string();
+    let env = setup_with(false, &["--timestamp", &day_ago]).await;
+    let c = &env.c;
+    assert!(c.now().await + 3_600 < wall_clock(), "the chain's clock is expected to lag the wall clock");
+    let payee = c.addr(2).to_string();
+
+    let before = wall_clock();
+    let lock = env
+        .order(1, &["lock", "wall-1", "--payee", &payee, "--amount", "1", "--deliver-by", "7d", "--json"])
+        .await
+        .ok()
+        .json();
+    let after = wall_clock();
+    let by = lock["deliverBy"].as_u64().unwrap();
+    assert!(
+        (before + 7 * 86_400..=after + 7 * 86_400).contains(&by),
+        "deliverBy {by} is not 7 days after the wall clock ({before}..{after})"
+    );
+    let order = c.escrow().getOrder(keccak256("wall-1")).call().await.unwrap();
+    assert_eq!(order.order.deadline.to::<u64>(), by, "the order on chain has another deadline");
+
+    // The gasless authorization's validity too.
+    let before = wall_clock();
+    let signed = env
+        .order(1, &["lock", "wall-2", "--payee", &payee, "--amount", "1", "--gasless", "--valid-until", "1h"])
+        .await
+        .ok()
+        .json();
+    let after = wall_clock();
+    let valid_before: u64 = signed["authorization"]["validBefore"].as_str().unwrap().parse().unwrap();
+    assert!((before + 3_600..=after + 3_600).contains(&valid_before), "validBefore {valid_before}");
+    let deliver_by = signed["order"]["deliverBy"].as_u64().unwrap();
+    assert!(deliver_by >= before + 7 * 86_400, "the default --deliver-by 7d: {deliver_by}");
 }

@@ -24,7 +24,7 @@ use super::{
     order_id::Bytes32Arg,
     signer::SignerOpts,
 };
-use crate::opts::{RpcOpts, read_deployment};
+use crate::opts::{RpcOpts, default_deployment, read_deployment};
 
 sol! {
     #[sol(rpc)]
@@ -44,14 +44,13 @@ sol! {
     }
 }
 
-/// The default deployment file.
-pub(crate) const DEFAULT_DEPLOYMENT: &str = "deployments/31337.local.json";
-
 /// Which escrow.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct EscrowOpts {
     /// Deployment file(s) written by `script/deploy.sh`; the one whose chainId is the node's is used.
-    /// Default: deployments/31337.local.json.
+    /// Default: deployments/31337.local.json in the current directory, else in the Holdfast checkout
+    /// found from it upwards (the nearest directory with foundry.toml and script/deploy.sh, or
+    /// HOLDFAST_PROJECT_ROOT) — the file `holdfast dev` writes.
     #[arg(long = "deployment", env = "HOLDFAST_DEPLOYMENTS", value_delimiter = ',', value_name = "PATH")]
     pub(crate) deployments: Vec<PathBuf>,
     /// Escrow address (instead of a deployment file).
@@ -60,18 +59,17 @@ pub(crate) struct EscrowOpts {
 }
 
 impl EscrowOpts {
-    /// The escrow for `chain_id`: --escrow, else the matching deployment file; `None` if neither is given
-    /// and the default file does not exist.
-    pub(crate) fn resolve(&self, chain_id: u64) -> eyre::Result<Option<Address>> {
+    /// The escrow for `chain_id`: --escrow, else the matching deployment file; `Err(why)` inside if neither
+    /// is given and the default file does not exist.
+    pub(crate) fn resolve(&self, chain_id: u64) -> eyre::Result<Result<Address, String>> {
         if let Some(e) = self.escrow {
-            return Ok(Some(e));
+            return Ok(Ok(e));
         }
         let files = if self.deployments.is_empty() {
-            let d = PathBuf::from(DEFAULT_DEPLOYMENT);
-            if !d.exists() {
-                return Ok(None);
+            match default_deployment() {
+                Ok(d) => vec![d],
+                Err(why) => return Ok(Err(why)),
             }
-            vec![d]
         } else {
             self.deployments.clone()
         };
@@ -79,7 +77,7 @@ impl EscrowOpts {
         for f in &files {
             let d = read_deployment(f)?;
             if d.chain_id == chain_id {
-                return Ok(Some(d.escrow));
+                return Ok(Ok(d.escrow));
             }
             seen.push(format!("{} (chain {})", f.display(), d.chain_id));
         }
@@ -169,16 +167,16 @@ impl Ctx {
             .wallet(EthereumWallet::from(signer.clone()))
             .connect(opts.rpc.rpc_url.as_str())
             .await
-            .wrap_err_with(|| format!("cannot connect to the node at {}", opts.rpc.rpc_url))?
+            .map_err(|e| eyre!("cannot connect to the node at {}: {}", opts.rpc.rpc_url, causes(&e)))?
             .erased();
         let chain_id = provider
             .get_chain_id()
             .await
-            .wrap_err_with(|| format!("cannot reach the node at {}", opts.rpc.rpc_url))?;
+            .map_err(|e| eyre!("cannot reach the node at {}: {}", opts.rpc.rpc_url, causes(&e)))?;
         let escrow = match opts.escrow.resolve(chain_id)? {
-            Some(e) => e,
-            None => fallback_escrow.ok_or_else(|| {
-                eyre!("no escrow: {DEFAULT_DEPLOYMENT} does not exist; pass --escrow or --deployment")
+            Ok(e) => e,
+            Err(why) => fallback_escrow.ok_or_else(|| {
+                eyre!("no escrow: {why}; run `holdfast dev`, or pass --escrow or --deployment")
             })?,
         };
         if provider.get_code_at(escrow).await?.is_empty() {
@@ -222,6 +220,17 @@ impl Ctx {
             .await?
             .ok_or_else(|| eyre!("no latest block"))?;
         Ok(b.header.timestamp)
+    }
+
+    /// What relative times (`--deliver-by 7d`) count from: the wall clock now, or the latest block's
+    /// timestamp if that is later (a chain ahead of the clock, e.g. after `evm_increaseTime`). Never the
+    /// block time alone: on an idle chain, or a devnet resumed after a pause, it lags the clock.
+    pub(crate) fn relative_base(chain_now: u64) -> u64 {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        wall.max(chain_now)
     }
 
     /// The order as stored.
@@ -425,6 +434,26 @@ impl Ctx {
     }
 }
 
+/// An error and its causes on one line, each said once: transport errors repeat their URL ("error sending
+/// request for url (…)") and their cause's text at every level, and the caller names the URL already.
+pub(crate) fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut said: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let mut text = err.to_string();
+        if let Some(i) = text.find(" for url (")
+            && let Some(j) = text[i..].find(')')
+        {
+            text.replace_range(i..i + j + 1, "");
+        }
+        if !text.is_empty() && !said.iter().any(|s| s.contains(&text)) {
+            said.push(text);
+        }
+        next = err.source();
+    }
+    said.join(": ")
+}
+
 /// An address for JSON output: EIP-55 checksummed (as the API writes them); the zero address as null.
 pub(crate) fn addr(a: Address) -> Value {
     if a.is_zero() { Value::Null } else { Value::String(a.to_checksum(None)) }
@@ -440,8 +469,11 @@ fn http() -> reqwest::Client {
 
 /// The answer of one API request: status and JSON body.
 async fn api_get(client: &reqwest::Client, url: Url) -> eyre::Result<(u16, Value)> {
-    let r =
-        client.get(url.clone()).send().await.wrap_err_with(|| format!("cannot reach the API at {url}"))?;
+    let r = client
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| eyre!("cannot reach the API at {url}: {}", causes(&e)))?;
     let status = r.status().as_u16();
     let body = r.json::<Value>().await.unwrap_or(Value::Null);
     Ok((status, body))

@@ -48,7 +48,8 @@ pub(crate) struct LockArgs {
     /// Who settles the order if frozen (default: none, and the order can never be frozen).
     #[arg(long, value_name = "ADDRESS")]
     pub(crate) arbiter: Option<Address>,
-    /// Delivery deadline: RFC 3339 time (2026-12-01T12:00:00Z) or a duration from the chain's now (7d, 36h).
+    /// Delivery deadline: RFC 3339 time (2026-12-01T12:00:00Z) or a duration from now (7d, 36h). "Now" is
+    /// the wall clock, or the latest block's timestamp if the chain is ahead of it.
     #[arg(long, default_value = "7d", value_name = "TIME")]
     pub(crate) deliver_by: When,
     /// Time after delivery during which either party may still freeze, before anyone can release.
@@ -61,8 +62,9 @@ pub(crate) struct LockArgs {
     /// nothing and needs no gas.
     #[arg(long)]
     pub(crate) gasless: bool,
-    /// With --gasless: the authorization's end of validity, RFC 3339 or a duration from now (default:
-    /// --deliver-by, after which the lock could not succeed anyway).
+    /// With --gasless: the authorization's end of validity, RFC 3339 or a duration from now (the wall
+    /// clock, or the latest block's timestamp if later) (default: --deliver-by, after which the lock could
+    /// not succeed anyway).
     #[arg(long, requires = "gasless", value_name = "TIME")]
     pub(crate) valid_until: Option<When>,
     /// With --gasless: write the document to this file instead of stdout.
@@ -181,7 +183,7 @@ pub(crate) async fn run(args: LockArgs) -> eyre::Result<()> {
     let id = &args.order_id;
     let amount = parse_amount(&args.amount, ctx.token.decimals, &ctx.token.symbol)?;
     let now = ctx.now().await?;
-    let deliver_by = args.deliver_by.resolve(now);
+    let deliver_by = args.deliver_by.resolve(Ctx::relative_base(now));
     let dispute_window = u32::try_from(args.dispute_window.0)
         .map_err(|_| eyre::eyre!("--dispute-window is too long (at most 2^32-1 seconds)"))?;
     let terms = Terms {
@@ -295,7 +297,7 @@ pub(crate) async fn run(args: LockArgs) -> eyre::Result<()> {
 async fn gasless(ctx: &Ctx, args: &LockArgs, t: &Terms) -> eyre::Result<()> {
     let domain = ctx.token_domain().await?;
     let now = ctx.now().await?;
-    let valid_before = args.valid_until.map(|w| w.resolve(now)).unwrap_or(t.deliver_by);
+    let valid_before = args.valid_until.map(|w| w.resolve(Ctx::relative_base(now))).unwrap_or(t.deliver_by);
     if valid_before <= now + 1 {
         eyre::bail!("--valid-until {} is not in the future (chain time {})", utc(valid_before), utc(now));
     }

@@ -92,17 +92,18 @@ impl FromStr for Secs {
     }
 }
 
-/// A point in time: RFC 3339 (`2026-12-01T12:00:00Z`), or a duration from the chain's current time (`7d`).
+/// A point in time: RFC 3339 (`2026-12-01T12:00:00Z`), or a duration from now (`7d`; see
+/// `Ctx::relative_base` for what "now" is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum When {
     /// Unix seconds.
     At(u64),
-    /// Seconds after the latest block's timestamp.
+    /// Seconds after now.
     In(u64),
 }
 
 impl When {
-    /// Unix seconds, given the chain's current time.
+    /// Unix seconds, given now.
     pub(crate) fn resolve(self, now: u64) -> u64 {
         match self {
             Self::At(t) => t,
