@@ -27,7 +27,7 @@ use alloy::{
 use holdfast_store::{ChainReader, OrderReader};
 use serde_json::Value;
 use tokio::{
-    net::{TcpListener, TcpSocket, TcpStream},
+    net::{TcpListener, TcpStream},
     task::{JoinHandle, JoinSet},
 };
 
@@ -425,16 +425,21 @@ async fn pg_admin(sql: &str) -> usize {
     rows.len()
 }
 
-/// A TCP proxy on 127.0.0.1 in front of a local port, switched off (the port refuses connections and every
-/// forwarded connection is cut) and on (the same port listens again).
+/// A TCP proxy on 127.0.0.1 in front of a local port, switched off (every forwarded connection is cut and
+/// every new one is reset at once, as by a node that is down) and on (connections are forwarded again).
+///
+/// The proxy keeps its listening socket for its whole life: closing it and listening again on the same port
+/// would race with every other test on the machine for that port (and a connect to a closed port in the
+/// ephemeral range can even connect to itself).
 struct Switch {
     port: u16,
-    upstream: u16,
     /// Connections accepted so far.
     accepted: Arc<AtomicUsize>,
     /// Forwarded connections open now.
     open: Arc<AtomicUsize>,
-    task: Option<JoinHandle<()>>,
+    /// Whether connections are forwarded.
+    up: tokio::sync::watch::Sender<bool>,
+    task: JoinHandle<()>,
 }
 
 /// Counts an open forwarded connection until dropped.
@@ -448,49 +453,65 @@ impl Drop for Open {
 
 impl Switch {
     async fn start(upstream: u16) -> Self {
-        let mut s =
-            Self { port: free_port(), upstream, accepted: Arc::default(), open: Arc::default(), task: None };
-        s.on().await;
-        s
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (accepted, open): (Arc<AtomicUsize>, Arc<AtomicUsize>) = (Arc::default(), Arc::default());
+        let (up, up_rx) = tokio::sync::watch::channel(true);
+        let task = {
+            let (accepted, open) = (accepted.clone(), open.clone());
+            tokio::spawn(async move {
+                // Aborted with this task: every forwarding task.
+                let mut conns = JoinSet::new();
+                loop {
+                    tokio::select! {
+                        r = listener.accept() => {
+                            let Ok((mut inbound, _)) = r else { continue };
+                            if !*up_rx.borrow() {
+                                // Down: reset the connection at once (no FIN handshake, no forwarding).
+                                let _ = inbound.set_zero_linger();
+                                drop(inbound);
+                                continue;
+                            }
+                            accepted.fetch_add(1, Ordering::SeqCst);
+                            open.fetch_add(1, Ordering::SeqCst);
+                            let guard = Open(open.clone());
+                            let mut down = up_rx.clone();
+                            conns.spawn(async move {
+                                let _guard = guard;
+                                let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                                    return;
+                                };
+                                tokio::select! {
+                                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                                    _ = down.wait_for(|up| !*up) => {
+                                        let _ = inbound.set_zero_linger();
+                                    }
+                                }
+                            });
+                        }
+                        Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                    }
+                }
+            })
+        };
+        Self { port, accepted, open, up, task }
     }
 
     fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }
 
-    /// Listen on the port again and forward every connection.
+    /// Forward connections again.
     async fn on(&mut self) {
-        assert!(self.task.is_none(), "the proxy is on already");
-        let listener = listen(self.port).await;
-        let (upstream, accepted, open) = (self.upstream, self.accepted.clone(), self.open.clone());
-        self.task = Some(tokio::spawn(async move {
-            // Dropped with this task (when switched off): aborts every forwarding task.
-            let mut conns = JoinSet::new();
-            loop {
-                tokio::select! {
-                    r = listener.accept() => {
-                        let Ok((mut inbound, _)) = r else { continue };
-                        accepted.fetch_add(1, Ordering::SeqCst);
-                        open.fetch_add(1, Ordering::SeqCst);
-                        let guard = Open(open.clone());
-                        conns.spawn(async move {
-                            let _guard = guard;
-                            if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", upstream)).await {
-                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                            }
-                        });
-                    }
-                    Some(_) = conns.join_next(), if !conns.is_empty() => {}
-                }
-            }
-        }));
+        assert!(!*self.up.borrow(), "the proxy is on already");
+        self.up.send_replace(true);
     }
 
-    /// Close the listener and cut every forwarded connection; returns once the port refuses connections.
+    /// Cut every forwarded connection and reset new ones; returns once no connection is forwarded and a
+    /// new one gets nothing through.
     async fn off(&mut self) {
-        let task = self.task.take().expect("the proxy is off already");
-        task.abort();
-        let _ = task.await;
+        assert!(*self.up.borrow(), "the proxy is off already");
+        self.up.send_replace(false);
         let deadline = Instant::now() + Duration::from_secs(5);
         while self.open.load(Ordering::SeqCst) > 0 {
             assert!(
@@ -499,33 +520,22 @@ impl Switch {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(
-            TcpStream::connect(("127.0.0.1", self.port)).await.is_err(),
-            "the proxy's port still accepts connections"
-        );
+        if let Ok(mut probe) = TcpStream::connect(("127.0.0.1", self.port)).await {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let _ = probe.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await;
+            let mut buf = [0u8; 1];
+            let read = tokio::time::timeout(Duration::from_secs(2), probe.read(&mut buf)).await;
+            assert!(
+                matches!(read, Ok(Ok(0) | Err(_))),
+                "a connection through the switched-off proxy got an answer: {read:?}"
+            );
+        }
     }
 }
 
 impl Drop for Switch {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
-
-/// Listen on 127.0.0.1:`port` (with `SO_REUSEADDR`, so the cut connections' `TIME_WAIT` does not block it),
-/// retrying for a few seconds.
-async fn listen(port: u16) -> TcpListener {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let socket = TcpSocket::new_v4().unwrap();
-        socket.set_reuseaddr(true).unwrap();
-        match socket.bind(([127, 0, 0, 1], port).into()).and_then(|()| socket.listen(1024)) {
-            Ok(listener) => return listener,
-            Err(e) if Instant::now() >= deadline => panic!("cannot listen on port {port} again: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
+        self.task.abort();
     }
 }
 
