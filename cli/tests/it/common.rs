@@ -42,3 +42,25 @@ pub(crate) fn deployment_file(c: &Chain, prefix: &str) -> PathBuf {
     std::fs::write(&path, json.to_string()).unwrap();
     path
 }
+
+/// `holdfast run` over `db_url`, indexing `c` over http with a 200 ms poll, its API on `port`, `/readyz`
+/// failing after `stall_secs` without a confirmed head.
+pub(crate) fn spawn_run(
+    c: &Chain,
+    deployment: &std::path::Path,
+    db_url: &str,
+    port: u16,
+    stall_secs: u64,
+) -> Killed {
+    Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_holdfast"))
+            .args(["--log", "warn", "run", "--rpc-url", &c.anvil.endpoint(), "--database-url", db_url])
+            .arg("--deployment")
+            .arg(deployment)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--poll-ms", "200"])
+            .args(["--ready-max-stall-secs", &stall_secs.to_string()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}

@@ -6,7 +6,7 @@ use alloy::primitives::{Address, B256, U256};
 use serde_json::Value;
 
 use crate::{
-    common::{Killed, deployment_file, free_port, wait_ready},
+    common::{Killed, deployment_file, free_port, spawn_run, wait_ready},
     harness::{Chain, TestDb},
 };
 
@@ -156,23 +156,7 @@ async fn run_is_ready_on_an_idle_chain_and_not_ready_without_its_node_but_keeps_
     let db = TestDb::sqlite().await;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut run = Killed(
-        Command::new(env!("CARGO_BIN_EXE_holdfast"))
-            .args(["--log", "warn", "run", "--rpc-url", &c.anvil.endpoint(), "--database-url", &db.url])
-            .arg("--deployment")
-            .arg(&deployment)
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--poll-ms",
-                "200",
-                "--ready-max-stall-secs",
-                "3",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut run = spawn_run(&c, &deployment, &db.url, port, 3);
     wait_ready(&base).await;
     let id = B256::with_last_byte(0x51);
     let deliver_by = c.now().await + 86_400;

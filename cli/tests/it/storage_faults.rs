@@ -6,7 +6,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -14,7 +14,7 @@ use alloy::primitives::{Address, B256};
 use serde_json::Value;
 
 use crate::{
-    common::{Killed, deployment_file, free_port, wait_ready},
+    common::{Killed, deployment_file, free_port, spawn_run, wait_ready},
     harness::{Chain, TestDb, drill_scale, index, pg_admin_url, random_hex, snapshot},
 };
 
@@ -94,27 +94,6 @@ async fn outage(c: &Chain, base: &str, served: B256, new: B256, cause: impl FnOn
     assert_eq!(status, 200, "the order locked during the outage was indexed after it: {order}");
 }
 
-/// `holdfast run` over `db_url`, indexing `c`, with a 5 s readiness stall limit.
-fn spawn_run(c: &Chain, deployment: &Path, db_url: &str, port: u16) -> Killed {
-    Killed(
-        Command::new(env!("CARGO_BIN_EXE_holdfast"))
-            .args(["--log", "warn", "run", "--rpc-url", &c.anvil.endpoint(), "--database-url", db_url])
-            .arg("--deployment")
-            .arg(deployment)
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--poll-ms",
-                "200",
-                "--ready-max-stall-secs",
-                "5",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
-
 /// After the drill: the process is still up, and its store equals a fresh index of the chain.
 async fn check_after(c: &Chain, mut run: Killed, db_url: &str) {
     assert!(run.0.try_wait().unwrap().is_none(), "holdfast run exited during a storage outage");
@@ -136,7 +115,7 @@ async fn sqlite_disk_full_is_a_state_not_an_exit() {
     let db_url = format!("sqlite://{}", fs.0.join("holdfast.db").display());
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let run = spawn_run(&c, &deployment, &db_url, port);
+    let run = spawn_run(&c, &deployment, &db_url, port, 5);
     wait_ready(&base).await;
     let first = B256::with_last_byte(0x61);
     lock(&c, first).await;
@@ -171,7 +150,7 @@ async fn postgres_read_only_is_a_state_not_an_exit() {
     let name = db.url.rsplit('/').next().unwrap().to_string();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let run = spawn_run(&c, &deployment, &db.url, port);
+    let run = spawn_run(&c, &deployment, &db.url, port, 5);
     wait_ready(&base).await;
     let first = B256::with_last_byte(0x71);
     lock(&c, first).await;
