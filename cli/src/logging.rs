@@ -11,14 +11,15 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 pub(crate) enum LogFormat {
     /// Human on a terminal, JSON otherwise.
     Auto,
-    /// Human-readable lines.
+    /// Human-readable lines (coloured only on a terminal).
     Human,
     /// One JSON object per line.
     Json,
 }
 
-/// Logging options.
+/// Logging options (global: accepted after any subcommand, listed under "Logging" in every help).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Logging")]
 pub(crate) struct LogOpts {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `holdfast_indexer=debug`.
     #[arg(long, global = true, env = "HOLDFAST_LOG", default_value = "info")]
@@ -82,7 +83,9 @@ pub(crate) fn init(opts: &LogOpts) -> eyre::Result<()> {
     if json {
         registry.with(fmt::layer().json().with_writer(StderrLog::default)).try_init()?;
     } else {
-        registry.with(fmt::layer().with_writer(StderrLog::default)).try_init()?;
+        // Colour codes only on a terminal: `--log-format human 2>file` writes plain text.
+        let ansi = std::io::stderr().is_terminal();
+        registry.with(fmt::layer().with_ansi(ansi).with_writer(StderrLog::default)).try_init()?;
     }
     Ok(())
 }

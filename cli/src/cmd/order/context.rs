@@ -421,9 +421,9 @@ impl Ctx {
             println!("  status       {status}, {} remaining", self.token.units(after.remaining()));
             if let Some(rec) = indexed {
                 println!(
-                    "  indexed      {} ({} confirmations)",
+                    "  indexed      {} ({})",
                     rec["finality"].as_str().unwrap_or("?"),
-                    rec["confirmations"]
+                    super::confirmations(&rec["confirmations"])
                 );
             }
         }
