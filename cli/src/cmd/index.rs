@@ -55,35 +55,106 @@ pub(crate) async fn run(args: IndexArgs) -> eyre::Result<()> {
     let result = indexer.run(shutdown.requested()).await;
     if let Some(bar) = bar {
         bar.abort();
+        clear_progress();
     }
     result?;
     Ok(())
 }
 
-/// A one-line backfill progress bar on stderr (only when it is a terminal): blocks, events/s and ETA.
+/// What the progress bar shows for one [`BackfillProgress`]: its length and position (blocks), and the
+/// message after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BarState {
+    /// Blocks in this backfill.
+    len: u64,
+    /// Blocks committed (at most `len`).
+    pos: u64,
+    /// `block CURSOR/END · N events · R events/s`.
+    msg: String,
+}
+
+impl BarState {
+    fn of(p: &BackfillProgress) -> Self {
+        let len = (p.end + 1).saturating_sub(p.first).max(1);
+        let pos = (p.cursor + 1).saturating_sub(p.first).min(len);
+        let secs = p.elapsed.as_secs_f64().max(1e-3);
+        let rate = p.events as f64 / secs;
+        let events = if p.events == 1 { "event" } else { "events" };
+        let msg = format!("block {}/{} · {} {events} · {rate:.0} events/s", p.cursor, p.end, p.events);
+        Self { len, pos, msg }
+    }
+
+    fn done(&self) -> bool {
+        self.pos >= self.len
+    }
+}
+
+/// The backfill progress bar on stderr (only when it is a terminal): blocks, events/s and a smoothed ETA,
+/// fitted to the terminal's width; log lines are written above it (see [`crate::logging`]).
 async fn draw_progress(mut rx: tokio::sync::watch::Receiver<Option<BackfillProgress>>) {
-    use std::io::Write;
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    let style = ProgressStyle::with_template("[{wide_bar}] {percent:>3}% {msg} · ETA {eta}")
+        .expect("a valid template")
+        .progress_chars("#>-");
+    let mut bar: Option<ProgressBar> = None;
     while rx.changed().await.is_ok() {
         let Some(p) = *rx.borrow_and_update() else { continue };
-        let total = (p.end + 1).saturating_sub(p.first).max(1);
-        let done = (p.cursor + 1).saturating_sub(p.first).min(total);
-        let secs = p.elapsed.as_secs_f64().max(1e-3);
-        let eta = (total - done) as f64 * secs / done.max(1) as f64;
-        let filled = (done * 30 / total) as usize;
-        eprint!(
-            "\r[{}{}] {:>3}% block {}/{} · {} events · {:.0} events/s · ETA {:.0}s ",
-            "#".repeat(filled),
-            "-".repeat(30 - filled),
-            done * 100 / total,
-            p.cursor,
-            p.end,
-            p.events,
-            p.events as f64 / secs,
-            eta
-        );
-        if done == total {
-            eprintln!();
+        let state = BarState::of(&p);
+        let b = bar.get_or_insert_with(|| {
+            let b = ProgressBar::with_draw_target(Some(state.len), ProgressDrawTarget::stderr())
+                .with_style(style.clone());
+            crate::logging::set_progress_bar(Some(b.clone()));
+            b
+        });
+        b.set_length(state.len);
+        b.set_position(state.pos);
+        b.set_message(state.msg.clone());
+        if state.done() {
+            b.finish();
+            crate::logging::set_progress_bar(None);
+            bar = None;
         }
-        let _ = std::io::stderr().flush();
+    }
+}
+
+/// Stop drawing the bar (the indexer stopped before the backfill finished).
+fn clear_progress() {
+    crate::logging::set_progress_bar(None);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn progress(first: u64, cursor: u64, end: u64, events: u64, secs: u64) -> BackfillProgress {
+        BackfillProgress { first, cursor, end, events, elapsed: Duration::from_secs(secs) }
+    }
+
+    #[test]
+    fn bar_counts_blocks_from_the_first_one() {
+        let s = BarState::of(&progress(100, 149, 199, 20, 4));
+        assert_eq!((s.len, s.pos), (100, 50));
+        assert_eq!(s.msg, "block 149/199 · 20 events · 5 events/s");
+        assert!(!s.done());
+    }
+
+    #[test]
+    fn bar_is_done_at_the_end_and_never_past_it() {
+        let s = BarState::of(&progress(100, 199, 199, 1, 2));
+        assert_eq!((s.len, s.pos), (100, 100));
+        assert_eq!(s.msg, "block 199/199 · 1 event · 0 events/s");
+        assert!(s.done());
+        let s = BarState::of(&progress(100, 250, 199, 0, 0));
+        assert_eq!(s.pos, s.len);
+    }
+
+    #[test]
+    fn bar_before_the_first_range_and_of_one_block() {
+        let s = BarState::of(&progress(100, 99, 199, 0, 0));
+        assert_eq!((s.len, s.pos), (100, 0));
+        let s = BarState::of(&progress(5, 5, 5, 0, 0));
+        assert_eq!((s.len, s.pos), (1, 1));
     }
 }

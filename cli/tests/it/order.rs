@@ -9,7 +9,7 @@ use std::{
 
 use alloy::{
     primitives::{Address, B256, U256, keccak256},
-    providers::Provider,
+    providers::{Provider, ext::AnvilApi},
 };
 use serde_json::Value;
 
@@ -700,4 +700,58 @@ async fn order_relative_deadlines_count_from_the_wall_clock() {
     assert!((before + 3_600..=after + 3_600).contains(&valid_before), "validBefore {valid_before}");
     let deliver_by = signed["order"]["deliverBy"].as_u64().unwrap();
     assert!(deliver_by >= before + 7 * 86_400, "the default --deliver-by 7d: {deliver_by}");
+}
+
+/// `--wait-timeout N` waits N seconds (not N − 1) and says so, not the API's last long-poll chunk; a
+/// transaction a reorg removed while the CLI waits gets its own message at once (the API's 409
+/// TX_REVERTED), not "not at … finality within N s" after the whole wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_wait_reports_the_real_wait_and_a_reorged_transaction() {
+    let env = setup(true).await;
+    let c = &env.c;
+    let payee = c.addr(2).to_string();
+
+    // anvil marks safe 32 blocks below the head and mines only on transactions: safe never arrives.
+    let start = std::time::Instant::now();
+    let out = env
+        .order(
+            1,
+            &["lock", "wait-1", "--payee", &payee, "--amount", "1", "--wait", "safe", "--wait-timeout", "3"],
+        )
+        .await;
+    let waited = start.elapsed();
+    out.fails_with("did not reach safe finality within 3 s");
+    assert!(!out.stderr.contains("within 2 s") && !out.stderr.contains("within 0 s"), "{out:#?}");
+    assert!(waited >= std::time::Duration::from_secs(3), "waited only {waited:?}: {out:#?}");
+    assert!(
+        out.stdout.contains("locked") || out.stdout.contains("order"),
+        "the outcome is printed: {out:#?}"
+    );
+
+    // A lock whose block a reorg replaces while the CLI waits for safe.
+    let id = keccak256("wait-2");
+    let start = std::time::Instant::now();
+    let reorg = async {
+        for _ in 0..200 {
+            let r = reqwest::get(format!("{}/v1/orders/{id:#x}", env.api)).await.unwrap();
+            if r.status().is_success() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        // The CLI reads the order back from the node before it waits: let it get there.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        c.provider
+            .anvil_reorg(alloy::rpc::types::anvil::ReorgOptions { depth: 1, tx_block_pairs: vec![] })
+            .await
+            .unwrap();
+    };
+    let args =
+        ["lock", "wait-2", "--payee", &payee, "--amount", "1", "--wait", "safe", "--wait-timeout", "60"];
+    let (out, ()) = tokio::join!(env.order(1, &args), reorg);
+    let waited = start.elapsed();
+    out.fails_with("was removed from the chain by a reorg");
+    out.fails_with("TX_REVERTED");
+    assert!(!out.stderr.contains("finality within"), "{out:#?}");
+    assert!(waited < std::time::Duration::from_secs(30), "answered only after {waited:?}: {out:#?}");
 }

@@ -421,9 +421,9 @@ impl Ctx {
             println!("  status       {status}, {} remaining", self.token.units(after.remaining()));
             if let Some(rec) = indexed {
                 println!(
-                    "  indexed      {} ({} confirmations)",
+                    "  indexed      {} ({})",
                     rec["finality"].as_str().unwrap_or("?"),
-                    rec["confirmations"]
+                    super::confirmations(&rec["confirmations"])
                 );
             }
         }
@@ -528,31 +528,66 @@ async fn poll(
     id: &str,
 ) -> eyre::Result<Value> {
     let client = http();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    let start = tokio::time::Instant::now();
+    let deadline = start + Duration::from_secs(timeout);
     loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now()).as_secs();
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let mut q = query.to_vec();
-        q.push(("wait".into(), left.min(POLL_CHUNK).to_string()));
+        q.push(("wait".into(), wait_param(left).to_string()));
         q.push(("finality".into(), finality.as_str().into()));
         let (status, body) = api_get(&client, endpoint(api, path, &q)?).await?;
+        let (code, msg) = api_error(&body);
         match status {
             200 => return Ok(body),
-            // Not indexed yet (404), or indexed below the finality (408): ask again. The server's wait held
-            // the request, so this is no busy loop; a fast 404 is paced here all the same.
-            404 | 408 if left > 0 => {
+            // Not indexed yet (404), or indexed below the finality (408): ask again until the deadline. The
+            // server's wait held the request, so this is no busy loop; a fast 404 is paced here all the same.
+            404 | 408 if tokio::time::Instant::now() < deadline => {
                 if status == 404 {
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
             }
-            _ => {
-                let (code, msg) = api_error(&body);
-                bail!(
-                    "{what} {id}: not at {} finality within {timeout} s ({code}: {msg})",
-                    finality.as_str()
-                );
+            404 | 408 => {
+                bail!("{}", not_reached(what, id, finality, status, &body, start.elapsed(), timeout))
             }
+            409 if code == "TX_REVERTED" => bail!(
+                "{what} {id} was removed from the chain by a reorg after it was mined: it reaches no finality \
+                 unless the chain includes it again; check it with a node and send it again if it was dropped \
+                 (TX_REVERTED)"
+            ),
+            _ => bail!(
+                "{what} {id}: waiting for {} finality, the API answered {status} {code}: {msg}",
+                finality.as_str()
+            ),
         }
     }
+}
+
+/// The `?wait=` for one long-poll with `left` of the wait to go: whole seconds rounded up (a 6 s wait asks
+/// for 6 s, not 5), at most [`POLL_CHUNK`].
+fn wait_param(left: Duration) -> u64 {
+    left.as_millis().div_ceil(1000).min(u128::from(POLL_CHUNK)) as u64
+}
+
+/// Why a wait ended without the finality, with how long it really waited (not the server's last chunk).
+fn not_reached(
+    what: &str,
+    id: &str,
+    finality: Finality,
+    status: u16,
+    body: &Value,
+    waited: Duration,
+    timeout: u64,
+) -> String {
+    let now = match (status, body["error"]["details"]["finality"].as_str()) {
+        (404, _) => "not indexed yet".to_string(),
+        (_, Some(f)) => format!("indexed at {f} finality"),
+        _ => "indexed below it".to_string(),
+    };
+    format!(
+        "{what} {id}: did not reach {} finality within {} s ({now}; --wait-timeout {timeout})",
+        finality.as_str(),
+        waited.as_secs_f64().round()
+    )
 }
 
 /// `GET /v1/orders/{id}` once.
@@ -567,5 +602,47 @@ pub(crate) async fn get_order(api: &Url, id: B256, query: &[(String, String)]) -
             let (code, msg) = api_error(&body);
             bail!("order {id:#x}: the API answered {status} {code}: {msg}")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::{Finality, not_reached, wait_param};
+
+    #[test]
+    fn wait_param_rounds_up_and_is_chunked() {
+        assert_eq!(wait_param(Duration::from_millis(5_999)), 6);
+        assert_eq!(wait_param(Duration::from_secs(6)), 6);
+        assert_eq!(wait_param(Duration::from_millis(920)), 1);
+        assert_eq!(wait_param(Duration::ZERO), 0);
+        assert_eq!(wait_param(Duration::from_secs(120)), super::POLL_CHUNK);
+    }
+
+    #[test]
+    fn timeout_message_says_the_real_wait() {
+        let body = json!({"error": {"code": "WAIT_TIMEOUT", "message": "… within 0 s", "details": {"finality": "pending"}}});
+        let m =
+            not_reached("transaction", "0xab", Finality::Safe, 408, &body, Duration::from_millis(6_040), 6);
+        assert_eq!(
+            m,
+            "transaction 0xab: did not reach safe finality within 6 s (indexed at pending finality; --wait-timeout 6)"
+        );
+        let m = not_reached(
+            "order",
+            "0xcd",
+            Finality::Finalized,
+            404,
+            &json!({}),
+            Duration::from_millis(2_960),
+            3,
+        );
+        assert_eq!(
+            m,
+            "order 0xcd: did not reach finalized finality within 3 s (not indexed yet; --wait-timeout 3)"
+        );
     }
 }

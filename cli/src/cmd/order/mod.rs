@@ -24,17 +24,18 @@ use self::explain::Violation;
 
 pub(crate) const EXAMPLES: &str = "\
 Examples (devnet: `make dev`, or anvil + script/deploy.sh + `holdfast run`):
-  export HOLDFAST_PRIVATE_KEY=0x…          # the payer's key (never printed; or --keystore FILE)
+  # the payer's key (never printed; or --keystore FILE); this one is the devnet's account 0
+  export HOLDFAST_PRIVATE_KEY=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
 
   # Lock 12.50 USDC for an order referenced as \"invoice-42\" (id = keccak256(utf8(\"invoice-42\")))
-  holdfast order lock invoice-42 --payee 0x3C44…93BC --amount 12.50 --deliver-by 7d --dispute-window 3d
+  holdfast order lock invoice-42 --payee 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC --amount 12.50 --deliver-by 7d --dispute-window 3d
 
   # Gasless: the payer signs, anyone relays
-  holdfast order lock invoice-43 --payee 0x3C44…93BC --amount 5 --gasless --out auth.json
+  holdfast order lock invoice-43 --payee 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC --amount 5 --gasless --out auth.json
   HOLDFAST_PRIVATE_KEY=$RELAYER_KEY holdfast order relay auth.json
 
   # Payee delivers, payer releases part then the rest
-  holdfast order deliver invoice-42 --evidence 'https://example.com/report.pdf sha256:…'
+  holdfast order deliver invoice-42 --evidence 'https://example.com/report.pdf sha256:6466e450a16b77b865c5829d6b6c56d9f892956475642dbeb9ccc4340fe01b15'
   holdfast order release invoice-42 5
   holdfast order release invoice-42
 
@@ -55,20 +56,20 @@ pub(crate) enum OrderCommand {
     /// --gasless (sign an authorization for `relay`; sends nothing).
     #[command(after_help = "Examples:
   holdfast order lock invoice-42 --payee 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --amount 12.50
-  holdfast order lock invoice-42 --payee 0x7099…79C8 --amount 12.50 --arbiter 0x90F7…b906 --deliver-by 2026-12-01T12:00:00Z --dispute-window 2d
-  holdfast order lock invoice-42 --payee 0x7099…79C8 --amount 12.50 --permit --wait safe
-  holdfast order lock invoice-43 --payee 0x7099…79C8 --amount 5 --gasless --valid-until 24h --out auth.json")]
+  holdfast order lock invoice-42 --payee 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --amount 12.50 --arbiter 0x90F79bf6EB2c4f870365E785982E1f101E93b906 --deliver-by 2026-12-01T12:00:00Z --dispute-window 2d
+  holdfast order lock invoice-42 --payee 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --amount 12.50 --permit --wait safe
+  holdfast order lock invoice-43 --payee 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --amount 5 --gasless --valid-until 24h --out auth.json")]
     Lock(Box<lock::LockArgs>),
     /// Submit a gasless lock signed with `lock --gasless`, from any account (which pays the gas).
     #[command(after_help = "Examples:
   HOLDFAST_PRIVATE_KEY=$RELAYER_KEY holdfast order relay auth.json
-  holdfast order lock invoice-43 --payee 0x7099…79C8 --amount 5 --gasless | HOLDFAST_PRIVATE_KEY=$RELAYER_KEY holdfast order relay -")]
+  holdfast order lock invoice-43 --payee 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --amount 5 --gasless | HOLDFAST_PRIVATE_KEY=$RELAYER_KEY holdfast order relay -")]
     Relay(Box<relay::RelayArgs>),
     /// Payee: mark the order delivered (starts the dispute window).
     #[command(after_help = "Examples:
   holdfast order deliver invoice-42
   holdfast order deliver invoice-42 --evidence 'parcel 1Z999 delivered 2026-11-21'   # stored as keccak256 of the text
-  holdfast order deliver invoice-42 --evidence 0x5f1c…e3a9 --json")]
+  holdfast order deliver invoice-42 --evidence 0x72d7fcbcb7963cd470a74beb4a5213d6a4f5f1fe8faf8df614367b2e74cb9220 --json")]
     Deliver(Box<settle::DeliverArgs>),
     /// Payer: release AMOUNT (default: all that remains) to the payee; anyone: the whole remainder once
     /// the dispute window after delivery has passed.
@@ -86,7 +87,7 @@ pub(crate) enum OrderCommand {
     /// Payee (held) or either party (delivered, within the dispute window): freeze the order for its arbiter.
     #[command(after_help = "Examples:
   holdfast order freeze invoice-42 --reason 'item not as described'
-  holdfast order freeze invoice-42 --reason 0x9c2e…41d0")]
+  holdfast order freeze invoice-42 --reason 0x5ab160e1f4d41c5558a3c7072d391d9d7e034dafb6f6827de095a427cd333ef0")]
     Freeze(Box<settle::FreezeArgs>),
     /// Arbiter: settle a frozen order, AMOUNT to the payee and the rest to the payer.
     #[command(after_help = "Examples:
@@ -143,4 +144,26 @@ pub(crate) async fn run(args: OrderArgs) -> eyre::Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// "1 confirmation", "N confirmations" from the API's `confirmations` field ("? confirmations" if absent).
+fn confirmations(n: &serde_json::Value) -> String {
+    match n.as_u64() {
+        Some(1) => "1 confirmation".into(),
+        Some(n) => format!("{n} confirmations"),
+        None => "? confirmations".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn confirmations_plural() {
+        assert_eq!(super::confirmations(&json!(0)), "0 confirmations");
+        assert_eq!(super::confirmations(&json!(1)), "1 confirmation");
+        assert_eq!(super::confirmations(&json!(2)), "2 confirmations");
+        assert_eq!(super::confirmations(&serde_json::Value::Null), "? confirmations");
+    }
 }

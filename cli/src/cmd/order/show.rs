@@ -67,11 +67,11 @@ fn print_human(id: &Bytes32Arg, o: &Value) {
     let amt = |k: &str| format!("{} {sym}", s(&o[format!("{k}Decimal")]));
     println!("order        {id}");
     println!(
-        "status       {}{} ({} finality, {} confirmations)",
+        "status       {}{} ({} finality, {})",
         s(&o["status"]),
         if o["settled"].as_bool() == Some(true) { ", settled" } else { "" },
         s(&o["finality"]),
-        s(&o["confirmations"])
+        super::confirmations(&o["confirmations"])
     );
     println!("payer        {}", s(&o["payer"]));
     println!("payee        {}", s(&o["payee"]));
