@@ -130,13 +130,7 @@ async fn index(
     notify: broadcast::Sender<holdfast_primitives::IndexNotification>,
     health: watch::Sender<IndexerHealth>,
 ) -> holdfast_indexer::Result<()> {
-    use backon::BackoffBuilder;
-    let mut backoff = backon::ExponentialBuilder::default()
-        .with_min_delay(std::time::Duration::from_millis(250))
-        .with_max_delay(std::time::Duration::from_secs(15))
-        .with_jitter()
-        .without_max_times()
-        .build();
+    let mut backoff = holdfast_indexer::sync::fault_backoff();
     let started =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut retries = 0;

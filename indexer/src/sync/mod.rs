@@ -400,6 +400,18 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
 /// `updated_at` is then the last time the node's head was confirmed: readiness reads it).
 const HEARTBEAT: Duration = Duration::from_secs(2);
 
+/// The backoff between retries of a failing step (or of connecting to the node): exponential from 250 ms,
+/// capped at 15 s, with jitter, never giving up.
+pub fn fault_backoff() -> backon::ExponentialBackoff {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(250))
+        .with_max_delay(Duration::from_secs(15))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
 /// Consecutive failures after which the connection to the node is rebuilt.
 const RECONNECT_AFTER: u32 = 2;
 
@@ -421,20 +433,12 @@ struct Faults {
 impl Faults {
     /// Record a failure; returns how long to wait before retrying.
     fn record(&mut self, e: &Error) -> Duration {
-        use backon::BackoffBuilder;
         self.retries += 1;
         self.last = e.to_string();
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         self.since.get_or_insert((Instant::now(), now));
-        let backoff = self.backoff.get_or_insert_with(|| {
-            backon::ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(250))
-                .with_max_delay(Duration::from_secs(15))
-                .with_jitter()
-                .without_max_times()
-                .build()
-        });
+        let backoff = self.backoff.get_or_insert_with(fault_backoff);
         backoff.next().unwrap_or(Duration::from_secs(15))
     }
 
