@@ -112,11 +112,17 @@ impl Chain {
         Self::start_with(&[]).await
     }
 
-    /// [`Chain::start`] with extra anvil arguments (the benches pass `--prune-history`: without it anvil
-    /// spills every historical state to `~/.foundry/anvil/tmp`, tens of GB for a large bench chain).
+    /// [`Chain::start`] with extra anvil arguments. Unless they say otherwise, anvil keeps at most 4,096
+    /// historical states, in memory (`--prune-history`): without it anvil spills every historical state to
+    /// `~/.foundry/anvil/tmp`, where nothing removes them (gigabytes over a test run, tens of GB for a
+    /// large bench chain, which passes a smaller number).
     pub async fn start_with(args: &[&str]) -> Self {
-        let anvil =
-            Anvil::at(root().join("node_modules/.bin/anvil")).arg("--accounts").arg("10").args(args).spawn();
+        let mut anvil =
+            Anvil::at(root().join("node_modules/.bin/anvil")).arg("--accounts").arg("10").args(args);
+        if !args.contains(&"--prune-history") {
+            anvil = anvil.args(["--prune-history", "4096"]);
+        }
+        let anvil = anvil.spawn();
         let keys: Vec<PrivateKeySigner> = anvil.keys().iter().map(|k| k.clone().into()).collect();
         let mut wallet = EthereumWallet::from(keys[0].clone());
         for k in &keys[1..] {
