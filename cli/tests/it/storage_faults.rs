@@ -90,7 +90,8 @@ async fn outage(c: &Chain, base: &str, served: B256, new: B256, cause: impl FnOn
     tokio::time::sleep(Duration::from_secs(2 * drill_scale() as u64)).await;
     heal();
     readyz_becomes(base, 200, Duration::from_secs(30)).await;
-    let (status, order) = get(format!("{base}/v1/orders/{new}")).await;
+    // Ready means within the allowed lag, not past a given block: wait for the order itself.
+    let (status, order) = get(format!("{base}/v1/orders/{new}?wait=20&finality=pending")).await;
     assert_eq!(status, 200, "the order locked during the outage was indexed after it: {order}");
 }
 
