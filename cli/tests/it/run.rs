@@ -156,7 +156,7 @@ async fn run_is_ready_on_an_idle_chain_and_not_ready_without_its_node_but_keeps_
     let db = TestDb::sqlite().await;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut run = spawn_run(&c, &deployment, &db.url, port, 3);
+    let mut run = spawn_run(&c, &deployment, &db.url, port, 5);
     wait_ready(&base).await;
     let id = B256::with_last_byte(0x51);
     let deliver_by = c.now().await + 86_400;
@@ -165,8 +165,9 @@ async fn run_is_ready_on_an_idle_chain_and_not_ready_without_its_node_but_keeps_
         reqwest::get(format!("{base}/v1/transactions/{tx_hash}?wait=20&finality=pending")).await.unwrap();
     assert_eq!(tx.status(), 200);
 
-    // Idle: no block for twice the stall limit, and still ready.
-    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    // Idle: no block for more than twice the stall limit (5 s; the indexer confirms the head every 2 s),
+    // and still ready.
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
     let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
     let status = ready.status();
     let body: Value = ready.json().await.unwrap();
