@@ -121,6 +121,9 @@ async fn sqlite_disk_full_is_a_state_not_an_exit() {
     let first = B256::with_last_byte(0x61);
     lock(&c, first).await;
     readyz_becomes(&base, 200, Duration::from_secs(20)).await;
+    // Ready means within the allowed lag: wait for the order itself before breaking the store.
+    let (status, order) = get(format!("{base}/v1/orders/{first}?wait=20&finality=pending")).await;
+    assert_eq!(status, 200, "the first order was not indexed: {order}");
 
     let filler = std::cell::RefCell::new(None);
     outage(
@@ -156,6 +159,9 @@ async fn postgres_read_only_is_a_state_not_an_exit() {
     let first = B256::with_last_byte(0x71);
     lock(&c, first).await;
     readyz_becomes(&base, 200, Duration::from_secs(20)).await;
+    // Ready means within the allowed lag: wait for the order itself before breaking the store.
+    let (status, order) = get(format!("{base}/v1/orders/{first}?wait=20&finality=pending")).await;
+    assert_eq!(status, 200, "the first order was not indexed: {order}");
 
     // Read-only for every new session; the running ones are ended so that the pool reconnects.
     let terminate = format!(
