@@ -133,19 +133,45 @@ impl SqliteStore {
 
 /// One indexing step's transaction on SQLite (the database's single writer lock is held from the first
 /// write until the commit).
+///
+/// Written by hand over a pooled connection rather than with `sqlx::Transaction`, because a transaction
+/// that did not commit must never go back to the pool: SQLite rolls a whole transaction back by itself on
+/// some errors (a full disk, an I/O error), after which sqlx's `ROLLBACK` on drop fails, its transaction
+/// depth stays at 1, and the connection's next `begin` opens a `SAVEPOINT` whose rollback leaves a
+/// transaction open, holding the write lock, with its later "commits" never reaching the file (seen in the
+/// disk-full drill: every other connection got `database is locked`, the API never saw new orders). Here a
+/// transaction that is dropped, or whose `COMMIT` fails, closes its connection instead, and closing a
+/// SQLite connection rolls back whatever it holds and releases its locks.
 #[derive(Debug)]
-pub struct SqliteTx(sqlx::Transaction<'static, Sqlite>);
+pub struct SqliteTx {
+    conn: sqlx::pool::PoolConnection<Sqlite>,
+    committed: bool,
+}
 
 impl Storage for SqliteStore {
     type Tx = SqliteTx;
     async fn begin(&self) -> Result<SqliteTx> {
-        Ok(SqliteTx(self.pool.begin().await?))
+        let conn = self.pool.acquire().await?;
+        // Constructed before `BEGIN` runs, so that a failed `BEGIN` also closes the connection.
+        let mut tx = SqliteTx { conn, committed: false };
+        sqlx::query("BEGIN").execute(&mut *tx.conn).await?;
+        Ok(tx)
     }
 }
 
 impl WriteTx for SqliteTx {
-    async fn commit(self) -> Result<()> {
-        Ok(self.0.commit().await?)
+    async fn commit(mut self) -> Result<()> {
+        sqlx::query("COMMIT").execute(&mut *self.conn).await?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.conn.close_on_drop();
+        }
     }
 }
 
@@ -176,7 +202,7 @@ impl EventWriter for SqliteTx {
                 " ON CONFLICT (chain_id, block_hash, log_index) DO UPDATE SET reverted = FALSE \
                  WHERE events.reverted RETURNING block_hash, log_index",
             );
-            for row in q.build_query_as::<EventKeyRow>().persistent(false).fetch_all(&mut *self.0).await? {
+            for row in q.build_query_as::<EventKeyRow>().persistent(false).fetch_all(&mut *self.conn).await? {
                 fresh.insert(row.key()?);
             }
         }
@@ -189,7 +215,7 @@ impl EventWriter for SqliteTx {
         )
         .bind(i(chain_id))
         .bind(i(block))
-        .execute(&mut *self.0)
+        .execute(&mut *self.conn)
         .await?;
         Ok(done.rows_affected())
     }
@@ -201,7 +227,7 @@ impl EventWriter for SqliteTx {
         )
         .bind(i(chain_id))
         .bind(i(block))
-        .fetch_all(&mut *self.0)
+        .fetch_all(&mut *self.conn)
         .await?;
         rows.iter().map(KeyRow::key).collect()
     }
@@ -213,7 +239,7 @@ impl EventWriter for SqliteTx {
         )
         .bind(i(chain_id))
         .bind(i(block))
-        .fetch_one(&mut *self.0)
+        .fetch_one(&mut *self.conn)
         .await?;
         Ok(row.n.unwrap_or(0) > 0)
     }
@@ -230,7 +256,7 @@ impl EventWriter for SqliteTx {
         .bind(i(chain_id))
         .bind(escrow.as_slice())
         .bind(order_id.as_slice())
-        .fetch_all(&mut *self.0)
+        .fetch_all(&mut *self.conn)
         .await?;
         rows.into_iter().map(EventRow::decoded).collect()
     }
@@ -241,7 +267,7 @@ impl EventWriter for SqliteTx {
              AND kind IN ('payout_deferred', 'withdrawn') ORDER BY block_number, log_index"
         ))
         .bind(i(chain_id))
-        .fetch_all(&mut *self.0)
+        .fetch_all(&mut *self.conn)
         .await?;
         rows.into_iter().map(EventRow::decoded).collect()
     }
@@ -269,7 +295,7 @@ impl EventWriter for SqliteTx {
         }
         q.push(" ORDER BY escrow, order_id, block_number, log_index LIMIT ");
         q.push_bind(i64::from(limit));
-        let rows = q.build_query_as::<EventRow>().fetch_all(&mut *self.0).await?;
+        let rows = q.build_query_as::<EventRow>().fetch_all(&mut *self.conn).await?;
         rows.into_iter().map(EventRow::decoded).collect()
     }
 }
@@ -300,7 +326,8 @@ impl OrderWriter for SqliteTx {
                     list.push_bind(id.as_slice());
                 }
                 q.push(")");
-                for row in q.build_query_as::<OrderRow>().persistent(false).fetch_all(&mut *self.0).await? {
+                for row in q.build_query_as::<OrderRow>().persistent(false).fetch_all(&mut *self.conn).await?
+                {
                     let (key, state) = row.keyed()?;
                     out.insert(key, state);
                 }
@@ -333,7 +360,7 @@ impl OrderWriter for SqliteTx {
             q.push(")");
         }
         q.push(" ORDER BY escrow, order_id");
-        let rows = q.build_query_as::<OrderRow>().fetch_all(&mut *self.0).await?;
+        let rows = q.build_query_as::<OrderRow>().fetch_all(&mut *self.conn).await?;
         rows.into_iter().map(OrderRow::encoded).collect()
     }
 
@@ -364,7 +391,7 @@ impl OrderWriter for SqliteTx {
                 " ON CONFLICT (chain_id, escrow, order_id) DO UPDATE SET status = excluded.status, \
                  last_block = excluded.last_block, anomalies = excluded.anomalies, state = excluded.state",
             );
-            q.build().persistent(false).execute(&mut *self.0).await?;
+            q.build().persistent(false).execute(&mut *self.conn).await?;
         }
         if log {
             let rows: Vec<EncodedChange<'_>> =
@@ -380,7 +407,7 @@ impl OrderWriter for SqliteTx {
                 .bind(i(chain_id))
                 .bind(escrow.as_slice())
                 .bind(order_id.as_slice())
-                .execute(&mut *self.0)
+                .execute(&mut *self.conn)
                 .await?;
         }
         Ok(())
@@ -405,7 +432,7 @@ impl LedgerWriter for SqliteTx {
                     .push_bind(r.reason.as_str());
             });
             q.push(" ON CONFLICT (chain_id, block_hash, log_index) DO NOTHING");
-            q.build().persistent(false).execute(&mut *self.0).await?;
+            q.build().persistent(false).execute(&mut *self.conn).await?;
         }
         Ok(())
     }
@@ -414,7 +441,7 @@ impl LedgerWriter for SqliteTx {
         sqlx::query("DELETE FROM anomalies WHERE chain_id = $1 AND block_number > $2")
             .bind(i(chain_id))
             .bind(above.map_or(-1, i))
-            .execute(&mut *self.0)
+            .execute(&mut *self.conn)
             .await?;
         Ok(())
     }
@@ -428,7 +455,7 @@ impl LedgerWriter for SqliteTx {
             .bind(i(chain_id))
             .bind(escrow.as_slice())
             .bind(account.as_slice())
-            .fetch_optional(&mut *self.0)
+            .fetch_optional(&mut *self.conn)
             .await?;
             if let Some(row) = row {
                 let (key, amount) = row.entry()?;
@@ -448,7 +475,7 @@ impl LedgerWriter for SqliteTx {
             .bind(escrow.as_slice())
             .bind(account.as_slice())
             .bind(amount.to_string())
-            .execute(&mut *self.0)
+            .execute(&mut *self.conn)
             .await?;
         }
         Ok(())
@@ -457,7 +484,7 @@ impl LedgerWriter for SqliteTx {
     async fn clear_credits(&mut self, chain_id: u64) -> Result<()> {
         sqlx::query("DELETE FROM credits WHERE chain_id = $1")
             .bind(i(chain_id))
-            .execute(&mut *self.0)
+            .execute(&mut *self.conn)
             .await?;
         Ok(())
     }
@@ -478,7 +505,7 @@ impl ChangeWriter for SqliteTx {
             .bind(i(chain_id))
             .bind(escrow.as_slice())
             .bind(order_id.as_slice())
-            .fetch_optional(&mut *self.0)
+            .fetch_optional(&mut *self.conn)
             .await?;
             if let Some(row) = row {
                 let (key, last) = row.keyed()?;
@@ -521,7 +548,7 @@ impl CursorWriter for SqliteTx {
                 " ON CONFLICT (chain_id, number) DO UPDATE SET hash = excluded.hash, \
                  parent_hash = excluded.parent_hash, timestamp = excluded.timestamp",
             );
-            q.build().persistent(false).execute(&mut *self.0).await?;
+            q.build().persistent(false).execute(&mut *self.conn).await?;
         }
         Ok(())
     }
@@ -530,7 +557,7 @@ impl CursorWriter for SqliteTx {
         sqlx::query("DELETE FROM blocks WHERE chain_id = $1 AND number < $2")
             .bind(i(chain_id))
             .bind(i(number))
-            .execute(&mut *self.0)
+            .execute(&mut *self.conn)
             .await?;
         Ok(())
     }
@@ -539,7 +566,7 @@ impl CursorWriter for SqliteTx {
         sqlx::query("DELETE FROM blocks WHERE chain_id = $1 AND number > $2")
             .bind(i(chain_id))
             .bind(i(number))
-            .execute(&mut *self.0)
+            .execute(&mut *self.conn)
             .await?;
         Ok(())
     }
@@ -566,7 +593,7 @@ impl CursorWriter for SqliteTx {
         .bind(i(heights.safe))
         .bind(i(heights.finalized))
         .bind(i(now()))
-        .execute(&mut *self.0)
+        .execute(&mut *self.conn)
         .await?;
         Ok(())
     }
@@ -579,7 +606,7 @@ impl CursorWriter for SqliteTx {
         .bind(i(fork.number))
         .bind(fork.hash.as_slice())
         .bind(i(now()))
-        .execute(&mut *self.0)
+        .execute(&mut *self.conn)
         .await?;
         Ok(())
     }
@@ -601,11 +628,11 @@ impl MetaWriter for SqliteStore {
     }
 
     async fn reset_chain(&self, chain_id: u64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for table in ["events", "orders", "credits", "anomalies", "blocks", "reconciliations", "chain_meta"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE chain_id = $1"))
                 .bind(i(chain_id))
-                .execute(&mut *tx)
+                .execute(&mut *tx.conn)
                 .await?;
         }
         tx.commit().await?;
@@ -814,8 +841,80 @@ impl SqliteTx {
                     .push_bind(i(f.lock_time))
                     .push_bind(r.state);
             });
-            q.build().persistent(false).execute(&mut *self.0).await?;
+            q.build().persistent(false).execute(&mut *self.conn).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Whether another connection (as another process would) can take the write lock right now.
+    fn writable_from_outside(path: &std::path::Path) -> bool {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.busy_timeout(Duration::ZERO).unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK").is_ok()
+    }
+
+    /// SQLite rolls a whole transaction back by itself on a full disk or an I/O error; `INSERT OR ROLLBACK`
+    /// does the same on demand. After such transactions, and after failed statements in the next ones on
+    /// the same pool, no connection may be left holding the write lock, and a committed transaction must
+    /// reach the file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_sqlite_rolled_back_itself_leaves_no_lock_behind() {
+        let path = std::env::temp_dir().join(format!("holdfast-store-{}.db", rand::random::<u64>()));
+        let store = SqliteStore::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        sqlx::query("CREATE TABLE scratch (k INTEGER PRIMARY KEY)").execute(store.pool()).await.unwrap();
+        for round in 0..4i64 {
+            let mut tx = store.begin().await.unwrap();
+            let insert = format!("INSERT OR ROLLBACK INTO scratch (k) VALUES ({})", 1000 + round);
+            sqlx::query(&insert).execute(&mut *tx.conn).await.unwrap();
+            let err = sqlx::query(&insert).execute(&mut *tx.conn).await;
+            assert!(err.is_err(), "the duplicate key is refused");
+            drop(tx);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+
+            let mut tx = store.begin().await.unwrap();
+            sqlx::query(&format!("INSERT INTO scratch (k) VALUES ({})", 2000 + round))
+                .execute(&mut *tx.conn)
+                .await
+                .unwrap();
+            let err = sqlx::query(&format!("INSERT INTO scratch (k) VALUES ({})", 2000 + round))
+                .execute(&mut *tx.conn)
+                .await;
+            assert!(err.is_err(), "the duplicate key is refused");
+            drop(tx);
+
+            let started = Instant::now();
+            while !writable_from_outside(&path) {
+                assert!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "round {round}: a dropped transaction still holds the write lock"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+
+            let mut tx = store.begin().await.unwrap();
+            sqlx::query(&format!("INSERT INTO scratch (k) VALUES ({})", 3000 + round))
+                .execute(&mut *tx.conn)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            let outside = rusqlite::Connection::open(&path).unwrap();
+            let committed: i64 =
+                outside.query_row("SELECT count(*) FROM scratch WHERE k >= 3000", [], |r| r.get(0)).unwrap();
+            assert_eq!(committed, round + 1, "round {round}: every committed transaction reached the file");
+            let rolled_back: i64 =
+                outside.query_row("SELECT count(*) FROM scratch WHERE k < 3000", [], |r| r.get(0)).unwrap();
+            assert_eq!(rolled_back, 0, "round {round}: nothing of a dropped transaction reached the file");
+        }
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 }
