@@ -1,8 +1,9 @@
-//! Storage outage drills for `holdfast run`: a SQLite store whose disk fills up, and a Postgres database
-//! that turns read-only. Each time the API keeps answering with the last committed data, `/readyz` turns
+//! Storage outage drills for `holdfast run`: a SQLite store whose disk fills up, a SQLite store whose files
+//! turn read-only, and a Postgres database that turns read-only. Each time the API keeps answering with the last committed data, `/readyz` turns
 //! not ready with the indexer's fault, and once the store is writable again the indexer resumes by itself
 //! and the store equals a fresh index of the chain. The SQLite store lives on a small tmpfs mounted for
-//! the test (the tests run as root). `HOLDFAST_DRILL_SCALE=N` keeps each outage N times longer.
+//! the test, or on a small ext4 file system on a loop device for the read-only drill (the tests run as
+//! root). `HOLDFAST_DRILL_SCALE=N` keeps each outage N times longer.
 
 use std::{
     path::{Path, PathBuf},
@@ -39,6 +40,52 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A `size` ext4 file system in a file, mounted through a loop device at a fresh directory; unmounted
+/// (which frees the loop device) and removed when dropped. Unlike tmpfs, ext4 has the immutable attribute,
+/// which makes writes through descriptors a process already holds fail (`EPERM`): a read-only store without
+/// remounting, which Linux refuses while files are open for writing.
+struct LoopExt4 {
+    image: PathBuf,
+    dir: PathBuf,
+}
+
+impl LoopExt4 {
+    fn mount(size: &str) -> Self {
+        let name = format!("holdfast-ext4-{}", random_hex());
+        let image = std::env::temp_dir().join(format!("{name}.img"));
+        let dir = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = |cmd: &mut Command| {
+            let status = cmd.status().expect("run a file system command");
+            assert!(status.success(), "{cmd:?} failed (the tests run as root): {status}");
+        };
+        run(Command::new("truncate").args(["-s", size]).arg(&image));
+        run(Command::new("mkfs.ext4").arg("-q").arg(&image));
+        run(Command::new("mount").args(["-o", "loop"]).arg(&image).arg(&dir));
+        Self { image, dir }
+    }
+
+    /// Set (`+i`) or clear (`-i`) the immutable attribute of every file in the file system.
+    fn immutable(&self, flag: &str) {
+        for entry in std::fs::read_dir(&self.dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                let status = Command::new("chattr").arg(flag).arg(&path).status().expect("run chattr");
+                assert!(status.success(), "chattr {flag} {}: {status}", path.display());
+            }
+        }
+    }
+}
+
+impl Drop for LoopExt4 {
+    fn drop(&mut self) {
+        self.immutable("-i");
+        let _ = Command::new("umount").arg(&self.dir).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(&self.image);
     }
 }
 
@@ -135,6 +182,28 @@ async fn sqlite_disk_full_is_a_state_not_an_exit() {
         || std::fs::remove_file(filler.borrow_mut().take().unwrap()).unwrap(),
     )
     .await;
+    check_after(&c, run, &db_url).await;
+    let _ = std::fs::remove_file(deployment);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_read_only_is_a_state_not_an_exit() {
+    let fs = LoopExt4::mount("16M");
+    let c = Chain::start().await;
+    let deployment = deployment_file(&c, "sqlite-read-only");
+    let db_url = format!("sqlite://{}", fs.dir.join("holdfast.db").display());
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let run = spawn_run(&c, &deployment, &db_url, port, 5);
+    wait_ready(&base).await;
+    let first = B256::with_last_byte(0x81);
+    lock(&c, first).await;
+    readyz_becomes(&base, 200, Duration::from_secs(20)).await;
+    // Ready means within the allowed lag: wait for the order itself before breaking the store.
+    let (status, order) = get(format!("{base}/v1/orders/{first}?wait=20&finality=pending")).await;
+    assert_eq!(status, 200, "the first order was not indexed: {order}");
+
+    outage(&c, &base, first, B256::with_last_byte(0x82), || fs.immutable("+i"), || fs.immutable("-i")).await;
     check_after(&c, run, &db_url).await;
     let _ = std::fs::remove_file(deployment);
 }
