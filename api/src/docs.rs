@@ -10,7 +10,7 @@ use axum::{
 use serde_json::Value;
 use utoipa::OpenApi;
 
-use crate::{error, model, ops, routes, stream};
+use crate::{error, ledger, model, ops, routes, stream};
 
 /// The OpenAPI document.
 #[derive(OpenApi)]
@@ -22,6 +22,8 @@ use crate::{error, model, ops, routes, stream};
         routes::get_order_events,
         routes::list_orders,
         routes::get_transaction,
+        ledger::get_credits,
+        ledger::get_reconciliation,
         stream::stream,
         ops::healthz,
         ops::readyz,
@@ -37,6 +39,7 @@ use crate::{error, model, ops, routes, stream};
     tags(
         (name = "orders", description = "Orders, their payments and event histories"),
         (name = "transactions", description = "What a transaction did, with long-polling until a finality"),
+        (name = "ledger", description = "Withdrawable credits per account, and each escrow's reconciliation"),
         (name = "stream", description = "Server-Sent Events change feed"),
         (name = "operations", description = "Health, readiness, metrics"),
     )

@@ -38,6 +38,7 @@ pub mod docs;
 pub mod error;
 pub mod format;
 mod http;
+pub mod ledger;
 pub mod model;
 mod ops;
 pub mod routes;
@@ -101,6 +102,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orders", get(routes::list_orders))
         .route("/v1/orders/{orderId}/payment", get(routes::get_payment))
         .route("/v1/orders/{orderId}/events", get(routes::get_order_events))
+        .route("/v1/accounts/{address}/credits", get(ledger::get_credits))
+        .route("/v1/reconciliation", get(ledger::get_reconciliation))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

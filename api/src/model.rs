@@ -221,6 +221,12 @@ pub struct OrderRecord {
     pub deferred: String,
     /// Deferred payouts, token units.
     pub deferred_decimal: String,
+    /// Each deferred payout with the withdrawal that paid it out (`withdrawn: null` while the recipient
+    /// can still withdraw it). Present when `deferred` is not zero, on reads of the order (`GET
+    /// /v1/orders…`); the change feed's records omit it, as a withdrawal is an account's event that does
+    /// not change the order (follow `GET /v1/accounts/{address}/credits`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deferred_payouts: Option<Vec<crate::ledger::DeferredPayoutRecord>>,
     /// Payment status.
     pub status: OrderStatusName,
     /// Whether the order can no longer change on the canonical chain (settled; see `finality`).
@@ -293,6 +299,7 @@ impl OrderRecord {
             remaining_decimal: decimal(o.remaining, d),
             deferred: o.deferred.to_string(),
             deferred_decimal: decimal(o.deferred, d),
+            deferred_payouts: None,
             status: o.status.into(),
             settled: o.status.is_settled(),
             contract_status: contract_status_name(o.contract_status).into(),
@@ -519,6 +526,12 @@ pub struct PaymentRecord {
     pub settlement: Option<PaymentSettlement>,
     /// Remarks (anomalies, deferred payouts).
     pub notes: Vec<String>,
+    /// Payouts the token refused and the escrow credited, base units (`"0"` if none).
+    pub deferred: String,
+    /// Each deferred payout with the withdrawal that paid it out, as on the order (present when `deferred`
+    /// is not zero).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deferred_payouts: Option<Vec<crate::ledger::DeferredPayoutRecord>>,
     /// Lock time (ISO-8601 UTC).
     pub created_at: String,
     /// Time of the last step (ISO-8601 UTC).
@@ -597,6 +610,8 @@ impl PaymentRecord {
                 settled_at: iso8601(last.block_timestamp),
             }),
             notes,
+            deferred: o.deferred.to_string(),
+            deferred_payouts: None,
             created_at: iso8601(lock.block_timestamp),
             updated_at: iso8601(last.block_timestamp),
         }
@@ -937,6 +952,10 @@ pub struct Readiness {
     pub reasons: Vec<String>,
     /// Every chain's indexing state.
     pub chains: Vec<ChainStatus>,
+    /// Every escrow's latest reconciliation (also `GET /v1/reconciliation`). It does not decide
+    /// readiness: a `shortfall` is an alert for the operator (the records served are still what the chain
+    /// says), not a reason to take the API out of a load balancer.
+    pub reconciliation: Vec<crate::ledger::ReconciliationRecord>,
 }
 
 /// Kind of a change-feed event.

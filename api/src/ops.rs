@@ -103,8 +103,17 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> ApiResult<Response>
             });
         }
     }
+    let reconciliation = match &snap {
+        Some(snap) => crate::ledger::reconciliations(&state, snap).await.unwrap_or_default(),
+        None => Vec::new(),
+    };
     let ready = reasons.is_empty();
-    let report = Readiness { status: if ready { "ready" } else { "not_ready" }.into(), reasons, chains };
+    let report = Readiness {
+        status: if ready { "ready" } else { "not_ready" }.into(),
+        reasons,
+        chains,
+        reconciliation,
+    };
     if ready {
         return Ok(fresh_json(StatusCode::OK, &report));
     }

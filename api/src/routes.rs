@@ -17,6 +17,7 @@ use crate::{
     error::{ApiError, ApiResult, ErrorEnvelope},
     format::{decode_cursor, encode_cursor, parse_address, parse_b256},
     http::{ApiPath, ApiQuery, Cacheable, cached_json, fresh_json},
+    ledger::{DeferredPayoutRecord, deferred_payouts},
     model::{
         EventList, EventRecord, FinalityName, OrderList, OrderRecord, OrderStatusName, PaymentRecord,
         TransactionRecord, TxStatus,
@@ -132,6 +133,25 @@ fn heights_etag(o: &OrderState, state: &AppState, snap: &Snapshot) -> (Vec<u8>, 
     }
 }
 
+/// The validator of a record with deferred payouts: their withdrawals are not part of the order's state,
+/// so they are added to it, and the record is immutable only once every payout was withdrawn in a finalized
+/// block (until then a withdrawal can still come, or be reorganised away).
+fn payouts_etag(
+    (mut version, cache): (Vec<u8>, Cacheable),
+    payouts: &Option<Vec<DeferredPayoutRecord>>,
+    h: &holdfast_primitives::Heights,
+) -> (Vec<u8>, Cacheable) {
+    let Some(payouts) = payouts else { return (version, cache) };
+    version.extend_from_slice(&serde_json::to_vec(payouts).unwrap_or_default());
+    let settled =
+        payouts.iter().all(|p| p.withdrawn.as_ref().is_some_and(|w| w.finality == FinalityName::Finalized));
+    if matches!(cache, Cacheable::Immutable) && !settled {
+        version.extend_from_slice(format!("|{}|{}|{}", h.head, h.safe, h.finalized).as_bytes());
+        return (version, Cacheable::Revalidate);
+    }
+    (version, cache)
+}
+
 async fn find_order(state: &AppState, id: &str, q: &OrderQuery) -> ApiResult<OrderState> {
     let order_id = parse_b256("orderId", id)?;
     let escrow = q.escrow()?;
@@ -188,8 +208,10 @@ pub(crate) async fn get_order(
     if wait.is_none() && finality.is_none() {
         let o = find_order(&state, &id, &sel).await?;
         let snap = state.snapshot().await?;
-        let record = OrderRecord::new(&o, &state.config, &snap.heights(o.chain_id));
-        let (version, cache) = heights_etag(&o, &state, &snap);
+        let h = snap.heights(o.chain_id);
+        let mut record = OrderRecord::new(&o, &state.config, &h);
+        record.deferred_payouts = deferred_payouts(&state, &o, &h).await?;
+        let (version, cache) = payouts_etag(heights_etag(&o, &state, &snap), &record.deferred_payouts, &h);
         return Ok(cached_json(&headers, &record, &version, cache));
     }
     // Long-poll: the same wake-ups as `GET /v1/transactions/{txHash}?wait=` (indexer commits or the
@@ -205,9 +227,12 @@ pub(crate) async fn get_order(
         || {
             let state = state.clone();
             async move {
-                let o = state.store.order(chain_id, escrow, order_id).await?;
+                let Some(o) = state.store.order(chain_id, escrow, order_id).await? else { return Ok(None) };
                 let snap = state.snapshot().await?;
-                Ok(o.map(|o| OrderRecord::new(&o, &state.config, &snap.heights(o.chain_id))))
+                let h = snap.heights(o.chain_id);
+                let mut record = OrderRecord::new(&o, &state.config, &h);
+                record.deferred_payouts = deferred_payouts(&state, &o, &h).await?;
+                Ok(Some(record))
             }
         },
         |r: &OrderRecord| r.finality >= target,
@@ -309,8 +334,10 @@ pub(crate) async fn get_payment(
 ) -> ApiResult<Response> {
     let o = find_order(&state, &id, &q).await?;
     let snap = state.snapshot().await?;
-    let record = PaymentRecord::new(&o, &state.config, &snap.heights(o.chain_id));
-    let (mut version, cache) = heights_etag(&o, &state, &snap);
+    let h = snap.heights(o.chain_id);
+    let mut record = PaymentRecord::new(&o, &state.config, &h);
+    record.deferred_payouts = deferred_payouts(&state, &o, &h).await?;
+    let (mut version, cache) = payouts_etag(heights_etag(&o, &state, &snap), &record.deferred_payouts, &h);
     version.extend_from_slice(format!("|payment|{}", state.config.chain_name(o.chain_id)).as_bytes());
     Ok(cached_json(&headers, &record, &version, cache))
 }
@@ -408,7 +435,13 @@ pub(crate) async fn list_orders(
     } else {
         None
     };
-    let data = orders.iter().map(|o| OrderRecord::new(o, &state.config, &snap.heights(o.chain_id))).collect();
+    let mut data = Vec::with_capacity(orders.len());
+    for o in &orders {
+        let h = snap.heights(o.chain_id);
+        let mut record = OrderRecord::new(o, &state.config, &h);
+        record.deferred_payouts = deferred_payouts(&state, o, &h).await?;
+        data.push(record);
+    }
     Ok(fresh_json(StatusCode::OK, &OrderList { data, next_cursor }))
 }
 

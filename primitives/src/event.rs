@@ -267,6 +267,16 @@ impl EscrowEvent {
         }
     }
 
+    /// The account whose withdrawable credit the event changes: the recipient of a deferred payout, the
+    /// account of a withdrawal (`None` for the other events).
+    pub fn credit_account(&self) -> Option<Address> {
+        match self {
+            Self::PayoutDeferred { recipient, .. } => Some(*recipient),
+            Self::Withdrawn { account, .. } => Some(*account),
+            _ => None,
+        }
+    }
+
     /// Short name, as stored in the `kind` column.
     pub fn kind(&self) -> &'static str {
         match self {

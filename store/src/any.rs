@@ -137,6 +137,17 @@ impl OrderReader for Store {
             Self::Postgres(s) => s.escrow_liabilities(chain_id, escrow).await,
         }
     }
+    async fn account_credit_events(
+        &self,
+        chain_id: Option<u64>,
+        escrow: Option<Address>,
+        account: Address,
+    ) -> Result<Vec<StoredEvent>> {
+        match self {
+            Self::Sqlite(s) => s.account_credit_events(chain_id, escrow, account).await,
+            Self::Postgres(s) => s.account_credit_events(chain_id, escrow, account).await,
+        }
+    }
     async fn reconciliations(&self, chain_id: u64) -> Result<Vec<Reconciliation>> {
         match self {
             Self::Sqlite(s) => s.reconciliations(chain_id).await,

@@ -117,6 +117,14 @@ pub trait OrderReader {
         chain_id: u64,
         escrow: Address,
     ) -> impl Future<Output = Result<(U256, U256)>> + Send;
+    /// The live credit events of `account` (payouts credited to it, its withdrawals), of every chain and
+    /// escrow or only of `chain_id`/`escrow`, in chain order (chain id, escrow, block, log index).
+    fn account_credit_events(
+        &self,
+        chain_id: Option<u64>,
+        escrow: Option<Address>,
+        account: Address,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>>> + Send;
     /// The latest reconciliation of each escrow of the chain.
     fn reconciliations(&self, chain_id: u64) -> impl Future<Output = Result<Vec<Reconciliation>>> + Send;
     /// Count of (non-reverted) events and orders of a chain.

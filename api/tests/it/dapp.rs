@@ -328,3 +328,142 @@ async fn filtered_stream_reports_orders_leaving_it_sqlite() {
 async fn filtered_stream_reports_orders_leaving_it_postgres() {
     orders_leaving_the_filter("postgres").await;
 }
+
+// --- Items 10 and 11: deferred payouts with their withdrawal, an account's credits, reconciliation.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferred_payouts_credits_and_reconciliation_on_sqlite() {
+    deferred_payouts_show_their_withdrawal_and_credits_and_reconciliation_are_served(TestDb::sqlite().await)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferred_payouts_credits_and_reconciliation_on_postgres() {
+    deferred_payouts_show_their_withdrawal_and_credits_and_reconciliation_are_served(
+        TestDb::postgres().await,
+    )
+    .await;
+}
+
+async fn deferred_payouts_show_their_withdrawal_and_credits_and_reconciliation_are_served(db: TestDb) {
+    let c = Chain::start().await;
+    let store = db.store().await;
+    let r = router(app(&c, &store, None));
+    let schemas = Schemas::new(&get(&r, "/openapi.json").await.json);
+    let (payer, payee) = (1usize, 5usize);
+    let deliver_by = c.now().await + DAY;
+    c.lock(payer, id(0xd1), c.addr(payee), 33_000_000, Address::ZERO, deliver_by, 60).await;
+    c.usdc().blacklist(c.addr(payee)).send().await.unwrap().get_receipt().await.unwrap();
+    let release = c
+        .escrow()
+        .release(id(0xd1), U256::from(33_000_000))
+        .from(c.addr(payer))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let indexer = index(&c, &store).await;
+    indexer.reconcile().await.unwrap();
+
+    // Credited, not yet withdrawn: on the order, on the payment and on the account.
+    let order = get(&r, &format!("/v1/orders/{}", hex(id(0xd1)))).await;
+    assert_eq!(order.status, 200, "{}", order.text);
+    schemas.check("OrderRecord", &order.json);
+    let payouts = &order.json["deferredPayouts"];
+    assert_eq!(payouts.as_array().map(Vec::len), Some(1), "one deferred payout: {}", order.json);
+    assert_eq!(payouts[0]["recipient"], format!("{}", c.addr(payee)));
+    assert_eq!(payouts[0]["amount"], "33000000");
+    assert_eq!(payouts[0]["amountDecimal"], "33");
+    assert_eq!(payouts[0]["credited"]["transactionHash"], hex(release.transaction_hash));
+    assert!(payouts[0]["withdrawn"].is_null(), "not withdrawn yet: {}", payouts);
+    let payment = get(&r, &format!("/v1/orders/{}/payment", hex(id(0xd1)))).await;
+    schemas.check("PaymentRecord", &payment.json);
+    assert_eq!(payment.json["deferred"], "33000000");
+    assert_eq!(payment.json["deferredPayouts"], *payouts);
+    let credits_uri = format!("/v1/accounts/{}/credits", c.addr(payee));
+    let credits = get(&r, &credits_uri).await;
+    assert_eq!(credits.status, 200, "{}", credits.text);
+    schemas.check("AccountCredits", &credits.json);
+    let book = &credits.json["data"][0];
+    assert_eq!(
+        (book["withdrawable"].as_str(), book["withdrawableDecimal"].as_str()),
+        (Some("33000000"), Some("33"))
+    );
+    assert_eq!(book["history"].as_array().map(Vec::len), Some(1));
+    assert_eq!(book["history"][0]["kind"], "credited");
+    assert_eq!(book["history"][0]["orderId"], hex(id(0xd1)));
+    assert!(book["history"][0]["withdrawnIn"].is_null());
+    // An order without deferred payouts has no such field; an account never credited has no entries.
+    let none = get(&r, &format!("/v1/accounts/{}/credits", c.addr(payer))).await;
+    assert_eq!(none.json["data"], serde_json::json!([]));
+    let bad = get(&r, "/v1/accounts/0x1234/credits").await;
+    assert_error(&bad, 400, "VALIDATION_ERROR");
+
+    // Reconciliation: the escrow holds exactly the credit.
+    let rec = get(&r, "/v1/reconciliation").await;
+    assert_eq!(rec.status, 200, "{}", rec.text);
+    schemas.check("ReconciliationList", &rec.json);
+    let first = &rec.json["data"][0];
+    assert_eq!(first["result"], "match", "{}", rec.json);
+    assert_eq!(
+        (first["liabilities"].as_str(), first["balance"].as_str()),
+        (Some("33000000"), Some("33000000"))
+    );
+    assert_eq!(first["escrow"], format!("{}", c.escrow));
+
+    // The payee is cleared and withdraws; someone also sends 5 base units straight to the escrow.
+    c.usdc().unBlacklist(c.addr(payee)).send().await.unwrap().get_receipt().await.unwrap();
+    let withdrawal = c
+        .escrow()
+        .withdraw(c.addr(payee))
+        .from(c.addr(payee))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    c.usdc()
+        .transfer(c.escrow, U256::from(5))
+        .from(c.addr(payer))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let indexer = index(&c, &store).await;
+    indexer.reconcile().await.unwrap();
+
+    let order = get(&r, &format!("/v1/orders/{}", hex(id(0xd1)))).await;
+    let withdrawn = &order.json["deferredPayouts"][0]["withdrawn"];
+    assert_eq!(withdrawn["transactionHash"], hex(withdrawal.transaction_hash), "{}", order.json);
+    assert_eq!(withdrawn["blockNumber"], withdrawal.block_number.unwrap());
+    let list = get(&r, &format!("/v1/orders?payee={}", c.addr(payee))).await;
+    assert_eq!(list.json["data"][0]["deferredPayouts"], order.json["deferredPayouts"]);
+    let credits = get(&r, &credits_uri).await;
+    schemas.check("AccountCredits", &credits.json);
+    let book = &credits.json["data"][0];
+    assert_eq!(book["withdrawable"], "0");
+    let kinds: Vec<&str> =
+        book["history"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["credited", "withdrawn"]);
+    assert_eq!(book["history"][0]["withdrawnIn"], hex(withdrawal.transaction_hash));
+    assert_eq!(book["history"][1]["amount"], "33000000");
+
+    let rec = get(&r, "/v1/reconciliation").await;
+    let first = &rec.json["data"][0];
+    assert_eq!(first["result"], "surplus", "{}", rec.json);
+    assert_eq!((first["liabilities"].as_str(), first["balance"].as_str()), (Some("0"), Some("5")));
+    assert_eq!(first["difference"], "5");
+    // `/readyz` carries the same report (in `error.details` when not ready).
+    let ready = get(&r, "/readyz").await;
+    let report = if ready.status == 200 { &ready.json } else { &ready.json["error"]["details"] };
+    let served = &report["reconciliation"][0];
+    for field in ["escrow", "blockNumber", "liabilities", "balance", "difference", "result", "checkedAt"] {
+        assert_eq!(served[field], first[field], "{field} in /readyz: {}", ready.text);
+    }
+    db.cleanup(store).await;
+}

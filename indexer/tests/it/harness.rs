@@ -24,6 +24,7 @@ sol! {
     interface IMockUSDC {
         function mint(address to, uint256 amount) external;
         function approve(address spender, uint256 amount) external returns (bool);
+        function transfer(address to, uint256 amount) external returns (bool);
         function balanceOf(address) external view returns (uint256);
         function blacklist(address account) external;
         function unBlacklist(address account) external;

@@ -793,6 +793,32 @@ impl OrderReader for SqliteStore {
         Ok((remaining, credits))
     }
 
+    async fn account_credit_events(
+        &self,
+        chain_id: Option<u64>,
+        escrow: Option<Address>,
+        account: Address,
+    ) -> Result<Vec<StoredEvent>> {
+        // Credit events are rare (a payout the token refused, a withdrawal), and the partial index
+        // `events_credit` holds only them: the account (a topic) is matched after decoding.
+        let rows: Vec<EventRow> = sqlx::query_as(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE kind IN ('payout_deferred', 'withdrawn') AND NOT reverted \
+             AND ($1 IS NULL OR chain_id = $1) AND ($2 IS NULL OR escrow = $2) ORDER BY chain_id, escrow, block_number, log_index"
+        ))
+        .bind(chain_id.map(i))
+        .bind(escrow.as_ref().map(|e| e.as_slice()))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let e = EventRow::stored(row)?;
+            if e.event.credit_account() == Some(account) {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
     async fn reconciliations(&self, chain_id: u64) -> Result<Vec<Reconciliation>> {
         let rows: Vec<ReconciliationRow> = sqlx::query_as(
             "SELECT chain_id, escrow, block_number, expected, actual, ok, checked_at FROM reconciliations \
