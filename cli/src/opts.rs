@@ -250,11 +250,28 @@ impl ApiOpts {
     }
 }
 
+/// The Prometheus exporter's settings: histograms with fixed buckets. Without buckets the exporter renders
+/// a histogram as a summary over a rolling window, whose quantiles fall back to 0 a minute after the last
+/// observation: a reorg seen an hour ago would be invisible to an alert on `holdfast_reorg_depth`.
+pub(crate) fn metrics_builder() -> eyre::Result<metrics_exporter_prometheus::PrometheusBuilder> {
+    use metrics_exporter_prometheus::Matcher;
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("holdfast_reorg_depth".into()),
+            &[1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0, 64.0, 128.0],
+        )
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full("holdfast_api_request_duration_seconds".into()),
+                &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+            )
+        })
+        .wrap_err("invalid metric buckets")
+}
+
 /// Install the Prometheus recorder; returns a renderer for GET /metrics.
 pub(crate) fn install_metrics() -> eyre::Result<impl Fn() -> String + Send + Sync + 'static> {
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .wrap_err("cannot install the metrics recorder")?;
+    let handle = metrics_builder()?.install_recorder().wrap_err("cannot install the metrics recorder")?;
     Ok(move || handle.render())
 }
 
@@ -366,5 +383,27 @@ impl Shutdown {
     /// Resolves once a stop signal has arrived (at once if one already did).
     pub(crate) async fn requested(mut self) {
         let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reorg depth is a histogram with buckets (a count that never decays), not a rolling summary.
+    #[test]
+    fn reorg_depth_is_a_histogram_that_keeps_its_counts() {
+        let recorder = metrics_builder().unwrap().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            metrics::histogram!("holdfast_reorg_depth").record(3.0);
+            metrics::histogram!("holdfast_api_request_duration_seconds", "route" => "/x").record(0.004);
+        });
+        let text = handle.render();
+        assert!(text.contains("# TYPE holdfast_reorg_depth histogram"), "{text}");
+        assert!(text.contains("holdfast_reorg_depth_bucket{le=\"2\"} 0"), "{text}");
+        assert!(text.contains("holdfast_reorg_depth_bucket{le=\"3\"} 1"), "{text}");
+        assert!(text.contains("holdfast_reorg_depth_count 1"), "{text}");
+        assert!(text.contains("# TYPE holdfast_api_request_duration_seconds histogram"), "{text}");
     }
 }

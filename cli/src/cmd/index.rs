@@ -40,7 +40,7 @@ pub(crate) struct IndexArgs {
 pub(crate) async fn run(args: IndexArgs) -> eyre::Result<()> {
     let shutdown = Shutdown::install()?;
     if let Some(addr) = args.metrics_addr {
-        metrics_exporter_prometheus::PrometheusBuilder::new()
+        crate::opts::metrics_builder()?
             .with_http_listener(addr)
             .install()
             .wrap_err("cannot start the metrics listener")?;
