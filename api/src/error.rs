@@ -26,8 +26,9 @@ pub enum ErrorCode {
     /// transaction that failed on chain (receipt status 0: a reverted call emits no event); the API reads no
     /// receipts, so ask a node for the receipt to tell "failed" from "not mined yet".
     TxNotFound,
-    /// 408: `wait` ran out before the transaction reached the requested finality; `details` holds its
-    /// current record. Repeat the request to keep waiting.
+    /// 408: `wait` ran out before the order or transaction reached the requested finality; `details`
+    /// holds its current record: an OrderRecord for `GET /v1/orders/{orderId}`, a TransactionRecord for
+    /// `GET /v1/transactions/{txHash}`. Repeat the request to keep waiting.
     WaitTimeout,
     /// 409: a transaction waited on (`wait` or `finality`) has no canonical event left: a reorg removed every
     /// escrow event it emitted, so it cannot reach any finality unless the chain includes it again. Answered
