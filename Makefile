@@ -21,10 +21,16 @@ dev: deps
 # (override with HOLDFAST_TEST_PG=postgres://user@host:port/postgres).
 test: sol rust deploy-e2e
 
-deps: node_modules/.installed
+deps: node_modules/.installed .venv/.installed
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Python tools of the tests (Schemathesis, the OpenAPI fuzzer), pinned in requirements-dev.txt.
+.venv/.installed: requirements-dev.txt
+	python3 -m venv .venv
+	.venv/bin/pip install --quiet --disable-pip-version-check --no-input -r requirements-dev.txt
 	@touch $@
 
 sol: sol-fmt sol-build sol-test sol-snapshot

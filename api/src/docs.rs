@@ -4,13 +4,14 @@
 use std::fmt::Write as _;
 
 use axum::{
+    extract::State,
     http::{HeaderValue, header},
     response::{Html, IntoResponse, Response},
 };
 use serde_json::Value;
 use utoipa::OpenApi;
 
-use crate::{error, ledger, model, ops, routes, stream};
+use crate::{ApiConfig, AppState, error, ledger, model, ops, routes, stream};
 
 /// The OpenAPI document.
 #[derive(OpenApi)]
@@ -48,20 +49,74 @@ pub struct ApiDoc;
 
 /// The document as JSON.
 pub fn openapi_json() -> Value {
-    serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes")
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+    // utoipa 5.5 writes a response link's `operationId`/`operationRef` in snake case, which no OpenAPI
+    // tool reads: rename them.
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        let ops = paths.values_mut().filter_map(Value::as_object_mut).flat_map(|p| p.values_mut());
+        let responses = ops.filter_map(|op| op.get_mut("responses").and_then(Value::as_object_mut));
+        for response in responses.flat_map(|r| r.values_mut()) {
+            let links = response.get_mut("links").and_then(Value::as_object_mut);
+            for link in links.into_iter().flat_map(|l| l.values_mut()).filter_map(Value::as_object_mut) {
+                for (from, to) in [("operation_id", "operationId"), ("operation_ref", "operationRef")] {
+                    if let Some(v) = link.remove(from) {
+                        link.insert(to.to_string(), v);
+                    }
+                }
+            }
+        }
+        // What any request can get from the layers in front of every handler (request limits, timeout,
+        // shutdown, an unexpected failure), declared on every operation that does not say more.
+        let common = [
+            (
+                "413",
+                "BODY_TOO_LARGE: the declared request body is larger than the limit (the API reads none)",
+            ),
+            ("414", "PATH_TOO_LONG or QUERY_TOO_LONG: the path or the query string is longer than the limit"),
+            ("431", "HEADERS_TOO_LARGE: more request headers, or header bytes, than the limits"),
+            ("500", "INTERNAL: an unexpected failure (logged, not detailed)"),
+            ("503", "REQUEST_TIMEOUT (the request took longer than the server's timeout) or SHUTTING_DOWN"),
+        ];
+        let ops = paths.values_mut().filter_map(Value::as_object_mut).flat_map(|p| p.values_mut());
+        for responses in ops.filter_map(|op| op.get_mut("responses").and_then(Value::as_object_mut)) {
+            for (status, description) in common {
+                responses.entry(status).or_insert_with(|| {
+                    serde_json::json!({
+                        "description": description,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
+                    })
+                });
+            }
+        }
+    }
+    doc
 }
 
-pub(crate) async fn openapi_handler() -> Response {
-    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let body = DOC.get_or_init(|| openapi_json().to_string()).clone();
+/// The document as this server answers: the largest `wait` it accepts is its configured cap.
+pub fn served_openapi_json(cfg: &ApiConfig) -> Value {
+    let mut doc = openapi_json();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for op in paths.values_mut().filter_map(|p| p.as_object_mut()).flat_map(|p| p.values_mut()) {
+            let params = op.get_mut("parameters").and_then(Value::as_array_mut);
+            for param in params.into_iter().flatten() {
+                if param["name"] == "wait" && param["in"] == "query" {
+                    param["schema"]["maximum"] = Value::from(cfg.max_wait.as_secs());
+                }
+            }
+        }
+    }
+    doc
+}
+
+pub(crate) async fn openapi_handler(State(state): State<AppState>) -> Response {
+    let body = served_openapi_json(state.config()).to_string();
     let mut resp = body.into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
-pub(crate) async fn docs_handler() -> Html<String> {
-    static PAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    Html(PAGE.get_or_init(|| render_html(&openapi_json())).clone())
+pub(crate) async fn docs_handler(State(state): State<AppState>) -> Html<String> {
+    Html(render_html(&served_openapi_json(state.config())))
 }
 
 fn esc(s: &str) -> String {

@@ -245,7 +245,7 @@ pub(crate) async fn get_reconciliation(State(state): State<AppState>) -> ApiResu
     get,
     path = "/v1/accounts/{address}/credits",
     tag = "ledger",
-    params(("address" = String, Path, description = "Account: 0x + 40 hex digits (any letter case)"), OrderQuery),
+    params(("address" = String, Path, description = "Account: 0x + 40 hex digits (any letter case)", pattern = r"^0[xX][0-9a-fA-F]{40}$"), OrderQuery),
     responses(
         (status = 200, description = "One entry per escrow where the account was ever credited (empty if none)", body = AccountCredits),
         (status = 400, description = "VALIDATION_ERROR", body = ErrorEnvelope),
@@ -257,8 +257,8 @@ pub(crate) async fn get_credits(
     ApiQuery(q): ApiQuery<OrderQuery>,
 ) -> ApiResult<Response> {
     let account = parse_address("address", &address)?;
-    let escrow = q.escrow.as_deref().map(|e| parse_address("escrow", e)).transpose()?;
-    let events = state.store.account_credit_events(q.chain_id, escrow, account).await?;
+    let (chain_id, escrow) = (q.chain_id()?, q.escrow()?);
+    let events = state.store.account_credit_events(chain_id, escrow, account).await?;
     let snap = state.snapshot().await?;
     let places: BTreeSet<(u64, Address)> = events.iter().map(|e| (e.raw.chain_id, e.raw.escrow)).collect();
     let mut data = Vec::with_capacity(places.len());

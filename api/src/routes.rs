@@ -38,12 +38,21 @@ pub struct OrderQuery {
     /// Chain id.
     pub chain_id: Option<u64>,
     /// Escrow contract (any letter case).
+    #[param(pattern = r"^0[xX][0-9a-fA-F]{40}$")]
     pub escrow: Option<String>,
 }
 
 impl OrderQuery {
-    fn escrow(&self) -> ApiResult<Option<Address>> {
+    pub(crate) fn escrow(&self) -> ApiResult<Option<Address>> {
         self.escrow.as_deref().map(|e| parse_address("escrow", e)).transpose()
+    }
+
+    /// The chain id, refused above 2^63 - 1 (no chain the store can hold; `int64` in the document).
+    pub(crate) fn chain_id(&self) -> ApiResult<Option<u64>> {
+        match self.chain_id {
+            Some(c) if c > i64::MAX as u64 => Err(ApiError::invalid("chainId", "chainId is out of range")),
+            c => Ok(c),
+        }
     }
 }
 
@@ -63,11 +72,8 @@ pub(crate) struct RawFilter {
 impl RawFilter {
     pub(crate) fn parse(self) -> ApiResult<OrderFilter> {
         let opt = |field: &str, v: Option<String>| v.map(|s| parse_address(field, &s)).transpose();
-        if let (Some(from), Some(to)) = (self.locked_from, self.locked_to)
-            && from >= to
-        {
-            return Err(ApiError::invalid("lockedFrom", "lockedFrom must be less than lockedTo"));
-        }
+        // `lockedFrom >= lockedTo` is an empty interval, answered with no orders: OpenAPI cannot state a
+        // relation between two parameters, so the document (and a client generated from it) allows it.
         for (field, v) in
             [("lockedFrom", self.locked_from), ("lockedTo", self.locked_to), ("chainId", self.chain_id)]
         {
@@ -96,12 +102,16 @@ impl RawFilter {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Payer address (any letter case).
+    #[param(pattern = r"^0[xX][0-9a-fA-F]{40}$")]
     pub payer: Option<String>,
     /// Payee address.
+    #[param(pattern = r"^0[xX][0-9a-fA-F]{40}$")]
     pub payee: Option<String>,
     /// Arbiter address.
+    #[param(pattern = r"^0[xX][0-9a-fA-F]{40}$")]
     pub arbiter: Option<String>,
     /// Escrow contract.
+    #[param(pattern = r"^0[xX][0-9a-fA-F]{40}$")]
     pub escrow: Option<String>,
     /// Order status.
     pub status: Option<OrderStatusName>,
@@ -112,8 +122,10 @@ pub struct ListQuery {
     /// Locked before (unix seconds, block time).
     pub locked_to: Option<u64>,
     /// `nextCursor` of the previous page.
+    #[param(pattern = r"^[A-Za-z0-9_-]{21}[AQgw]$")]
     pub cursor: Option<String>,
     /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -170,6 +182,7 @@ pub struct OrderWaitQuery {
     /// Chain id.
     pub chain_id: Option<u64>,
     /// Escrow contract (any letter case).
+    #[param(pattern = r"^0[xX][0-9a-fA-F]{40}$")]
     pub escrow: Option<String>,
     /// Wait up to this many seconds (at most the server's cap, 60 by default) until the order exists and
     /// its latest state (the record's `finality`) is at least `finality`.
@@ -183,11 +196,14 @@ pub struct OrderWaitQuery {
     get,
     path = "/v1/orders/{orderId}",
     tag = "orders",
-    params(("orderId" = String, Path, description = "Order id: 0x + 64 hex digits"), OrderWaitQuery),
+    params(("orderId" = String, Path, description = "Order id: 0x + 64 hex digits", pattern = r"^0[xX][0-9a-fA-F]{64}$"), OrderWaitQuery),
     responses(
         (status = 200, description = "The order. Without `wait`/`finality`: `ETag` (weak) and `Cache-Control`: \
             `immutable` once settled and finalized, else `no-cache`; `If-None-Match` answers 304. With them: \
-            `no-store`.", body = OrderRecord),
+            `no-store`.", body = OrderRecord,
+            links(("lockTransaction" = (operation_id = "get_transaction",
+                parameters(("txHash" = "$response.body#/steps/0/transactionHash")),
+                description = "The transaction that locked the order")))),
         (status = 304, description = "Not modified"),
         (status = 400, description = "VALIDATION_ERROR (bad id or escrow, wait above the cap, unknown finality)", body = ErrorEnvelope),
         (status = 404, description = "ORDER_NOT_FOUND (also when it is still unknown after the wait)", body = ErrorEnvelope),
@@ -318,7 +334,7 @@ fn wait_timeout(what: &str, target: FinalityName, wait: u64, record: &impl serde
     get,
     path = "/v1/orders/{orderId}/payment",
     tag = "orders",
-    params(("orderId" = String, Path, description = "Order id: 0x + 64 hex digits"), OrderQuery),
+    params(("orderId" = String, Path, description = "Order id: 0x + 64 hex digits", pattern = r"^0[xX][0-9a-fA-F]{64}$"), OrderQuery),
     responses(
         (status = 200, description = "The payment (caching as for the order)", body = PaymentRecord),
         (status = 304, description = "Not modified"),
@@ -347,7 +363,7 @@ pub(crate) async fn get_payment(
     get,
     path = "/v1/orders/{orderId}/events",
     tag = "orders",
-    params(("orderId" = String, Path, description = "Order id: 0x + 64 hex digits"), OrderQuery),
+    params(("orderId" = String, Path, description = "Order id: 0x + 64 hex digits", pattern = r"^0[xX][0-9a-fA-F]{64}$"), OrderQuery),
     responses(
         (status = 200, description = "Events in chain order; reverted ones marked `reverted: true`", body = EventList),
         (status = 400, description = "VALIDATION_ERROR", body = ErrorEnvelope),
@@ -466,7 +482,7 @@ fn reached(record: &TransactionRecord, target: FinalityName) -> bool {
     get,
     path = "/v1/transactions/{txHash}",
     tag = "transactions",
-    params(("txHash" = String, Path, description = "Transaction hash: 0x + 64 hex digits"), TxQuery),
+    params(("txHash" = String, Path, description = "Transaction hash: 0x + 64 hex digits", pattern = r"^0[xX][0-9a-fA-F]{64}$"), TxQuery),
     responses(
         (status = 200, description = "The transaction's escrow events and the orders it changed", body = TransactionRecord),
         (status = 400, description = "VALIDATION_ERROR (bad hash, wait above the cap, unknown finality)", body = ErrorEnvelope),

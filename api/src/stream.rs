@@ -35,12 +35,16 @@ const PAGE: u32 = 500;
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Payer address (any letter case).
+    #[param(pattern = r"^0[xX][0-9a-fA-F]{40}$")]
     pub payer: Option<String>,
     /// Payee address.
+    #[param(pattern = r"^0[xX][0-9a-fA-F]{40}$")]
     pub payee: Option<String>,
     /// Arbiter address.
+    #[param(pattern = r"^0[xX][0-9a-fA-F]{40}$")]
     pub arbiter: Option<String>,
     /// Escrow contract.
+    #[param(pattern = r"^0[xX][0-9a-fA-F]{40}$")]
     pub escrow: Option<String>,
     /// Order status. Retractions are sent regardless of it; an order that changes from it to another status is
     /// sent once more, as `order.left`.

@@ -11,6 +11,7 @@ macro_rules! send {
 
 mod dapp;
 mod e2e;
+mod fuzz;
 mod harness;
 mod limits;
 mod openapi;
