@@ -284,7 +284,7 @@ impl Chain {
             nonce,
             deadline,
         };
-        let sig = self.keys[payer].sign_hash_sync(&msg.eip712_signing_hash(&self.domain())).unwrap();
+        let sig = self.keys[payer].sign_hash_sync(&msg.eip712_signing_hash(&self.usdc_domain())).unwrap();
         self.escrow()
             .lockWithPermit(
                 order_id,
@@ -341,7 +341,7 @@ impl Chain {
             validBefore: U256::from(deliver_by),
             nonce,
         };
-        let sig = self.keys[payer].sign_hash_sync(&msg.eip712_signing_hash(&self.domain())).unwrap();
+        let sig = self.keys[payer].sign_hash_sync(&msg.eip712_signing_hash(&self.usdc_domain())).unwrap();
         self.escrow()
             .lockWithAuthorization(
                 self.addr(payer),
@@ -366,8 +366,10 @@ impl Chain {
             .unwrap();
     }
 
-    fn domain(&self) -> alloy::sol_types::Eip712Domain {
-        eip712_domain! { name: "USD Coin", version: "1", chain_id: 31337, verifying_contract: self.token, }
+    /// USDC's EIP-712 domain for the devnet token, written out as a third-party client does (name "USD Coin",
+    /// version "2", the chain id, the token's address), never read from the token.
+    pub fn usdc_domain(&self) -> alloy::sol_types::Eip712Domain {
+        eip712_domain! { name: "USD Coin", version: "2", chain_id: 31337, verifying_contract: self.token, }
     }
 }
 
