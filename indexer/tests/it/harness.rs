@@ -495,6 +495,25 @@ sol! {
 pub const GEN_BATCH: u64 = 150;
 
 impl Chain {
+    /// Deploy the test token `contract` (a mock from `test/mocks` with a no-argument constructor and an open
+    /// `mint`), mint to account `holder`, and deploy an escrow for it: `(token, escrow)`.
+    #[allow(dead_code)] // used by the `holdfast` binary tests
+    pub async fn escrow_for_mock(&self, contract: &str, holder: usize, amount: u64) -> (Address, Address) {
+        let token = deploy(&self.provider, self.addr(0), bytecode(contract)).await;
+        let mut code = bytecode("HoldfastEscrow").to_vec();
+        code.extend(token.abi_encode());
+        let escrow = deploy(&self.provider, self.addr(0), code.into()).await;
+        IMockUSDC::new(token, &self.provider)
+            .mint(self.addr(holder), U256::from(amount))
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        (token, escrow)
+    }
+
     /// Deploy a funded LoadGenerator (payer of many orders per transaction).
     pub async fn load_generator(&self) -> Address {
         let mut code = bytecode("LoadGenerator").to_vec();
