@@ -1,7 +1,7 @@
 //! The token's EIP-712 domain, read from the token itself so that the CLI signs for any token the way the
-//! token verifies: USDC's domain is ("USD Coin", "2") on Ethereum and Base but its name differs on some
-//! chains, OpenZeppelin tokens use version "1", and the devnet's MockUSDC matches USDC. Nothing is assumed
-//! that the token does not confirm.
+//! token verifies (USDC and the devnet's MockUSDC use ("USD Coin", "2"), OpenZeppelin tokens version "1",
+//! and a token's name need not be the same on every chain). Nothing is assumed that the token does not
+//! confirm.
 //!
 //! Sources, in order: ERC-5267 `eip712Domain()`; else `name()` and `version()` (USDC's FiatTokenV2_2);
 //! else `name()` with version "1" (OpenZeppelin's ERC20Permit before 5.0, which has no `version()`) only if
