@@ -212,9 +212,10 @@ abstract contract EscrowTestBase is Test {
 
     // ------------------------------------------------------------------ signatures
 
+    /// @dev USDC's EIP-712 domain separator for `token` on this chain: ("USD Coin", "2", chainid, token).
     function _domainSeparator(address token) internal view returns (bytes32) {
         return
-            keccak256(abi.encode(EIP712_DOMAIN_TYPEHASH, keccak256("USD Coin"), keccak256("1"), block.chainid, token));
+            keccak256(abi.encode(EIP712_DOMAIN_TYPEHASH, keccak256("USD Coin"), keccak256("2"), block.chainid, token));
     }
 
     function _digest(address token, bytes32 structHash) internal view returns (bytes32) {

@@ -10,8 +10,11 @@ use std::{
 use alloy::{
     primitives::{Address, B256, U256, keccak256},
     providers::{Provider, ext::AnvilApi},
+    signers::SignerSync,
+    sol_types::{SolStruct, eip712_domain},
 };
-use serde_json::Value;
+use holdfast_primitives::bindings::IHoldfastEscrow::Status;
+use serde_json::{Value, json};
 
 alloy::sol! {
     #[sol(rpc)]
@@ -22,7 +25,7 @@ alloy::sol! {
 
 use crate::{
     common::{Killed, deployment_file, free_port, wait_ready},
-    harness::{Chain, TestDb, random_hex},
+    harness::{Chain, ReceiveWithAuthorization, TestDb, random_hex},
 };
 
 /// Fields drop in order: the `holdfast run` process before its database and the chain.
@@ -348,6 +351,202 @@ async fn order_gasless_lock_relayed_by_another_account() {
     for f in [&file, &bad_file] {
         let _ = std::fs::remove_file(f);
     }
+}
+
+/// A dApp written for USDC signs a ReceiveWithAuthorization over the domain it writes out itself (name
+/// "USD Coin", version "2", chain id, token address: viem's `signTypedData`, nothing read from the token).
+/// The devnet token accepts it on chain through the escrow's relayed lock, whether the dApp submits it
+/// itself or hands it to `holdfast order relay`; and `holdfast order lock --gasless`, which reads the domain
+/// from the token, signs exactly the same bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_accepts_an_authorization_signed_for_usdc_by_a_third_party() {
+    let env = setup(false).await;
+    let c = &env.c;
+    let (payer, payee, relayer) = (6usize, 7usize, 8usize);
+    let domain = eip712_domain! {
+        name: "USD Coin",
+        version: "2",
+        chain_id: 31337,
+        verifying_contract: c.token,
+    };
+    let amount = U256::from(2_500_000u64);
+    let deliver_by = c.now().await + 2 * 86_400;
+    let dispute_window = 3 * 86_400u32;
+    let sign = async |id: B256| {
+        let nonce = c
+            .escrow()
+            .authorizationNonce(id, c.addr(payee), amount, Address::ZERO, deliver_by, dispute_window)
+            .call()
+            .await
+            .unwrap();
+        let msg = ReceiveWithAuthorization {
+            from: c.addr(payer),
+            to: c.escrow,
+            value: amount,
+            validAfter: U256::ZERO,
+            validBefore: U256::from(deliver_by),
+            nonce,
+        };
+        let sig = c.keys[payer].sign_hash_sync(&msg.eip712_signing_hash(&domain)).unwrap();
+        (nonce, 27 + sig.v() as u8, B256::from(sig.r()), B256::from(sig.s()))
+    };
+    let before = env.balance(payer).await;
+
+    // Submitted by the dApp's own relayer, straight to the escrow.
+    let direct = keccak256("dapp-direct");
+    let (_, v, r, s) = sign(direct).await;
+    let receipt = c
+        .escrow()
+        .lockWithAuthorization(
+            c.addr(payer),
+            direct,
+            c.addr(payee),
+            amount,
+            Address::ZERO,
+            deliver_by,
+            dispute_window,
+            U256::ZERO,
+            U256::from(deliver_by),
+            v,
+            r,
+            s,
+        )
+        .from(c.addr(relayer))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("the devnet token rejects a lock signed for USDC: {e}"))
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status(), "the devnet token rejects a lock signed for USDC");
+    let order = c.escrow().getOrder(direct).call().await.unwrap().order;
+    assert_eq!(order.status, Status::Held);
+    assert_eq!(order.payer, c.addr(payer));
+    assert_eq!(env.balance(payer).await, before - amount);
+
+    // The CLI signs the same bytes for the same terms.
+    let relayed = keccak256("dapp-relayed");
+    let (nonce, v, r, s) = sign(relayed).await;
+    let cli = env
+        .order(
+            payer,
+            &[
+                "lock",
+                "dapp-relayed",
+                "--payee",
+                &c.addr(payee).to_string(),
+                "--amount",
+                "2.5",
+                "--deliver-by",
+                &rfc3339(deliver_by),
+                "--gasless",
+            ],
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(cli["authorization"]["nonce"], format!("{nonce:#x}"));
+    assert_eq!(cli["authorization"]["validBefore"], deliver_by.to_string());
+    assert_eq!(cli["signature"], json!({"v": v, "r": format!("{r:#x}"), "s": format!("{s:#x}")}));
+
+    // The dApp's signature in a document written by hand, relayed by the CLI (which checks it against the
+    // domain it reads from the token before sending).
+    let doc = json!({
+        "kind": "holdfast.lockWithAuthorization/v1",
+        "chainId": 31337,
+        "escrow": checksum(c.escrow),
+        "token": {"address": checksum(c.token), "symbol": "USDC", "decimals": 6},
+        "order": {
+            "orderId": format!("{relayed:#x}"),
+            "payer": checksum(c.addr(payer)),
+            "payee": checksum(c.addr(payee)),
+            "amount": amount.to_string(),
+            "arbiter": checksum(Address::ZERO),
+            "deliverBy": deliver_by,
+            "disputeWindow": dispute_window,
+        },
+        "authorization": {
+            "from": checksum(c.addr(payer)),
+            "to": checksum(c.escrow),
+            "value": amount.to_string(),
+            "validAfter": "0",
+            "validBefore": deliver_by.to_string(),
+            "nonce": format!("{nonce:#x}"),
+        },
+        "signature": {"v": v, "r": format!("{r:#x}"), "s": format!("{s:#x}")},
+    });
+    let file = std::env::temp_dir().join(format!("holdfast-dapp-{}.json", random_hex()));
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let out = env.order(relayer, &["relay", file.to_str().unwrap(), "--json"]).await;
+    let _ = std::fs::remove_file(&file);
+    let out = out.ok().json();
+    assert_eq!(out["status"], "held");
+    assert_eq!(out["relayer"], checksum(c.addr(relayer)));
+    assert_eq!(c.escrow().getOrder(relayed).call().await.unwrap().order.status, Status::Held);
+    assert_eq!(env.balance(payer).await, before - amount - amount);
+}
+
+/// A token that tells no EIP-712 domain (no eip712Domain(), no version(), no DOMAIN_SEPARATOR()): signed
+/// locks are refused with a typed error naming what it lacks, and nothing is signed or sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_refuses_to_sign_for_a_token_without_a_domain() {
+    let env = setup(false).await;
+    let c = &env.c;
+    let payer = 2usize;
+    let (_, escrow) = c.escrow_for_mock("NoReturnToken", payer, 10_000_000).await;
+    let payee = c.addr(3).to_string();
+    let nonce = env.nonce(payer).await;
+    for how in ["--gasless", "--permit"] {
+        let o = env
+            .order(
+                payer,
+                &[
+                    "lock",
+                    "no-domain",
+                    "--payee",
+                    &payee,
+                    "--amount",
+                    "1",
+                    "--escrow",
+                    &escrow.to_string(),
+                    how,
+                ],
+            )
+            .await;
+        o.fails_with("its EIP-712 domain is unknown");
+        o.fails_with("\"Tether USD (mock)\" but neither version() nor DOMAIN_SEPARATOR()");
+        o.fails_with("lock by allowance instead");
+        assert!(o.stdout.is_empty(), "{o:#?}");
+        let j = env
+            .order(
+                payer,
+                &[
+                    "lock",
+                    "no-domain",
+                    "--payee",
+                    &payee,
+                    "--amount",
+                    "1",
+                    "--escrow",
+                    &escrow.to_string(),
+                    how,
+                    "--json",
+                ],
+            )
+            .await;
+        assert_ne!(j.code, 0, "{j:#?}");
+        let e: Value = serde_json::from_str(&j.stderr).unwrap_or_else(|e| panic!("{e}: {j:#?}"));
+        assert_eq!(e["error"]["rule"], "TokenDomainUnknown", "{j:#?}");
+        assert_eq!(e["error"]["sent"], false, "{j:#?}");
+    }
+    assert_eq!(env.nonce(payer).await, nonce, "nothing may be sent");
+}
+
+/// Unix seconds as RFC 3339 (`2026-11-21T10:00:00Z`).
+fn rfc3339(t: u64) -> String {
+    let (y, m, d) = civil((t / 86_400) as i64);
+    let secs = t % 86_400;
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -285,7 +285,7 @@ impl Chain {
             nonce,
             deadline,
         };
-        let sig = self.keys[payer].sign_hash_sync(&msg.eip712_signing_hash(&self.domain())).unwrap();
+        let sig = self.keys[payer].sign_hash_sync(&msg.eip712_signing_hash(&self.usdc_domain())).unwrap();
         self.escrow()
             .lockWithPermit(
                 order_id,
@@ -342,7 +342,7 @@ impl Chain {
             validBefore: U256::from(deliver_by),
             nonce,
         };
-        let sig = self.keys[payer].sign_hash_sync(&msg.eip712_signing_hash(&self.domain())).unwrap();
+        let sig = self.keys[payer].sign_hash_sync(&msg.eip712_signing_hash(&self.usdc_domain())).unwrap();
         self.escrow()
             .lockWithAuthorization(
                 self.addr(payer),
@@ -367,8 +367,10 @@ impl Chain {
             .unwrap();
     }
 
-    fn domain(&self) -> alloy::sol_types::Eip712Domain {
-        eip712_domain! { name: "USD Coin", version: "1", chain_id: 31337, verifying_contract: self.token, }
+    /// USDC's EIP-712 domain for the devnet token, written out as a third-party client does (name "USD Coin",
+    /// version "2", the chain id, the token's address), never read from the token.
+    pub fn usdc_domain(&self) -> alloy::sol_types::Eip712Domain {
+        eip712_domain! { name: "USD Coin", version: "2", chain_id: 31337, verifying_contract: self.token, }
     }
 }
 
@@ -494,6 +496,25 @@ sol! {
 pub const GEN_BATCH: u64 = 150;
 
 impl Chain {
+    /// Deploy the test token `contract` (a mock from `test/mocks` with a no-argument constructor and an open
+    /// `mint`), mint to account `holder`, and deploy an escrow for it: `(token, escrow)`.
+    #[allow(dead_code)] // used by the `holdfast` binary tests
+    pub async fn escrow_for_mock(&self, contract: &str, holder: usize, amount: u64) -> (Address, Address) {
+        let token = deploy(&self.provider, self.addr(0), bytecode(contract)).await;
+        let mut code = bytecode("HoldfastEscrow").to_vec();
+        code.extend(token.abi_encode());
+        let escrow = deploy(&self.provider, self.addr(0), code.into()).await;
+        IMockUSDC::new(token, &self.provider)
+            .mint(self.addr(holder), U256::from(amount))
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        (token, escrow)
+    }
+
     /// Deploy a funded LoadGenerator (payer of many orders per transaction).
     pub async fn load_generator(&self) -> Address {
         let mut code = bytecode("LoadGenerator").to_vec();

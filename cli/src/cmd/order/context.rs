@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Duration};
 use alloy::{
     contract::{CallBuilder, CallDecoder},
     network::EthereumWallet,
-    primitives::{Address, B256, U256},
+    primitives::{Address, B256},
     providers::{DynProvider, Provider, ProviderBuilder},
     rpc::types::TransactionReceipt,
     signers::local::PrivateKeySigner,
@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::{
+    domain::{DomainProbe, Eip5267, describe as describe_domain, resolve as resolve_domain},
     explain::{OnChain, Rule, Scene, Stage, TokenMeta, Violation, decode_revert, status_name, violation},
     order_id::Bytes32Arg,
     signer::SignerOpts,
@@ -306,49 +307,32 @@ impl Ctx {
         Ok(receipt)
     }
 
-    /// The token's EIP-712 domain (EIP-5267 `eip712Domain()`, else `name()` and `version()`), checked
-    /// against its `DOMAIN_SEPARATOR()` when it has one.
+    /// The token's EIP-712 domain, read from the token (see [`super::domain`]): ERC-5267 `eip712Domain()`,
+    /// else `name()` and `version()`, checked against its `DOMAIN_SEPARATOR()` when it has one. A token that
+    /// tells neither is a [`super::domain::TokenDomainError`], not a guess.
     pub(crate) async fn token_domain(&self) -> eyre::Result<Eip712Domain> {
         let t = self.token();
-        let domain = match t.eip712Domain().call().await {
-            // EIP-5267: `fields` says which of the five domain fields the token uses.
-            Ok(d) => {
-                if !d.extensions.is_empty() {
-                    bail!(
-                        "the token {} declares EIP-712 domain extensions; signed locks are not supported for it",
-                        self.token.address
-                    );
-                }
-                let f = d.fields.0[0];
-                Eip712Domain::new(
-                    (f & 0x01 != 0).then(|| d.name.into()),
-                    (f & 0x02 != 0).then(|| d.version.into()),
-                    (f & 0x04 != 0).then_some(d.chainId),
-                    (f & 0x08 != 0).then_some(d.verifyingContract),
-                    (f & 0x10 != 0).then_some(d.salt),
-                )
-            }
-            Err(_) => {
-                let name = t.name().call().await.wrap_err("the token has no name(): cannot sign for it")?;
-                let version = t.version().call().await.unwrap_or_else(|_| "1".into());
-                Eip712Domain::new(
-                    Some(name.into()),
-                    Some(version.into()),
-                    Some(U256::from(self.chain_id)),
-                    Some(self.token.address),
-                    None,
-                )
-            }
+        let eip5267 = absent_as_none(t.eip712Domain().call().await, "eip712Domain()")?.map(|d| Eip5267 {
+            fields: d.fields.0[0],
+            name: d.name,
+            version: d.version,
+            chain_id: d.chainId,
+            verifying_contract: d.verifyingContract,
+            salt: d.salt,
+            extensions: d.extensions,
+        });
+        let (name, version) = if eip5267.is_some() {
+            (None, None)
+        } else {
+            (
+                absent_as_none(t.name().call().await, "name()")?,
+                absent_as_none(t.version().call().await, "version()")?,
+            )
         };
-        if let Ok(sep) = t.DOMAIN_SEPARATOR().call().await
-            && sep != domain.separator()
-        {
-            bail!(
-                "cannot determine the EIP-712 domain of the token {} (its DOMAIN_SEPARATOR differs from \
-                 name/version/chainId/address); signed locks are not supported for it",
-                self.token.address
-            );
-        }
+        let separator = absent_as_none(t.DOMAIN_SEPARATOR().call().await, "DOMAIN_SEPARATOR()")?;
+        let probe = DomainProbe { eip5267, name, version, separator };
+        let (domain, source) = resolve_domain(self.token.address, self.chain_id, &probe)?;
+        tracing::debug!(token = %self.token.address, source, domain = %describe_domain(&domain), "EIP-712 domain");
         Ok(domain)
     }
 
@@ -602,6 +586,20 @@ pub(crate) async fn get_order(api: &Url, id: B256, query: &[(String, String)]) -
             let (code, msg) = api_error(&body);
             bail!("order {id:#x}: the API answered {status} {code}: {msg}")
         }
+    }
+}
+
+/// `Ok(None)` if the token does not have the view `what` (the call reverts, or returns nothing or something
+/// that does not decode); a failure to reach the node is an error.
+fn absent_as_none<T>(r: Result<T, alloy::contract::Error>, what: &str) -> eyre::Result<Option<T>> {
+    use alloy::contract::Error as E;
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(E::ZeroData(..) | E::AbiError(_)) => Ok(None),
+        Err(E::TransportError(e)) if e.as_error_resp().is_some_and(|p| p.message.contains("revert")) => {
+            Ok(None)
+        }
+        Err(e) => Err(eyre!("cannot read the token's {what}: {}", causes(&e))),
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod amount;
 mod context;
+mod domain;
 mod explain;
 mod lock;
 mod order_id;
@@ -131,11 +132,13 @@ pub(crate) async fn run(args: OrderArgs) -> eyre::Result<()> {
     };
     if let Err(e) = result {
         let v = e.downcast_ref::<Violation>();
+        // Found before anything is signed or sent.
+        let d = e.downcast_ref::<domain::TokenDomainError>();
         if json {
             let doc = json!({"error": {
-                "rule": v.map(|v| v.rule.clone()),
+                "rule": v.map(|v| v.rule.clone()).or_else(|| d.map(|d| d.rule().to_owned())),
                 "message": v.map(|v| v.message.clone()).unwrap_or_else(|| format!("{e:#}")),
-                "sent": v.map(|v| matches!(v.stage, explain::Stage::Mined | explain::Stage::Sent)),
+                "sent": v.map(|v| matches!(v.stage, explain::Stage::Mined | explain::Stage::Sent)).or(d.map(|_| false)),
             }});
             eprintln!("{doc}");
         } else {

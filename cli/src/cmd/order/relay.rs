@@ -206,7 +206,7 @@ mod tests {
         let signer = PrivateKeySigner::random();
         let domain = eip712_domain! {
             name: "USD Coin",
-            version: "1",
+            version: "2",
             chain_id: 31337,
             verifying_contract: Address::with_last_byte(1),
         };
