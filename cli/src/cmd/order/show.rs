@@ -1,19 +1,25 @@
 //! `holdfast order show`: the order as the API serves it; `--wait` long-polls until it exists at a finality.
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, keccak256};
 use clap::Args;
 use serde_json::Value;
+use url::Url;
 
 use super::{
-    context::{ApiUrlOpts, Finality, OutputOpts, get_order, wait_order},
-    order_id::{Bytes32Arg, human_secs, utc},
+    context::{ApiUrlOpts, Finality, NotFound, OutputOpts, get_order, wait_order},
+    order_id::{OrderId, OrderIdArg, PartyOpts, human_secs, utc},
+    signer::SignerOpts,
 };
 
 /// Arguments of `holdfast order show`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ShowArgs {
-    /// Order id: 0x + 64 hex digits, or a reference used as keccak256(utf8(reference)).
-    pub(crate) order_id: Bytes32Arg,
+    /// Order id (0x + 64 hex digits), or the order's reference (e.g. invoice-42) with --payer and --payee
+    /// (or one of them, the other being your account when a key or keystore is set).
+    #[arg(value_name = "ORDER")]
+    pub(crate) order_id: OrderIdArg,
+    #[command(flatten)]
+    pub(crate) parties: PartyOpts,
     /// Wait up to SECONDS (default 60) until the order is indexed and its latest state is at --finality
     /// (the API's long-poll; no busy polling).
     #[arg(long, num_args = 0..=1, default_missing_value = "60", value_name = "SECONDS")]
@@ -31,6 +37,9 @@ pub(crate) struct ShowArgs {
     pub(crate) api: ApiUrlOpts,
     #[command(flatten)]
     pub(crate) output: OutputOpts,
+    /// Your account, only for a reference given with one of --payer / --payee: it is the other party.
+    #[command(flatten, next_help_heading = "Your account (with a reference, the party not given)")]
+    pub(crate) signer: SignerOpts,
 }
 
 pub(crate) async fn run(args: ShowArgs) -> eyre::Result<()> {
@@ -41,17 +50,52 @@ pub(crate) async fn run(args: ShowArgs) -> eyre::Result<()> {
     if let Some(e) = args.escrow {
         query.push(("escrow".to_string(), e.to_string()));
     }
-    let id = args.order_id.value;
-    let o = match args.wait {
-        Some(secs) => wait_order(&args.api.api_url, id, &query, args.finality, secs).await?,
-        None => get_order(&args.api.api_url, id, &query).await?,
+    let needs_me = matches!(args.order_id, OrderIdArg::Reference(_))
+        && (args.parties.payer.is_none() || args.parties.payee.is_none());
+    let me = if needs_me { args.signer.address_if_set()? } else { None };
+    let id = args.order_id.resolve(&args.parties, me)?;
+    let api = &args.api.api_url;
+    let found = match args.wait {
+        Some(secs) => wait_order(api, id.value, &query, args.finality, secs).await,
+        None => get_order(api, id.value, &query).await,
+    };
+    let o = match found {
+        Ok(o) => o,
+        Err(e) => match e.downcast::<NotFound>() {
+            Ok(NotFound(why)) => return Err(not_found(api, &id, &query, why).await?),
+            Err(e) => return Err(e),
+        },
     };
     if args.output.json {
         println!("{}", serde_json::to_string_pretty(&o)?);
     } else {
-        print_human(&args.order_id, &o);
+        print_human(&id, &o);
     }
     Ok(())
+}
+
+/// Why the API does not serve the order: `why` (never indexed), with what gave the id of a reference and,
+/// if there is one, the order locked under the reference's bare keccak256 (the id older versions of
+/// holdfast used).
+async fn not_found(
+    api: &Url,
+    id: &OrderId,
+    query: &[(String, String)],
+    why: String,
+) -> eyre::Result<eyre::Report> {
+    let mut msg = why;
+    if let Some(d) = id.derivation() {
+        msg.push_str(&format!("; this is the id of the {d}: check --payer and --payee"));
+        let legacy = keccak256(id.text().unwrap_or_default().as_bytes());
+        if get_order(api, legacy, query).await.is_ok() {
+            msg.push_str(&format!(
+                "; the API has an order {legacy:#x} = keccak256({:?}) (the id an older holdfast derived from the \
+                 reference alone): show it by that id",
+                id.text().unwrap_or_default()
+            ));
+        }
+    }
+    Ok(eyre::eyre!("{msg}"))
 }
 
 fn s(v: &Value) -> String {
@@ -62,7 +106,7 @@ fn s(v: &Value) -> String {
     }
 }
 
-fn print_human(id: &Bytes32Arg, o: &Value) {
+fn print_human(id: &OrderId, o: &Value) {
     let sym = s(&o["token"]["symbol"]);
     let amt = |k: &str| format!("{} {sym}", s(&o[format!("{k}Decimal")]));
     println!("order        {id}");
