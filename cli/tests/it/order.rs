@@ -906,3 +906,84 @@ async fn order_reference_ids_are_bound_to_the_payer_and_the_payee() {
     assert_eq!(c.escrow().getOrder(id8).call().await.unwrap().order.payer, c.addr(payer));
     let _ = std::fs::remove_file(&file);
 }
+
+/// `order show` for an order a reorg removed says so, with the block of its reverted lock (the API no
+/// longer serves the order, but its events endpoint lists the reverted ones), with and without --wait; and
+/// it prints the delivery evidence and the freeze reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_show_explains_a_reorged_order_and_prints_evidence_and_freeze_reason() {
+    let env = setup(true).await;
+    let c = &env.c;
+    let (payer, payee, arbiter) = (1usize, 2usize, 3usize);
+    let now = c.now().await;
+
+    // Evidence and freeze reason.
+    let disputed = B256::with_last_byte(0x51);
+    c.lock(payer, disputed, c.addr(payee), 1_000_000, c.addr(arbiter), now + 86_400, 3_600).await;
+    let hex = format!("{disputed:#x}");
+    env.order(payee, &["deliver", &hex, "--evidence", "report-v2"]).await.ok();
+    env.order(payer, &["freeze", &hex, "--reason", "not as described", "--wait", "pending"]).await.ok();
+    let shown = env.order(payer, &["show", &hex]).await.ok();
+    assert!(shown.stdout.contains("status       frozen"), "{shown:#?}");
+    assert!(
+        shown.stdout.contains(&format!("evidence     {:#x}", keccak256("report-v2"))),
+        "no evidence line: {shown:#?}"
+    );
+    assert!(
+        shown.stdout.contains(&format!(
+            "freeze       reason {:#x}, by {}",
+            keccak256("not as described"),
+            checksum(c.addr(payer))
+        )),
+        "no freeze line: {shown:#?}"
+    );
+    // An order without them prints neither.
+    let plain = B256::with_last_byte(0x52);
+    c.lock(payer, plain, c.addr(payee), 1_000_000, Address::ZERO, now + 86_400, 3_600).await;
+    let shown = env.order(payer, &["show", &format!("{plain:#x}"), "--wait", "20"]).await.ok();
+    assert!(!shown.stdout.contains("evidence") && !shown.stdout.contains("freeze "), "{shown:#?}");
+
+    // A lock in the last block, indexed, then removed by a reorg.
+    let gone = B256::with_last_byte(0x53);
+    let tx = c.lock(payer, gone, c.addr(payee), 1_000_000, Address::ZERO, now + 86_400, 3_600).await;
+    let block = c.provider.get_transaction_receipt(tx).await.unwrap().unwrap().block_number.unwrap();
+    let gone_hex = format!("{gone:#x}");
+    env.order(payer, &["show", &gone_hex, "--wait", "20"]).await.ok();
+    c.provider
+        .anvil_reorg(alloy::rpc::types::anvil::ReorgOptions { depth: 1, tx_block_pairs: vec![] })
+        .await
+        .unwrap();
+    assert!(c.escrow().getOrder(gone).call().await.unwrap().order.payer.is_zero(), "the reorg kept the lock");
+    // Until the indexer has seen the reorg, the API still serves the order.
+    let mut reverted = false;
+    for _ in 0..200 {
+        let r = reqwest::get(format!("{}/v1/orders/{gone_hex}", env.api)).await.unwrap();
+        if r.status() == reqwest::StatusCode::NOT_FOUND {
+            reverted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(reverted, "the API never dropped the reorged order");
+
+    let sentence = format!(
+        "order {gone_hex}: removed from the chain by a reorg: its lock in block {block} (transaction {tx:#x}) \
+         was reverted, and no lock of it is on the current chain"
+    );
+    let out = env.order(payer, &["show", &gone_hex]).await;
+    out.fails_with(&sentence);
+    assert!(!out.stderr.contains("not locked, or not indexed yet"), "{out:#?}");
+    let out = env.order(payer, &["show", &gone_hex, "--json"]).await;
+    assert_ne!(out.code, 0);
+    let err: Value = serde_json::from_str(out.stderr.trim()).unwrap();
+    assert!(err["error"]["message"].as_str().unwrap().contains(&sentence), "{out:#?}");
+    assert_eq!(err["error"]["rule"], "OrderReorged", "{out:#?}");
+    let out = env.order(payer, &["show", &gone_hex, "--wait", "1"]).await;
+    out.fails_with(&sentence);
+    out.fails_with("it was not locked again within the wait (1 s)");
+
+    // An order never locked is still "not found".
+    env.order(payer, &["show", &format!("{:#x}", B256::with_last_byte(0x54))])
+        .await
+        .fails_with("not found in the API");
+}

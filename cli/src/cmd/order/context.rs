@@ -487,8 +487,8 @@ pub(crate) fn addr(a: Address) -> Value {
     if a.is_zero() { Value::Null } else { Value::String(a.to_checksum(None)) }
 }
 
-/// The API does not serve the order or transaction (404), also after a wait (`show` then explains what it
-/// can).
+/// The API does not serve the order or transaction (404), also after a wait: it was never indexed, or a
+/// reorg removed it (`show` then looks at the order's events).
 #[derive(Debug)]
 pub(crate) struct NotFound(pub(crate) String);
 
@@ -645,6 +645,25 @@ pub(crate) async fn get_order(api: &Url, id: B256, query: &[(String, String)]) -
         _ => {
             let (code, msg) = api_error(&body);
             bail!("order {id:#x}: the API answered {status} {code}: {msg}")
+        }
+    }
+}
+
+/// `GET /v1/orders/{id}/events` once: every event of the order ever indexed, reverted ones included; `None`
+/// when there is none (404).
+pub(crate) async fn order_events(
+    api: &Url,
+    id: B256,
+    query: &[(String, String)],
+) -> eyre::Result<Option<Vec<Value>>> {
+    let (status, body) =
+        api_get(&http(), endpoint(api, &format!("v1/orders/{id:#x}/events"), query)?).await?;
+    match status {
+        200 => Ok(Some(body["data"].as_array().cloned().unwrap_or_default())),
+        404 => Ok(None),
+        _ => {
+            let (code, msg) = api_error(&body);
+            bail!("order {id:#x}: reading its events, the API answered {status} {code}: {msg}")
         }
     }
 }

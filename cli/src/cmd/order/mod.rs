@@ -148,8 +148,11 @@ pub(crate) async fn run(args: OrderArgs) -> eyre::Result<()> {
     if let Err(e) = result {
         let v = e.downcast_ref::<Violation>();
         if json {
+            let rule = v
+                .map(|v| v.rule.clone())
+                .or_else(|| e.downcast_ref::<show::Reorged>().map(|_| "OrderReorged".to_string()));
             let doc = json!({"error": {
-                "rule": v.map(|v| v.rule.clone()),
+                "rule": rule,
                 "message": v.map(|v| v.message.clone()).unwrap_or_else(|| format!("{e:#}")),
                 "sent": v.map(|v| matches!(v.stage, explain::Stage::Mined | explain::Stage::Sent)),
             }});
