@@ -10,7 +10,7 @@ use std::{
 
 use alloy::{
     eips::BlockNumberOrTag,
-    primitives::{Address, B256, U64, keccak256},
+    primitives::{Address, B256, U64},
     providers::{Provider, ProviderBuilder},
 };
 use clap::Args;
@@ -666,7 +666,9 @@ fn print_banner(b: &Banner<'_>) {
     for (i, (a, k)) in accounts.iter().zip(keys).enumerate() {
         println!("  ({i}) {a}  key {k}");
     }
-    if let (Some(k0), Some(a1), Some(k1)) = (keys.first(), accounts.get(1), keys.get(1)) {
+    if let (Some(a0), Some(k0), Some(a1), Some(k1)) =
+        (accounts.first(), keys.first(), accounts.get(1), keys.get(1))
+    {
         let exe = std::env::current_exe().ok();
         let bin_dir = exe.as_deref().and_then(Path::parent).map(|d| d.display().to_string());
         println!();
@@ -681,11 +683,16 @@ fn print_banner(b: &Banner<'_>) {
         println!("  export HOLDFAST_DEPLOYMENTS={}", shell_word(&b.deployment.display().to_string(), false));
         println!("  export HOLDFAST_PRIVATE_KEY={k0}");
         println!("  holdfast order lock demo-1 --payee {a1} --amount 12.50");
-        println!("  HOLDFAST_PRIVATE_KEY={k1} holdfast order deliver demo-1 --evidence \"parcel 1Z999\"");
-        println!("  holdfast order show demo-1 --wait 10 --finality safe");
-        println!("  holdfast order release demo-1 5");
-        println!("  holdfast order release demo-1");
-        println!("  curl -s {api}/v1/orders/{:#x}    # demo-1 is keccak256(\"demo-1\")", keccak256("demo-1"));
+        println!(
+            "  HOLDFAST_PRIVATE_KEY={k1} holdfast order deliver demo-1 --payer {a0} --evidence \"parcel 1Z999\""
+        );
+        println!("  holdfast order show demo-1 --payee {a1} --wait 10 --finality safe");
+        println!("  holdfast order release demo-1 5 --payee {a1}");
+        println!("  holdfast order release demo-1 --payee {a1}");
+        println!(
+            "  curl -s {api}/v1/orders/{:#x}    # demo-1's id: keccak256(abi.encode(payer, payee, keccak256(\"demo-1\")))",
+            super::order::reference_id(*a0, *a1, "demo-1")
+        );
     }
     println!();
     println!("Ctrl-C stops everything; `holdfast dev --keep` resumes this chain and store.");

@@ -2,6 +2,8 @@
 
 use std::{path::PathBuf, process::Child, time::Duration};
 
+use alloy::primitives::{Address, B256, keccak256};
+
 use crate::harness::{Chain, random_hex};
 
 /// A child process killed (SIGKILL) and reaped when dropped.
@@ -63,4 +65,16 @@ pub(crate) fn spawn_run(
             .spawn()
             .unwrap(),
     )
+}
+
+/// The id of `reference` between `payer` and `payee`, written out independently of the CLI:
+/// keccak256(abi.encode(payer, payee, keccak256(bytes(reference)))), each address left-padded to 32 bytes.
+pub(crate) fn ref_id(payer: Address, payee: Address, reference: &str) -> B256 {
+    let mut buf = Vec::with_capacity(96);
+    for a in [payer, payee] {
+        buf.extend_from_slice(&[0u8; 12]);
+        buf.extend_from_slice(a.as_slice());
+    }
+    buf.extend_from_slice(keccak256(reference).as_slice());
+    keccak256(buf)
 }

@@ -463,7 +463,9 @@ async fn dev_banner_commands_work_on_the_ports_it_chose() {
         "the banner's commands failed:\n{}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         block.join("\n")
     );
-    let id = format!("{:#x}", alloy::primitives::keccak256("demo-1"));
+    let (a0, _) = account(&dev.banner, 0);
+    let (a1, _) = account(&dev.banner, 1);
+    let id = format!("{:#x}", crate::common::ref_id(a0.parse().unwrap(), a1.parse().unwrap(), "demo-1"));
     assert!(stdout.contains(&format!("\"orderId\":\"{id}\"")), "curl did not print the order:\n{stdout}");
     let (status, order) = get(&format!("{api}/v1/orders/{id}")).await;
     assert_eq!(status, 200, "{order}");
@@ -482,7 +484,7 @@ async fn dev_banner_commands_work_on_the_ports_it_chose() {
         1,
         "the URL is repeated: {stderr}"
     );
-    let show = "holdfast order show demo-1".to_string();
+    let show = format!("holdfast order show demo-1 --payee {a1}");
     let exports: Vec<String> = block.iter().filter(|l| l.starts_with("export ")).cloned().collect();
     let out = pasted(&[exports, vec![show]].concat(), &elsewhere);
     let stderr = String::from_utf8_lossy(&out.stderr);

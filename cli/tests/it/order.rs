@@ -24,7 +24,7 @@ alloy::sol! {
 }
 
 use crate::{
-    common::{Killed, deployment_file, free_port, wait_ready},
+    common::{Killed, deployment_file, free_port, ref_id, wait_ready},
     harness::{Chain, ReceiveWithAuthorization, TestDb, random_hex},
 };
 
@@ -189,9 +189,10 @@ async fn order_allowance_lock_deliver_release_show() {
         .await
         .unwrap();
     let before = env.balance(payer).await;
-    let id = keccak256("invoice-1");
+    let id = ref_id(c.addr(payer), c.addr(payee), "invoice-1");
 
     let payee_addr = c.addr(payee).to_string();
+    let payer_addr = c.addr(payer).to_string();
     let lock = env
         .order(payer, &["lock", "invoice-1", "--payee", &payee_addr, "--amount", "12.50", "--json"])
         .await
@@ -209,7 +210,11 @@ async fn order_allowance_lock_deliver_release_show() {
     assert_eq!(allowance, U256::ZERO, "approved more than the amount");
 
     // The API has it (the CLI waits with the API's long-poll).
-    let shown = env.order(payer, &["show", "invoice-1", "--wait", "20", "--json"]).await.ok().json();
+    let shown = env
+        .order(payer, &["show", "invoice-1", "--payee", &payee_addr, "--wait", "20", "--json"])
+        .await
+        .ok()
+        .json();
     assert_eq!(shown["status"], "held");
     assert_eq!(shown["amountDecimal"], "12.5");
     assert_eq!(shown["payer"], checksum(c.addr(payer)));
@@ -231,29 +236,36 @@ async fn order_allowance_lock_deliver_release_show() {
     assert_eq!(o["evidence"], format!("{:#x}", keccak256("report-v1")));
 
     // Partial release, then the rest (no AMOUNT).
-    let r = env.order(payer, &["release", "invoice-1", "5", "--wait", "pending", "--json"]).await.ok().json();
+    let r = env
+        .order(payer, &["release", "invoice-1", "5", "--payee", &payee_addr, "--wait", "pending", "--json"])
+        .await
+        .ok()
+        .json();
     assert_eq!(r["amountDecimal"], "5");
     assert_eq!(r["remainingDecimal"], "7.5");
     assert_eq!(r["status"], "delivered");
     let o = env.api_order(id).await;
     assert_eq!(o["releasedDecimal"], "5");
     assert_eq!(o["remainingDecimal"], "7.5");
-    let r = env.order(payer, &["release", "invoice-1", "--wait", "pending"]).await.ok();
+    let r =
+        env.order(payer, &["release", "invoice-1", "--payee", &payee_addr, "--wait", "pending"]).await.ok();
     assert!(r.stdout.contains("released 7.5 USDC: order"), "{r:#?}");
     assert!(r.stdout.contains("settled, 0 USDC remaining"), "{r:#?}");
-    let shown = env.order(payer, &["show", "invoice-1", "--json"]).await.ok().json();
+    let shown = env.order(payer, &["show", "invoice-1", "--payee", &payee_addr, "--json"]).await.ok().json();
     assert_eq!(shown["status"], "released");
     assert_eq!(shown["settled"], true);
     assert_eq!(shown["releasedDecimal"], "12.5");
     let kinds: Vec<&str> =
         shown["steps"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["locked", "delivered", "released", "released"]);
-    let human = env.order(payee, &["show", "invoice-1"]).await.ok();
+    let human = env.order(payee, &["show", "invoice-1", "--payer", &payer_addr]).await.ok();
     assert!(human.stdout.contains("status       released, settled"), "{human:#?}");
     assert!(human.stdout.contains("amount       12.5 USDC"), "{human:#?}");
 
     // Unknown to the API: a clear error.
-    env.order(payer, &["show", "never-locked"]).await.fails_with("not found in the API");
+    env.order(payer, &["show", "never-locked", "--payee", &payee_addr])
+        .await
+        .fails_with("not found in the API");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,7 +437,7 @@ async fn order_accepts_an_authorization_signed_for_usdc_by_a_third_party() {
     assert_eq!(env.balance(payer).await, before - amount);
 
     // The CLI signs the same bytes for the same terms.
-    let relayed = keccak256("dapp-relayed");
+    let relayed = ref_id(c.addr(payer), c.addr(payee), "dapp-relayed");
     let (nonce, v, r, s) = sign(relayed).await;
     let cli = env
         .order(
@@ -884,7 +896,7 @@ async fn order_relative_deadlines_count_from_the_wall_clock() {
         (before + 7 * 86_400..=after + 7 * 86_400).contains(&by),
         "deliverBy {by} is not 7 days after the wall clock ({before}..{after})"
     );
-    let order = c.escrow().getOrder(keccak256("wall-1")).call().await.unwrap();
+    let order = c.escrow().getOrder(ref_id(c.addr(1), c.addr(2), "wall-1")).call().await.unwrap();
     assert_eq!(order.order.deadline.to::<u64>(), by, "the order on chain has another deadline");
 
     // The gasless authorization's validity too.
@@ -928,7 +940,7 @@ async fn order_wait_reports_the_real_wait_and_a_reorged_transaction() {
     );
 
     // A lock whose block a reorg replaces while the CLI waits for safe.
-    let id = keccak256("wait-2");
+    let id = ref_id(c.addr(1), c.addr(2), "wait-2");
     let start = std::time::Instant::now();
     let reorg = async {
         for _ in 0..200 {
@@ -953,4 +965,224 @@ async fn order_wait_reports_the_real_wait_and_a_reorged_transaction() {
     out.fails_with("TX_REVERTED");
     assert!(!out.stderr.contains("finality within"), "{out:#?}");
     assert!(waited < std::time::Duration::from_secs(30), "answered only after {waited:?}: {out:#?}");
+}
+
+/// A reference's id is bound to the payer and the payee: not `keccak256(reference)`, which anyone who
+/// guesses the reference could lock first. A squatter's order under that bare hash does not block the
+/// payer; the follow-up commands find the order from the same reference with the other party named (the
+/// one omitted is the signer); a gasless document carries the reference and relays; a wrong party or a
+/// missing one is explained and sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_reference_ids_are_bound_to_the_payer_and_the_payee() {
+    let env = setup(true).await;
+    let c = &env.c;
+    let (payer, payee, squatter, other_payer, relayer) = (1usize, 2usize, 6usize, 3usize, 4usize);
+    let (payer_addr, payee_addr) = (c.addr(payer).to_string(), c.addr(payee).to_string());
+    let id = ref_id(c.addr(payer), c.addr(payee), "invoice-7");
+    let plain = keccak256("invoice-7");
+    assert_ne!(id, plain);
+
+    // Someone who guessed the reference locks its bare keccak256 first, with a tiny order.
+    let now = c.now().await;
+    c.lock(squatter, plain, c.addr(payee), 1, Address::ZERO, now + 86_400, 60).await;
+
+    // The payer's lock is not blocked: its id is another.
+    let lock = env
+        .order(payer, &["lock", "invoice-7", "--payee", &payee_addr, "--amount", "4", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(lock["orderId"], format!("{id:#x}"));
+    assert_eq!(lock["orderRef"], "invoice-7");
+    assert_eq!(lock["status"], "held");
+    let on_chain = c.escrow().getOrder(id).call().await.unwrap();
+    assert_eq!(on_chain.order.payer, c.addr(payer));
+    assert_eq!(U256::from(on_chain.order.remaining), U256::from(4_000_000u64));
+    // The text output names the reference and the parties it was derived from.
+    let text = env.order(payer, &["lock", "invoice-7b", "--payee", &payee_addr, "--amount", "1"]).await.ok();
+    assert!(
+        text.stdout.contains(&format!(
+            "locked: order {:#x} (reference \"invoice-7b\")",
+            ref_id(c.addr(payer), c.addr(payee), "invoice-7b")
+        )),
+        "{text:#?}"
+    );
+    assert!(
+        text.stdout.contains(&format!(
+            "reference    \"invoice-7b\" between payer {} and payee {}",
+            c.addr(payer),
+            c.addr(payee)
+        )),
+        "{text:#?}"
+    );
+
+    // Another payer's "invoice-7" with the same payee is another order.
+    let other = env
+        .order(other_payer, &["lock", "invoice-7", "--payee", &payee_addr, "--amount", "1", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(other["orderId"], format!("{:#x}", ref_id(c.addr(other_payer), c.addr(payee), "invoice-7")));
+
+    // Without the other party, or with a wrong one, nothing is sent and the message says why.
+    let nonces = [env.nonce(payer).await, env.nonce(payee).await];
+    env.order(payee, &["deliver", "invoice-7"]).await.fails_with(
+        "the id of a reference depends on the payer and the payee: pass --payer ADDRESS or --payee",
+    );
+    let wrong = env.order(payee, &["deliver", "invoice-7", "--payer", &c.addr(5).to_string()]).await;
+    wrong.fails_with(&format!(
+        "order {:#x}: no such order on escrow {} (never locked); this is the id of the reference \"invoice-7\" \
+         between payer {} and payee {}: check --payer and --payee",
+        ref_id(c.addr(5), c.addr(payee), "invoice-7"),
+        c.escrow,
+        c.addr(5),
+        c.addr(payee)
+    ));
+    // The order under the bare hash (as an older holdfast locked it) is named.
+    wrong.fails_with(&format!("an order {plain:#x} = keccak256(\"invoice-7\") exists"));
+    wrong.fails_with("[checked before sending: no transaction was sent]");
+    env.order(payee, &["deliver", &format!("{id:#x}"), "--payer", &payer_addr])
+        .await
+        .fails_with("--payer and --payee only derive the id of a reference; omit them");
+    assert_eq!([env.nonce(payer).await, env.nonce(payee).await], nonces);
+
+    // The payee delivers naming the payer; both read it back by the reference; the payer releases naming
+    // the payee.
+    let d = env
+        .order(payee, &["deliver", "invoice-7", "--payer", &payer_addr, "--evidence", "parcel 7", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(d["orderId"], format!("{id:#x}"));
+    assert_eq!(d["orderRef"], "invoice-7");
+    assert_eq!(d["status"], "delivered");
+    let shown = env
+        .order(payer, &["show", "invoice-7", "--payee", &payee_addr, "--wait", "20", "--finality", "pending"])
+        .await
+        .ok();
+    assert!(shown.stdout.contains(&format!("order        {id:#x} (reference \"invoice-7\")")), "{shown:#?}");
+    let both = env
+        .order(relayer, &["show", "invoice-7", "--payer", &payer_addr, "--payee", &payee_addr, "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(both["orderId"], format!("{id:#x}"));
+    assert_eq!(both["status"], "delivered");
+    assert_eq!(both["evidence"], format!("{:#x}", keccak256("parcel 7")));
+    // With the wrong payer (here the signer, the party omitted), `show` says what the id was derived from
+    // and names the order under the bare hash.
+    let out = env.order(5, &["show", "invoice-7", "--payee", &payee_addr]).await;
+    out.fails_with("not found in the API");
+    out.fails_with(&format!(
+        "this is the id of the reference \"invoice-7\" between payer {} and payee {}: check --payer and --payee",
+        c.addr(5),
+        c.addr(payee)
+    ));
+    out.fails_with(&format!("the API has an order {plain:#x} = keccak256(\"invoice-7\")"));
+    let r = env.order(payer, &["release", "invoice-7", "--payee", &payee_addr, "--json"]).await.ok().json();
+    assert_eq!(r["orderId"], format!("{id:#x}"));
+    assert_eq!(r["status"], "settled");
+    // The squatter's order is untouched.
+    assert_eq!(
+        U256::from(c.escrow().getOrder(plain).call().await.unwrap().order.remaining),
+        U256::from(1u64)
+    );
+
+    // Gasless: the document carries the derived id and the reference; the relay checks that they agree.
+    let signed = env
+        .order(payer, &["lock", "invoice-8", "--payee", &payee_addr, "--amount", "2", "--gasless"])
+        .await
+        .ok();
+    let doc = signed.json();
+    let id8 = ref_id(c.addr(payer), c.addr(payee), "invoice-8");
+    assert_eq!(doc["order"]["orderId"], format!("{id8:#x}"));
+    assert_eq!(doc["order"]["orderRef"], "invoice-8");
+    let file = std::env::temp_dir().join(format!("holdfast-auth-ref-{}.json", random_hex()));
+    std::fs::write(&file, &signed.stdout).unwrap();
+    let relayed = env.order(relayer, &["relay", file.to_str().unwrap(), "--json"]).await.ok().json();
+    assert_eq!(relayed["orderId"], format!("{id8:#x}"));
+    assert_eq!(relayed["orderRef"], "invoice-8");
+    assert_eq!(c.escrow().getOrder(id8).call().await.unwrap().order.payer, c.addr(payer));
+    let _ = std::fs::remove_file(&file);
+}
+
+/// `order show` for an order a reorg removed says so, with the block of its reverted lock (the API no
+/// longer serves the order, but its events endpoint lists the reverted ones), with and without --wait; and
+/// it prints the delivery evidence and the freeze reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_show_explains_a_reorged_order_and_prints_evidence_and_freeze_reason() {
+    let env = setup(true).await;
+    let c = &env.c;
+    let (payer, payee, arbiter) = (1usize, 2usize, 3usize);
+    let now = c.now().await;
+
+    // Evidence and freeze reason.
+    let disputed = B256::with_last_byte(0x51);
+    c.lock(payer, disputed, c.addr(payee), 1_000_000, c.addr(arbiter), now + 86_400, 3_600).await;
+    let hex = format!("{disputed:#x}");
+    env.order(payee, &["deliver", &hex, "--evidence", "report-v2"]).await.ok();
+    env.order(payer, &["freeze", &hex, "--reason", "not as described", "--wait", "pending"]).await.ok();
+    let shown = env.order(payer, &["show", &hex]).await.ok();
+    assert!(shown.stdout.contains("status       frozen"), "{shown:#?}");
+    assert!(
+        shown.stdout.contains(&format!("evidence     {:#x}", keccak256("report-v2"))),
+        "no evidence line: {shown:#?}"
+    );
+    assert!(
+        shown.stdout.contains(&format!(
+            "freeze       reason {:#x}, by {}",
+            keccak256("not as described"),
+            checksum(c.addr(payer))
+        )),
+        "no freeze line: {shown:#?}"
+    );
+    // An order without them prints neither.
+    let plain = B256::with_last_byte(0x52);
+    c.lock(payer, plain, c.addr(payee), 1_000_000, Address::ZERO, now + 86_400, 3_600).await;
+    let shown = env.order(payer, &["show", &format!("{plain:#x}"), "--wait", "20"]).await.ok();
+    assert!(!shown.stdout.contains("evidence") && !shown.stdout.contains("freeze "), "{shown:#?}");
+
+    // A lock in the last block, indexed, then removed by a reorg.
+    let gone = B256::with_last_byte(0x53);
+    let tx = c.lock(payer, gone, c.addr(payee), 1_000_000, Address::ZERO, now + 86_400, 3_600).await;
+    let block = c.provider.get_transaction_receipt(tx).await.unwrap().unwrap().block_number.unwrap();
+    let gone_hex = format!("{gone:#x}");
+    env.order(payer, &["show", &gone_hex, "--wait", "20"]).await.ok();
+    c.provider
+        .anvil_reorg(alloy::rpc::types::anvil::ReorgOptions { depth: 1, tx_block_pairs: vec![] })
+        .await
+        .unwrap();
+    assert!(c.escrow().getOrder(gone).call().await.unwrap().order.payer.is_zero(), "the reorg kept the lock");
+    // Until the indexer has seen the reorg, the API still serves the order.
+    let mut reverted = false;
+    for _ in 0..200 {
+        let r = reqwest::get(format!("{}/v1/orders/{gone_hex}", env.api)).await.unwrap();
+        if r.status() == reqwest::StatusCode::NOT_FOUND {
+            reverted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(reverted, "the API never dropped the reorged order");
+
+    let sentence = format!(
+        "order {gone_hex}: removed from the chain by a reorg: its lock in block {block} (transaction {tx:#x}) \
+         was reverted, and no lock of it is on the current chain"
+    );
+    let out = env.order(payer, &["show", &gone_hex]).await;
+    out.fails_with(&sentence);
+    assert!(!out.stderr.contains("not locked, or not indexed yet"), "{out:#?}");
+    let out = env.order(payer, &["show", &gone_hex, "--json"]).await;
+    assert_ne!(out.code, 0);
+    let err: Value = serde_json::from_str(out.stderr.trim()).unwrap();
+    assert!(err["error"]["message"].as_str().unwrap().contains(&sentence), "{out:#?}");
+    assert_eq!(err["error"]["rule"], "OrderReorged", "{out:#?}");
+    let out = env.order(payer, &["show", &gone_hex, "--wait", "1"]).await;
+    out.fails_with(&sentence);
+    out.fails_with("it was not locked again within the wait (1 s)");
+
+    // An order never locked is still "not found".
+    env.order(payer, &["show", &format!("{:#x}", B256::with_last_byte(0x54))])
+        .await
+        .fails_with("not found in the API");
 }

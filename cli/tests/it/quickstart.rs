@@ -3,10 +3,11 @@
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
-use alloy::primitives::keccak256;
+use alloy::primitives::{Address, keccak256};
 use serde_json::Value;
 
 use crate::{
+    common::ref_id,
     dev::{DevPlace, DevStack},
     harness::root,
 };
@@ -63,9 +64,12 @@ async fn readme_quickstart_runs_verbatim_against_holdfast_dev() {
         );
     }
     let api = dev.api.clone();
-    let id = format!("{:#x}", keccak256("demo-1"));
     let payer = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
     let payee = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+    let id = format!(
+        "{:#x}",
+        ref_id(payer.parse::<Address>().unwrap(), payee.parse::<Address>().unwrap(), "demo-1")
+    );
 
     let mut exports = String::new();
     let mut steps = Vec::new();
@@ -94,7 +98,10 @@ async fn readme_quickstart_runs_verbatim_against_holdfast_dev() {
                 assert_eq!(o["amountDecimal"].as_str().map(|s| s.trim_end_matches('0')), Some("12.5"));
                 assert_eq!(o["payer"], payer);
                 assert_eq!(o["payee"], payee);
-                assert!(stdout.contains(&id), "lock prints the hashed id: {stdout}");
+                assert!(
+                    stdout.contains(&id),
+                    "lock prints the id derived from demo-1, payer and payee: {stdout}"
+                );
                 "lock"
             }
             ["holdfast", "order", "deliver", ..] => {
@@ -109,26 +116,26 @@ async fn readme_quickstart_runs_verbatim_against_holdfast_dev() {
                 );
                 "deliver"
             }
-            ["holdfast", "order", "show", _, "--wait", ..] => {
+            ["holdfast", "order", "show", _, "--payee", _, "--wait", ..] => {
                 assert!(
                     stdout.contains(&id) && stdout.contains("delivered"),
                     "show --wait printed:\n{stdout}"
                 );
                 "wait"
             }
-            ["holdfast", "order", "release", _, amount] => {
+            ["holdfast", "order", "release", _, amount, "--payee", _] => {
                 assert_eq!(*amount, "5");
                 let o = until(&api, &id, "remaining", "7500000").await;
                 assert_eq!(o["released"], "5000000");
                 assert_eq!(o["status"], "delivered");
                 "release part"
             }
-            ["holdfast", "order", "release", _] => {
+            ["holdfast", "order", "release", _, "--payee", _] => {
                 let o = until(&api, &id, "status", "released").await;
                 assert_eq!((o["released"].as_str(), o["remaining"].as_str()), (Some("12500000"), Some("0")));
                 "release rest"
             }
-            ["holdfast", "order", "show", _] => {
+            ["holdfast", "order", "show", _, "--payee", _] => {
                 assert!(stdout.contains("released") && stdout.contains(payer), "show printed:\n{stdout}");
                 "show"
             }

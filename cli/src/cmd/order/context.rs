@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Duration};
 use alloy::{
     contract::{CallBuilder, CallDecoder},
     network::EthereumWallet,
-    primitives::{Address, B256},
+    primitives::{Address, B256, keccak256},
     providers::{DynProvider, Provider, ProviderBuilder},
     rpc::types::TransactionReceipt,
     signers::local::PrivateKeySigner,
@@ -15,14 +15,14 @@ use alloy::{
 };
 use clap::{Args, ValueEnum};
 use eyre::{Context as _, bail, eyre};
-use holdfast_primitives::bindings::IHoldfastEscrow::{self, IHoldfastEscrowInstance};
+use holdfast_primitives::bindings::IHoldfastEscrow::{self, IHoldfastEscrowInstance, Status};
 use serde_json::{Value, json};
 use url::Url;
 
 use super::{
     domain::{DomainProbe, Eip5267, describe as describe_domain, resolve as resolve_domain},
     explain::{OnChain, Rule, Scene, Stage, TokenMeta, Violation, decode_revert, status_name, violation},
-    order_id::Bytes32Arg,
+    order_id::OrderId,
     signer::SignerOpts,
 };
 use crate::opts::{RpcOpts, default_deployment, read_deployment};
@@ -240,6 +240,31 @@ impl Ctx {
         Ok(OnChain { order: r.order, arbiter: r.arbiter })
     }
 
+    /// The order as stored, for a command that acts on an existing order. For an id derived from a
+    /// reference that has no order, the pre-check's sentence says which reference, payer and payee gave the
+    /// id, and names the order locked under the reference's bare keccak256 (the id older versions of
+    /// holdfast used), if there is one.
+    pub(crate) async fn existing_order(&self, id: &OrderId) -> eyre::Result<OnChain> {
+        let o = self.order(id.value).await?;
+        let Some(derivation) = id.derivation().filter(|_| o.status() == Status::None) else {
+            return Ok(o);
+        };
+        let text = id.text().unwrap_or_default();
+        let legacy = keccak256(text.as_bytes());
+        let mut message = format!(
+            "order {:#x}: no such order on escrow {} (never locked); this is the id of the {derivation}: check \
+             --payer and --payee, or pass the 0x id that `lock` printed",
+            id.value, self.escrow
+        );
+        if self.order(legacy).await?.status() != Status::None {
+            message.push_str(&format!(
+                "; an order {legacy:#x} = keccak256({text:?}) exists (the id an older holdfast derived from the \
+                 reference alone): pass that id to act on it"
+            ));
+        }
+        Err(Violation { rule: "InvalidStatus".into(), message, stage: Stage::PreCheck }.into())
+    }
+
     pub(crate) fn scene<'a>(
         &'a self,
         id: B256,
@@ -343,7 +368,7 @@ impl Ctx {
         opts: &TxOpts,
         action: &str,
         headline: &str,
-        id: &Bytes32Arg,
+        id: &OrderId,
         receipt: &TransactionReceipt,
         extra: Value,
     ) -> eyre::Result<()> {
@@ -371,7 +396,7 @@ impl Ctx {
         let mut doc = json!({
             "action": action,
             "orderId": format!("{:#x}", id.value),
-            "orderRef": id.reference,
+            "orderRef": id.text(),
             "chainId": self.chain_id,
             "escrow": self.escrow.to_checksum(None),
             "from": self.from().to_checksum(None),
@@ -401,6 +426,9 @@ impl Ctx {
             println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string()));
         } else {
             println!("{headline}: order {id}");
+            if let Some(r) = &id.reference {
+                println!("  reference    {:?} between payer {} and payee {}", r.text, r.payer, r.payee);
+            }
             println!("  transaction  {tx:#x} (block {block}, gas {})", receipt.gas_used);
             println!("  status       {status}, {} remaining", self.token.units(after.remaining()));
             if let Some(rec) = indexed {
@@ -442,6 +470,19 @@ pub(crate) fn causes(e: &(dyn std::error::Error + 'static)) -> String {
 pub(crate) fn addr(a: Address) -> Value {
     if a.is_zero() { Value::Null } else { Value::String(a.to_checksum(None)) }
 }
+
+/// The API does not serve the order or transaction (404), also after a wait: it was never indexed, or a
+/// reorg removed it (`show` then looks at the order's events).
+#[derive(Debug)]
+pub(crate) struct NotFound(pub(crate) String);
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}
 
 /// Longest single long-poll request (under the API's ordinary request timeout); repeated until the
 /// caller's own deadline.
@@ -530,9 +571,11 @@ async fn poll(
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
             }
-            404 | 408 => {
-                bail!("{}", not_reached(what, id, finality, status, &body, start.elapsed(), timeout))
+            404 => {
+                let why = not_reached(what, id, finality, status, &body, start.elapsed(), timeout);
+                return Err(NotFound(why).into());
             }
+            408 => bail!("{}", not_reached(what, id, finality, status, &body, start.elapsed(), timeout)),
             409 if code == "TX_REVERTED" => bail!(
                 "{what} {id} was removed from the chain by a reorg after it was mined: it reaches no finality \
                  unless the chain includes it again; check it with a node and send it again if it was dropped \
@@ -579,9 +622,10 @@ pub(crate) async fn get_order(api: &Url, id: B256, query: &[(String, String)]) -
     let (status, body) = api_get(&http(), endpoint(api, &format!("v1/orders/{id:#x}"), query)?).await?;
     match status {
         200 => Ok(body),
-        404 => bail!(
+        404 => Err(NotFound(format!(
             "order {id:#x}: not found in the API at {api} (not locked, or not indexed yet: add --wait to wait for it)"
-        ),
+        ))
+        .into()),
         _ => {
             let (code, msg) = api_error(&body);
             bail!("order {id:#x}: the API answered {status} {code}: {msg}")
@@ -600,6 +644,25 @@ fn absent_as_none<T>(r: Result<T, alloy::contract::Error>, what: &str) -> eyre::
             Ok(None)
         }
         Err(e) => Err(eyre!("cannot read the token's {what}: {}", causes(&e))),
+    }
+}
+
+/// `GET /v1/orders/{id}/events` once: every event of the order ever indexed, reverted ones included; `None`
+/// when there is none (404).
+pub(crate) async fn order_events(
+    api: &Url,
+    id: B256,
+    query: &[(String, String)],
+) -> eyre::Result<Option<Vec<Value>>> {
+    let (status, body) =
+        api_get(&http(), endpoint(api, &format!("v1/orders/{id:#x}/events"), query)?).await?;
+    match status {
+        200 => Ok(Some(body["data"].as_array().cloned().unwrap_or_default())),
+        404 => Ok(None),
+        _ => {
+            let (code, msg) = api_error(&body);
+            bail!("order {id:#x}: reading its events, the API answered {status} {code}: {msg}")
+        }
     }
 }
 

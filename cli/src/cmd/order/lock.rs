@@ -19,7 +19,7 @@ use super::{
     amount::{format_amount, parse_amount},
     context::{Ctx, TxOpts, addr},
     explain::{Action, ITokenErrors, Stage, Terms, TokenErrors, Violation, check_lock},
-    order_id::{Bytes32Arg, Secs, When, human_secs, utc},
+    order_id::{OrderId, OrderIdArg, Secs, When, human_secs, utc},
 };
 
 sol! {
@@ -37,8 +37,10 @@ pub(crate) const AUTH_KIND: &str = "holdfast.lockWithAuthorization/v1";
 /// Arguments of `holdfast order lock`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct LockArgs {
-    /// Order id: 0x + 64 hex digits, or a reference (e.g. invoice-42) used as keccak256(utf8(reference)).
-    pub(crate) order_id: Bytes32Arg,
+    /// Order id: 0x + 64 hex digits, or a reference (e.g. invoice-42), whose id is
+    /// keccak256(abi.encode(payer, payee, keccak256(utf8(reference)))) with you as the payer.
+    #[arg(value_name = "ORDER")]
+    pub(crate) order_id: OrderIdArg,
     /// Who is paid.
     #[arg(long, value_name = "ADDRESS")]
     pub(crate) payee: Address,
@@ -180,7 +182,7 @@ fn vrs(sig: &alloy::signers::Signature) -> (u8, B256, B256) {
 
 pub(crate) async fn run(args: LockArgs) -> eyre::Result<()> {
     let ctx = Ctx::connect(&args.tx, None).await?;
-    let id = &args.order_id;
+    let id = &args.order_id.between(ctx.from(), args.payee);
     let amount = parse_amount(&args.amount, ctx.token.decimals, &ctx.token.symbol)?;
     let now = ctx.now().await?;
     let deliver_by = args.deliver_by.resolve(Ctx::relative_base(now));
@@ -205,7 +207,7 @@ pub(crate) async fn run(args: LockArgs) -> eyre::Result<()> {
     });
 
     if args.gasless {
-        return gasless(&ctx, &args, &terms).await;
+        return gasless(&ctx, &args, id, &terms).await;
     }
     let receipt = if args.permit {
         let domain = ctx.token_domain().await?;
@@ -294,7 +296,7 @@ pub(crate) async fn run(args: LockArgs) -> eyre::Result<()> {
     Ok(())
 }
 
-async fn gasless(ctx: &Ctx, args: &LockArgs, t: &Terms) -> eyre::Result<()> {
+async fn gasless(ctx: &Ctx, args: &LockArgs, id: &OrderId, t: &Terms) -> eyre::Result<()> {
     let domain = ctx.token_domain().await?;
     let now = ctx.now().await?;
     let valid_before = args.valid_until.map(|w| w.resolve(Ctx::relative_base(now))).unwrap_or(t.deliver_by);
@@ -327,7 +329,7 @@ async fn gasless(ctx: &Ctx, args: &LockArgs, t: &Terms) -> eyre::Result<()> {
         },
         order: TermsDoc {
             order_id: t.id,
-            order_ref: args.order_id.reference.clone(),
+            order_ref: id.text().map(str::to_string),
             payer: t.payer,
             payee: t.payee,
             amount: t.amount,
@@ -345,12 +347,13 @@ async fn gasless(ctx: &Ctx, args: &LockArgs, t: &Terms) -> eyre::Result<()> {
             std::fs::write(path, format!("{text}\n"))
                 .wrap_err_with(|| format!("cannot write {}", path.display()))?;
             if args.tx.output.json {
-                println!("{}", json!({"action": "signed", "orderId": format!("{:#x}", t.id), "file": path}));
+                let doc = json!({"action": "signed", "orderId": format!("{:#x}", t.id), "orderRef": id.text(), "file": path});
+                println!("{doc}");
             } else {
                 println!(
                     "signed a gasless lock of {} for order {} (valid until {}); relay it with: holdfast order relay {}",
                     ctx.token.units(t.amount),
-                    args.order_id,
+                    id,
                     utc(valid_before),
                     path.display()
                 );

@@ -4,7 +4,7 @@
 use std::{io::Read, path::PathBuf};
 
 use alloy::{
-    primitives::{Address, B256, U256, keccak256},
+    primitives::{Address, B256, U256},
     sol_types::SolStruct,
 };
 use clap::Args;
@@ -16,7 +16,7 @@ use super::{
     context::{Ctx, TxOpts, addr},
     explain::{Action, ITokenErrors, Terms, TokenErrors, TokenMeta},
     lock::{AUTH_KIND, AuthorizationDoc, SigDoc, check_terms},
-    order_id::{Bytes32Arg, utc},
+    order_id::{OrderIdArg, reference_id, utc},
 };
 
 /// Arguments of `holdfast order relay`.
@@ -58,7 +58,6 @@ pub(crate) async fn run(args: RelayArgs) -> eyre::Result<()> {
     }
     let o = &doc.order;
     let a = &doc.authorization;
-    let id = Bytes32Arg { value: o.order_id, reference: o.order_ref.clone() };
     if a.from != o.payer || a.to != ctx.escrow || a.value != o.amount {
         bail!(
             "order {:#x}: the authorization (from, to, value) does not match the order's terms",
@@ -85,6 +84,10 @@ pub(crate) async fn run(args: RelayArgs) -> eyre::Result<()> {
         ctx.precheck(Some(TokenErrors::InvalidSignature(ITokenErrors::InvalidSignature {})), &sc)?;
     }
     check_display_fields(&doc, &ctx.token)?;
+    let id = match &o.order_ref {
+        Some(r) => OrderIdArg::Reference(r.clone()).between(o.payer, o.payee),
+        None => OrderIdArg::Id(o.order_id).between(o.payer, o.payee),
+    };
     let at = U256::from(ctx.now().await? + 1);
     if at <= a.valid_after {
         let e = ITokenErrors::AuthorizationNotYetValid { validAfter: a.valid_after };
@@ -160,11 +163,14 @@ fn signature_recovers_to(sig: &SigDoc, hash: &B256, payer: Address) -> bool {
 fn check_display_fields(doc: &AuthorizationDoc, token: &TokenMeta) -> eyre::Result<()> {
     let o = &doc.order;
     if let Some(r) = &o.order_ref
-        && keccak256(r.as_bytes()) != o.order_id
+        && reference_id(o.payer, o.payee, r) != o.order_id
     {
         bail!(
-            "order {:#x}: orderRef {r:?} is not the reference of this id (was the document altered?)",
-            o.order_id
+            "order {:#x}: orderRef {r:?} is not the reference of this id between payer {} and payee {} (was the \
+             document altered?)",
+            o.order_id,
+            o.payer,
+            o.payee
         );
     }
     if doc.token.decimals != token.decimals || doc.token.symbol != token.symbol {

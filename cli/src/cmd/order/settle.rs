@@ -9,14 +9,17 @@ use super::{
     amount::{format_amount, parse_amount},
     context::{Ctx, TxOpts, addr},
     explain::{Action, check_deliver, check_freeze, check_refund, check_release, check_resolve},
-    order_id::Bytes32Arg,
+    order_id::{Bytes32Arg, OrderIdArg, PartyOpts},
 };
 
 /// Arguments of `holdfast order deliver`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct DeliverArgs {
-    /// Order id: 0x + 64 hex digits, or a reference used as keccak256(utf8(reference)).
-    pub(crate) order_id: Bytes32Arg,
+    /// Order id (0x + 64 hex digits), or the order's reference (e.g. invoice-42) with --payer or --payee.
+    #[arg(value_name = "ORDER")]
+    pub(crate) order_id: OrderIdArg,
+    #[command(flatten)]
+    pub(crate) parties: PartyOpts,
     /// Evidence of delivery (only logged): 0x + 64 hex digits (e.g. a document hash), or text used as
     /// keccak256(utf8(text)). Default: zero (none).
     #[arg(long, value_name = "BYTES32|TEXT")]
@@ -28,8 +31,11 @@ pub(crate) struct DeliverArgs {
 /// Arguments of `holdfast order release` and `holdfast order refund`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct AmountArgs {
-    /// Order id: 0x + 64 hex digits, or a reference used as keccak256(utf8(reference)).
-    pub(crate) order_id: Bytes32Arg,
+    /// Order id (0x + 64 hex digits), or the order's reference (e.g. invoice-42) with --payer or --payee.
+    #[arg(value_name = "ORDER")]
+    pub(crate) order_id: OrderIdArg,
+    #[command(flatten)]
+    pub(crate) parties: PartyOpts,
     /// Amount in token units (e.g. 5 or 2.50). Default: everything that remains.
     pub(crate) amount: Option<String>,
     #[command(flatten)]
@@ -39,8 +45,11 @@ pub(crate) struct AmountArgs {
 /// Arguments of `holdfast order freeze`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct FreezeArgs {
-    /// Order id: 0x + 64 hex digits, or a reference used as keccak256(utf8(reference)).
-    pub(crate) order_id: Bytes32Arg,
+    /// Order id (0x + 64 hex digits), or the order's reference (e.g. invoice-42) with --payer or --payee.
+    #[arg(value_name = "ORDER")]
+    pub(crate) order_id: OrderIdArg,
+    #[command(flatten)]
+    pub(crate) parties: PartyOpts,
     /// Reason (only logged): 0x + 64 hex digits, or text used as keccak256(utf8(text)).
     #[arg(long, value_name = "BYTES32|TEXT")]
     pub(crate) reason: Bytes32Arg,
@@ -51,8 +60,11 @@ pub(crate) struct FreezeArgs {
 /// Arguments of `holdfast order resolve`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ResolveArgs {
-    /// Order id: 0x + 64 hex digits, or a reference used as keccak256(utf8(reference)).
-    pub(crate) order_id: Bytes32Arg,
+    /// Order id (0x + 64 hex digits), or the order's reference (e.g. invoice-42) with --payer or --payee.
+    #[arg(value_name = "ORDER")]
+    pub(crate) order_id: OrderIdArg,
+    #[command(flatten)]
+    pub(crate) parties: PartyOpts,
     /// Amount to the payee in token units (0 to everything that remains); the rest goes to the payer.
     #[arg(long, value_name = "AMOUNT")]
     pub(crate) to_payee: String,
@@ -62,8 +74,9 @@ pub(crate) struct ResolveArgs {
 
 pub(crate) async fn deliver(args: DeliverArgs) -> eyre::Result<()> {
     let ctx = Ctx::connect(&args.tx, None).await?;
-    let id = args.order_id.value;
-    let o = ctx.order(id).await?;
+    let order_id = args.order_id.resolve(&args.parties, Some(ctx.from()))?;
+    let id = order_id.value;
+    let o = ctx.existing_order(&order_id).await?;
     let sc = ctx.scene(id, Action::Deliver, Some(&o));
     ctx.precheck(check_deliver(id, &o, ctx.from(), ctx.now().await? + 1), &sc)?;
     let evidence = args.evidence.as_ref().map(|e| e.value).unwrap_or_default();
@@ -72,7 +85,7 @@ pub(crate) async fn deliver(args: DeliverArgs) -> eyre::Result<()> {
         "evidence": format!("{evidence:#x}"),
         "evidenceRef": args.evidence.as_ref().and_then(|e| e.reference.clone()),
     });
-    ctx.report(&args.tx, "deliver", "delivered", &args.order_id, &receipt, extra).await
+    ctx.report(&args.tx, "deliver", "delivered", &order_id, &receipt, extra).await
 }
 
 /// The amount argument, defaulting to the whole remainder.
@@ -93,8 +106,9 @@ pub(crate) async fn refund(args: AmountArgs) -> eyre::Result<()> {
 
 async fn settle(args: AmountArgs, action: Action) -> eyre::Result<()> {
     let ctx = Ctx::connect(&args.tx, None).await?;
-    let id = args.order_id.value;
-    let o = ctx.order(id).await?;
+    let order_id = args.order_id.resolve(&args.parties, Some(ctx.from()))?;
+    let id = order_id.value;
+    let o = ctx.existing_order(&order_id).await?;
     let amount = amount_or_remaining(&ctx, args.amount.as_deref(), o.remaining())?;
     let sc = ctx.scene(id, action, Some(&o));
     let at = ctx.now().await? + 1;
@@ -109,21 +123,15 @@ async fn settle(args: AmountArgs, action: Action) -> eyre::Result<()> {
     };
     let extra =
         json!({"amount": amount.to_string(), "amountDecimal": format_amount(amount, ctx.token.decimals)});
-    ctx.report(
-        &args.tx,
-        verb,
-        &format!("{what} {}", ctx.token.units(amount)),
-        &args.order_id,
-        &receipt,
-        extra,
-    )
-    .await
+    ctx.report(&args.tx, verb, &format!("{what} {}", ctx.token.units(amount)), &order_id, &receipt, extra)
+        .await
 }
 
 pub(crate) async fn freeze(args: FreezeArgs) -> eyre::Result<()> {
     let ctx = Ctx::connect(&args.tx, None).await?;
-    let id = args.order_id.value;
-    let o = ctx.order(id).await?;
+    let order_id = args.order_id.resolve(&args.parties, Some(ctx.from()))?;
+    let id = order_id.value;
+    let o = ctx.existing_order(&order_id).await?;
     let sc = ctx.scene(id, Action::Freeze, Some(&o));
     ctx.precheck(check_freeze(id, &o, ctx.from(), ctx.now().await? + 1), &sc)?;
     let receipt = ctx.execute(ctx.escrow().freeze(id, args.reason.value), &sc).await?;
@@ -132,13 +140,14 @@ pub(crate) async fn freeze(args: FreezeArgs) -> eyre::Result<()> {
         "reasonRef": args.reason.reference,
         "arbiter": addr(o.arbiter),
     });
-    ctx.report(&args.tx, "freeze", "frozen", &args.order_id, &receipt, extra).await
+    ctx.report(&args.tx, "freeze", "frozen", &order_id, &receipt, extra).await
 }
 
 pub(crate) async fn resolve(args: ResolveArgs) -> eyre::Result<()> {
     let ctx = Ctx::connect(&args.tx, None).await?;
-    let id = args.order_id.value;
-    let o = ctx.order(id).await?;
+    let order_id = args.order_id.resolve(&args.parties, Some(ctx.from()))?;
+    let id = order_id.value;
+    let o = ctx.existing_order(&order_id).await?;
     let to_payee = parse_amount(&args.to_payee, ctx.token.decimals, &ctx.token.symbol)?;
     let sc = ctx.scene(id, Action::Resolve, Some(&o));
     ctx.precheck(check_resolve(id, &o, ctx.from(), to_payee), &sc)?;
@@ -154,5 +163,5 @@ pub(crate) async fn resolve(args: ResolveArgs) -> eyre::Result<()> {
         ctx.token.units(to_payee),
         ctx.token.units(to_payer)
     );
-    ctx.report(&args.tx, "resolve", &what, &args.order_id, &receipt, extra).await
+    ctx.report(&args.tx, "resolve", &what, &order_id, &receipt, extra).await
 }

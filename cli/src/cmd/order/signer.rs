@@ -82,6 +82,17 @@ impl SignerOpts {
     }
 }
 
+impl SignerOpts {
+    /// The signing account's address, if a key or keystore is given (`show` uses it for the party omitted
+    /// with a reference).
+    pub(crate) fn address_if_set(&self) -> eyre::Result<Option<alloy::primitives::Address>> {
+        if self.private_key.is_none() && self.keystore.is_none() {
+            return Ok(None);
+        }
+        self.signer().map(|s| Some(s.address()))
+    }
+}
+
 fn parse_key(s: &str) -> eyre::Result<PrivateKeySigner> {
     let t = s.trim();
     let hex = t.strip_prefix("0x").unwrap_or(t);
