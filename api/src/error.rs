@@ -22,9 +22,11 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 404: no order with this id is indexed (for the given chain and escrow, if any).
     OrderNotFound,
-    /// 404: the transaction is unknown or emitted no escrow event (also after a `wait` ran out). This includes a
-    /// transaction that failed on chain (receipt status 0: a reverted call emits no event); the API reads no
-    /// receipts, so ask a node for the receipt to tell "failed" from "not mined yet".
+    /// 404: the transaction is unknown or emitted no escrow event (also after a `wait` ran out). A server
+    /// with a node to ask (`holdfast run`) answers at once, even with `wait`, when the transaction was mined
+    /// without an escrow event in a block already indexed, and answers a failed one with `TX_FAILED`; a
+    /// server without one (`holdfast serve`) cannot tell "failed" or "not for the escrow" from "not mined
+    /// yet" and waits.
     TxNotFound,
     /// 408: `wait` ran out before the order or transaction reached the requested finality; `details`
     /// holds its current record: an OrderRecord for `GET /v1/orders/{orderId}`, a TransactionRecord for
@@ -35,6 +37,11 @@ pub enum ErrorCode {
     /// as soon as it is seen, not when the wait runs out; `details` is its TransactionRecord (`status:
     /// "reverted"`). Not retryable: check the transaction with a node, and send it again if it was dropped.
     TxReverted,
+    /// 409: the transaction was mined but failed (receipt status 0): a reverted call emits no escrow event,
+    /// so it will never be indexed. Answered at once, with or without `wait`, by a server that has a node to
+    /// ask (`holdfast run`); `details`: `transactionHash`, `chainId`, `blockNumber`. Not retryable: fix the
+    /// call and send a new transaction.
+    TxFailed,
     /// 414: the query string is longer than the configured limit.
     QueryTooLong,
     /// 414: the path is longer than the configured limit.
@@ -65,7 +72,7 @@ impl ErrorCode {
             Self::NotFound | Self::OrderNotFound | Self::TxNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::WaitTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::TxReverted => StatusCode::CONFLICT,
+            Self::TxReverted | Self::TxFailed => StatusCode::CONFLICT,
             Self::QueryTooLong | Self::PathTooLong => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -111,6 +118,7 @@ impl ErrorCode {
             Self::TxNotFound => "TX_NOT_FOUND",
             Self::WaitTimeout => "WAIT_TIMEOUT",
             Self::TxReverted => "TX_REVERTED",
+            Self::TxFailed => "TX_FAILED",
             Self::QueryTooLong => "QUERY_TOO_LONG",
             Self::PathTooLong => "PATH_TOO_LONG",
             Self::HeadersTooLarge => "HEADERS_TOO_LARGE",
@@ -124,7 +132,7 @@ impl ErrorCode {
     }
 
     /// Every code (for documentation and tests).
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::ValidationError,
         Self::NotFound,
         Self::MethodNotAllowed,
@@ -132,6 +140,7 @@ impl ErrorCode {
         Self::TxNotFound,
         Self::WaitTimeout,
         Self::TxReverted,
+        Self::TxFailed,
         Self::QueryTooLong,
         Self::PathTooLong,
         Self::HeadersTooLarge,
@@ -206,6 +215,14 @@ pub enum ApiError {
         /// The transaction's record.
         details: serde_json::Value,
     },
+    /// A transaction waited on failed on chain (receipt status 0).
+    #[error("{message}")]
+    TxFailed {
+        /// What happened.
+        message: String,
+        /// `transactionHash`, `chainId`, `blockNumber`.
+        details: serde_json::Value,
+    },
     /// Query string too long.
     #[error("query string of {0} bytes exceeds the limit of {1}")]
     QueryTooLong(usize, usize),
@@ -259,6 +276,7 @@ impl ApiError {
             Self::TxNotFound(_) => ErrorCode::TxNotFound,
             Self::WaitTimeout { .. } => ErrorCode::WaitTimeout,
             Self::TxReverted { .. } => ErrorCode::TxReverted,
+            Self::TxFailed { .. } => ErrorCode::TxFailed,
             Self::QueryTooLong(..) => ErrorCode::QueryTooLong,
             Self::PathTooLong(..) => ErrorCode::PathTooLong,
             Self::HeadersTooLarge(_) => ErrorCode::HeadersTooLarge,
@@ -281,6 +299,7 @@ impl ApiError {
             }
             Self::WaitTimeout { message, details }
             | Self::TxReverted { message, details }
+            | Self::TxFailed { message, details }
             | Self::NotReady { message, details } => (message.clone(), Some(details.clone())),
             other => (other.to_string(), None),
         };

@@ -49,7 +49,7 @@ pub mod stream;
 pub use config::{ApiConfig, EscrowInfo, TokenInfo};
 pub use error::{ApiError, ErrorCode};
 pub use server::serve_with;
-pub use state::AppState;
+pub use state::{AppState, LookupError, NodeTx, TxLookup};
 
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".into())

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, B256};
 use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
@@ -22,7 +22,7 @@ use crate::{
         EventList, EventRecord, FinalityName, OrderList, OrderRecord, OrderStatusName, PaymentRecord,
         TransactionRecord, TxStatus,
     },
-    state::{AppState, Snapshot},
+    state::{AppState, NodeTx, Snapshot},
 };
 
 /// Default page size of `GET /v1/orders`.
@@ -316,6 +316,32 @@ async fn long_poll<T, Fut: Future<Output = ApiResult<Option<T>>>>(
     }
 }
 
+/// For a transaction the store has no event of: what the node (if the server has one) says. A failed
+/// transaction is `TX_FAILED`, one mined without an escrow event in a block already indexed `TX_NOT_FOUND`,
+/// both at once; anything else (not mined yet, mined above the indexed block, the node unreachable) leaves
+/// the answer to the store.
+async fn ask_the_node(state: &AppState, snap: &Snapshot, tx_hash: B256, tx: &str) -> ApiResult<()> {
+    let Some(node) = &state.tx_lookup else { return Ok(()) };
+    let chain_id = node.chain_id();
+    match node.lookup(tx_hash).await {
+        Ok(NodeTx::Failed { block }) => Err(ApiError::TxFailed {
+            message: format!(
+                "transaction {tx} failed on chain {chain_id} in block {block} (receipt status 0): a reverted \
+                 call emits no escrow event, so it will never be indexed"
+            ),
+            details: serde_json::json!({"transactionHash": tx, "chainId": chain_id, "blockNumber": block}),
+        }),
+        Ok(NodeTx::Succeeded { block }) if snap.chains.get(&chain_id).is_some_and(|m| m.cursor >= block) => {
+            Err(ApiError::TxNotFound(tx.to_string()))
+        }
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::debug!(error = %e, tx, "cannot ask the node about a transaction");
+            Ok(())
+        }
+    }
+}
+
 /// WAIT_TIMEOUT for `what` (e.g. "order 0x…"), with the current record as details.
 fn wait_timeout(what: &str, target: FinalityName, wait: u64, record: &impl serde::Serialize) -> ApiError {
     let target =
@@ -486,13 +512,15 @@ fn reached(record: &TransactionRecord, target: FinalityName) -> bool {
     responses(
         (status = 200, description = "The transaction's escrow events and the orders it changed", body = TransactionRecord),
         (status = 400, description = "VALIDATION_ERROR (bad hash, wait above the cap, unknown finality)", body = ErrorEnvelope),
-        (status = 404, description = "TX_NOT_FOUND: unknown, or it emitted no escrow event (also after the wait; \
-            a transaction that failed on chain emits none: ask a node for its receipt)", body = ErrorEnvelope),
+        (status = 404, description = "TX_NOT_FOUND: unknown, or it emitted no escrow event (after the wait; at \
+            once when the server has a node (`holdfast run`) that says it was mined in a block already indexed)", body = ErrorEnvelope),
         (status = 408, description = "WAIT_TIMEOUT: indexed, but not at the requested finality before the wait \
             ended; `error.details` is the current TransactionRecord", body = ErrorEnvelope),
         (status = 409, description = "TX_REVERTED (with `wait` or `finality`): a reorg removed every escrow event \
             of the transaction; answered as soon as it is seen, not retryable; `error.details` is the \
-            TransactionRecord (`status: reverted`)", body = ErrorEnvelope),
+            TransactionRecord (`status: reverted`). TX_FAILED: it was mined and failed (receipt status 0), so \
+            it emitted no event and never will; answered at once by a server with a node (`holdfast run`); \
+            not retryable; `error.details`: `transactionHash`, `chainId`, `blockNumber`", body = ErrorEnvelope),
         (status = 503, description = "TOO_MANY_WAITS (with `wait`: the server's cap on open long-polls and \
             streams is reached; `Retry-After`), REQUEST_TIMEOUT, SHUTTING_DOWN", body = ErrorEnvelope),
     )
@@ -511,9 +539,13 @@ pub(crate) async fn get_transaction(
         wait,
         || {
             let state = state.clone();
+            let tx = tx.clone();
             async move {
                 let events = state.store.tx_events(tx_hash).await?;
                 let snap = state.snapshot().await?;
+                if events.is_empty() {
+                    ask_the_node(&state, &snap, tx_hash, &tx).await?;
+                }
                 Ok(events.first().map(|e| {
                     let events: Vec<_> =
                         events.iter().filter(|x| x.raw.chain_id == e.raw.chain_id).cloned().collect();

@@ -15,6 +15,7 @@ use std::{
     time::Duration,
 };
 
+use alloy::primitives::B256;
 use holdfast_primitives::{ChainMeta, Heights, IndexNotification, IndexerHealth};
 use holdfast_store::{FeedReader, Store};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
@@ -94,7 +95,40 @@ pub struct AppState {
     pub(crate) metrics: Option<MetricsRender>,
     /// The in-process indexer's health (`holdfast run`), for readiness.
     pub(crate) indexer: Option<watch::Receiver<IndexerHealth>>,
+    /// A node to ask about transactions the store has no event of.
+    pub(crate) tx_lookup: Option<Arc<dyn TxLookup>>,
     feed: Arc<Feed>,
+}
+
+/// What a node says about a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeTx {
+    /// Not mined (pending, dropped, or never sent): it may still be.
+    NotMined,
+    /// Mined in `block`, and it failed (receipt status 0): it emitted no event and never will.
+    Failed {
+        /// Its block.
+        block: u64,
+    },
+    /// Mined in `block` and succeeded.
+    Succeeded {
+        /// Its block.
+        block: u64,
+    },
+}
+
+/// Error of a [`TxLookup`] (a node that cannot be reached, an RPC error).
+pub type LookupError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A node of chain [`TxLookup::chain_id`], asked about a transaction the store has no escrow event of, so
+/// that `GET /v1/transactions/{txHash}` can answer at once a transaction that failed on chain (`TX_FAILED`)
+/// or that was mined without touching the escrow (`TX_NOT_FOUND`) instead of waiting for it in vain. The
+/// API itself holds no RPC client: the binary that has one (`holdfast run`) plugs it in.
+pub trait TxLookup: Send + Sync + 'static {
+    /// The chain the node serves.
+    fn chain_id(&self) -> u64;
+    /// What the node says about `tx`.
+    fn lookup(&self, tx: B256) -> futures::future::BoxFuture<'_, Result<NodeTx, LookupError>>;
 }
 
 impl std::fmt::Debug for AppState {
@@ -123,6 +157,7 @@ impl AppState {
             config: Arc::new(config),
             metrics: None,
             indexer: None,
+            tx_lookup: None,
             feed: Arc::new(Feed {
                 snapshot: rx,
                 pending: Mutex::new(Some(Pending { tx, notifications: None })),
@@ -146,6 +181,12 @@ impl AppState {
     /// the reason, at once).
     pub fn with_indexer_health(mut self, rx: watch::Receiver<IndexerHealth>) -> Self {
         self.indexer = Some(rx);
+        self
+    }
+
+    /// Ask `node` about transactions the store has no escrow event of (see [`TxLookup`]).
+    pub fn with_tx_lookup(mut self, node: impl TxLookup) -> Self {
+        self.tx_lookup = Some(Arc::new(node));
         self
     }
 

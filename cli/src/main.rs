@@ -2,6 +2,7 @@
 
 mod cmd;
 mod logging;
+mod node_lookup;
 mod opts;
 
 use clap::{Parser, Subcommand};

@@ -142,3 +142,29 @@ impl SseStream {
         }
     }
 }
+
+/// The API's node for transaction lookups, as `holdfast run` plugs in its own (`cli/src/node_lookup.rs`):
+/// the receipt from anvil.
+pub struct TestNode(pub alloy::providers::DynProvider);
+
+impl holdfast_api::TxLookup for TestNode {
+    fn chain_id(&self) -> u64 {
+        31337
+    }
+
+    fn lookup(
+        &self,
+        tx: alloy::primitives::B256,
+    ) -> futures::future::BoxFuture<'_, Result<holdfast_api::NodeTx, holdfast_api::LookupError>> {
+        use alloy::providers::Provider;
+        Box::pin(async move {
+            Ok(match self.0.get_transaction_receipt(tx).await? {
+                None => holdfast_api::NodeTx::NotMined,
+                Some(r) if r.status() => {
+                    holdfast_api::NodeTx::Succeeded { block: r.block_number.unwrap_or_default() }
+                }
+                Some(r) => holdfast_api::NodeTx::Failed { block: r.block_number.unwrap_or_default() },
+            })
+        })
+    }
+}

@@ -548,6 +548,50 @@ async fn every_endpoint_and_error_code_sqlite() {
     schemas.check("TransactionRecord", &reverted.json["error"]["details"]);
     assert_eq!(reverted.json["error"]["retryable"], false);
 
+    // --- TX_FAILED: with a node to ask, a transaction that failed on chain is answered at once, with or
+    // without a wait; one mined without an escrow event in an indexed block is TX_NOT_FOUND at once.
+    let failed = c
+        .escrow()
+        .release(id(0x99), U256::from(1))
+        .from(c.addr(1))
+        .gas(300_000)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(!failed.status(), "the release of an unknown order fails on chain");
+    let elsewhere =
+        c.usdc().mint(c.addr(1), U256::from(1)).send().await.unwrap().get_receipt().await.unwrap();
+    index(c, &store).await;
+    let without_node = get(&r, &format!("/v1/transactions/{}", hex(failed.transaction_hash))).await;
+    assert_error(&without_node, 404, "TX_NOT_FOUND");
+    let with_node = router(app(c, &store, None).with_tx_lookup(crate::harness::TestNode(c.provider.clone())));
+    for wait in ["", "?wait=10"] {
+        let started = Instant::now();
+        let reply =
+            get(&with_node, &format!("/v1/transactions/{}{wait}", hex(failed.transaction_hash))).await;
+        err(&reply, 409, "TX_FAILED");
+        assert!(started.elapsed() < Duration::from_secs(5), "answered at once");
+        assert_eq!(reply.json["error"]["retryable"], false);
+        assert_eq!(reply.json["error"]["details"]["blockNumber"], failed.block_number.unwrap());
+        assert_eq!(reply.json["error"]["details"]["transactionHash"], hex(failed.transaction_hash));
+        let started = Instant::now();
+        let reply =
+            get(&with_node, &format!("/v1/transactions/{}{wait}", hex(elsewhere.transaction_hash))).await;
+        err(&reply, 404, "TX_NOT_FOUND");
+        assert!(started.elapsed() < Duration::from_secs(5), "answered at once");
+    }
+    // Not mined at all: the node cannot tell, so the wait runs its course.
+    let started = Instant::now();
+    err(
+        &get(&with_node, &format!("/v1/transactions/{}?wait=1", hex(B256::repeat_byte(0x42)))).await,
+        404,
+        "TX_NOT_FOUND",
+    );
+    assert!(started.elapsed() >= Duration::from_secs(1));
+
     let all_codes: std::collections::BTreeSet<String> =
         ErrorCode::ALL.iter().map(|c| c.as_str().to_string()).collect();
     assert_eq!(seen_codes, all_codes, "every error code is exercised");

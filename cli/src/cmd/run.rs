@@ -64,10 +64,13 @@ pub(crate) async fn run_stack(
     let (notify, notifications) = broadcast::channel(1024);
     let (health, health_rx) = watch::channel(IndexerHealth::Starting);
     let exit_when_caught_up = cfg.exit_when_caught_up;
-    let state = AppState::new(store.clone(), api_cfg.clone())
+    let mut state = AppState::new(store.clone(), api_cfg.clone())
         .with_notifications(notifications)
         .with_indexer_health(health_rx)
         .with_metrics(render);
+    if let Ok(chain_id) = cfg.chain_id() {
+        state = state.with_tx_lookup(crate::node_lookup::NodeLookup::new(cfg.rpc_url.clone(), chain_id));
+    }
 
     // One stop signal for both halves: Ctrl-C/SIGTERM (or a one-shot indexer that caught up).
     let (stop_tx, stop_rx) = watch::channel(false);

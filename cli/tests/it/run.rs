@@ -56,6 +56,26 @@ async fn run_indexes_and_serves_then_serve_reads_the_same_store() {
     assert_eq!(order["amount"], "12500000", "{order}");
     assert_eq!(order["amountDecimal"], "12.5", "{order}");
     assert_eq!(order["payer"], c.addr(1).to_checksum(None));
+    // A transaction that failed on chain: `holdfast run` asks its node and answers at once.
+    let failed = c
+        .escrow()
+        .release(B256::with_last_byte(0x99), U256::from(1))
+        .from(c.addr(1))
+        .gas(300_000)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(!failed.status());
+    let started = std::time::Instant::now();
+    let reply =
+        reqwest::get(format!("{base}/v1/transactions/{}?wait=20", failed.transaction_hash)).await.unwrap();
+    assert_eq!(reply.status(), 409);
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "TX_FAILED", "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "answered at once, not after the wait");
     drop(run);
 
     // The API alone over the same store, with limits from flags and the environment.
