@@ -59,6 +59,48 @@ struct Feed {
     last_ok_ms: AtomicU64,
     /// One permit per long-poll or event stream that may be open (`ApiConfig::max_waits`).
     waits: Arc<Semaphore>,
+    /// The change-log position each open event stream has been sent through, by stream.
+    readers: Mutex<BTreeMap<u64, i64>>,
+    next_reader: AtomicU64,
+    /// The lowest of them (`None`: no stream open), for the change-log retention of `holdfast run`.
+    floor: watch::Sender<Option<i64>>,
+}
+
+impl Feed {
+    fn publish_floor(&self, readers: &BTreeMap<u64, i64>) {
+        let lowest = readers.values().min().copied();
+        self.floor.send_if_modified(|f| std::mem::replace(f, lowest) != lowest);
+    }
+}
+
+/// An open event stream's place in the change log: what it has been sent through. Retention in the same
+/// process never compacts above the lowest place (see [`AppState::change_floor`]). Removed when dropped.
+pub(crate) struct ReaderPosition {
+    feed: Arc<Feed>,
+    id: u64,
+}
+
+impl std::fmt::Debug for ReaderPosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReaderPosition").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl ReaderPosition {
+    /// The stream has been sent everything through `seq`.
+    pub(crate) fn advance(&self, seq: i64) {
+        let mut readers = self.feed.readers.lock().expect("not poisoned");
+        readers.insert(self.id, seq);
+        self.feed.publish_floor(&readers);
+    }
+}
+
+impl Drop for ReaderPosition {
+    fn drop(&mut self) {
+        let mut readers = self.feed.readers.lock().expect("not poisoned");
+        readers.remove(&self.id);
+        self.feed.publish_floor(&readers);
+    }
 }
 
 /// A long-poll's or event stream's place among the `max_waits` allowed; given back when dropped.
@@ -164,6 +206,9 @@ impl AppState {
                 shutdown,
                 last_ok_ms: AtomicU64::new(0),
                 waits,
+                readers: Mutex::new(BTreeMap::new()),
+                next_reader: AtomicU64::new(0),
+                floor: watch::Sender::new(None),
             }),
         }
     }
@@ -182,6 +227,21 @@ impl AppState {
     pub fn with_indexer_health(mut self, rx: watch::Receiver<IndexerHealth>) -> Self {
         self.indexer = Some(rx);
         self
+    }
+
+    /// The lowest change-log position the open event streams have been sent through (`None`: none open):
+    /// pass it to the indexer's change-log retention (`Indexer::with_change_floor`) when both run in one
+    /// process, so that retention never deletes what a connected reader has not been sent.
+    pub fn change_floor(&self) -> watch::Receiver<Option<i64>> {
+        self.feed.floor.subscribe()
+    }
+
+    /// Register an event stream at position `seq`.
+    pub(crate) fn reader_at(&self, seq: i64) -> ReaderPosition {
+        let id = self.feed.next_reader.fetch_add(1, Ordering::Relaxed);
+        let reader = ReaderPosition { feed: self.feed.clone(), id };
+        reader.advance(seq);
+        reader
     }
 
     /// Ask `node` about transactions the store has no escrow event of (see [`TxLookup`]).

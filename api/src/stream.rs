@@ -61,6 +61,15 @@ pub struct StreamQuery {
     pub after: Option<i64>,
 }
 
+/// The `resync` record of a stream resumed (or fallen) behind what retention kept.
+fn compacted(after: i64, through: i64, last: i64) -> ResyncRecord {
+    let message = format!(
+        "position {after} is older than the change log keeps (entries through {through} may have been \
+         compacted): changes after it may be missing; re-read the orders, and continue from {last}"
+    );
+    ResyncRecord { after, last_seq: last, message }
+}
+
 fn event<T: Serialize>(name: &str, id: Option<i64>, data: &T) -> Event {
     let ev = Event::default().event(name).data(serde_json::to_string(data).unwrap_or_default());
     match id {
@@ -139,6 +148,14 @@ pub(crate) async fn stream(
             }
         },
     };
+    // A position older than what retention kept: changes after it may be gone.
+    let (start, resync) = match (resume, resync) {
+        (Some(n), None) => match state.store.compacted_through().await? {
+            through if n < through => (last, Some(compacted(n, through, last))),
+            _ => (start, None),
+        },
+        (_, r) => (start, r),
+    };
     let keep_alive = state.config.sse_keep_alive.max(Duration::from_secs(1));
     // Held by the body: the stream occupies a waiter's place until the client goes or shutdown ends it.
     let slot = state.wait_slot()?;
@@ -148,6 +165,7 @@ pub(crate) async fn stream(
         let shutdown = crate::state::until_shutdown(state.shutdown_signal());
         tokio::pin!(shutdown);
         let mut after = start;
+        let position = state.reader_at(start);
         let mut sent_heights: BTreeMap<u64, HeightsRecord> = BTreeMap::new();
         if let Some(r) = resync {
             yield Ok(event("resync", Some(r.last_seq), &r));
@@ -169,8 +187,24 @@ pub(crate) async fn stream(
             }
             let upto = snap.last_seq;
             while after < upto {
-                let page = match state.store.changes(after, upto, &filter, PAGE).await {
-                    Ok(p) => p,
+                let read = async {
+                    let page = state.store.changes(after, upto, &filter, PAGE).await?;
+                    // Read after the page: retention records how far it may delete before deleting, so a
+                    // page missing entries is always seen with a position past `after` here (another
+                    // process's retention; this process's never passes what its streams were sent).
+                    let through = state.store.compacted_through().await?;
+                    Ok::<_, holdfast_store::Error>((page, through))
+                };
+                let page = match read.await {
+                    Ok((_, through)) if through > after => {
+                        let last = upto.max(through);
+                        let r = compacted(after, through, last);
+                        yield Ok(event("resync", Some(last), &r));
+                        after = last;
+                        position.advance(after);
+                        continue;
+                    }
+                    Ok((p, _)) => p,
                     Err(e) => {
                         tracing::error!(error = %e, "change feed read failed; ending the stream");
                         yield Ok(event("error", None, &ApiError::Internal(e.to_string()).envelope()));
@@ -204,6 +238,7 @@ pub(crate) async fn stream(
                 if !full {
                     after = upto;
                 }
+                position.advance(after);
             }
             tokio::select! {
                 changed = rx.changed() => if changed.is_err() { return },

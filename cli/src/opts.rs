@@ -316,6 +316,11 @@ pub(crate) struct IndexOpts {
     /// Exit once caught up with the head instead of following it.
     #[arg(long)]
     pub(crate) exit_when_caught_up: bool,
+    /// Change-log retention: keep the newest N entries of the change log behind `/v1/stream`, and of older
+    /// ones only each order's latest (compacted once a minute while caught up); 0 keeps everything. A
+    /// stream resumed from a compacted position gets a `resync` event.
+    #[arg(long, env = "HOLDFAST_CHANGE_LOG_KEEP", default_value_t = holdfast_indexer::DEFAULT_CHANGE_LOG_KEEP)]
+    pub(crate) change_log_keep: u64,
 }
 
 /// Build the indexer's config.
@@ -341,6 +346,7 @@ pub(crate) fn indexer_config(
     cfg.poll_interval = std::time::Duration::from_millis(idx.poll_ms.max(10));
     cfg.reset_on_chain_reset = idx.reset;
     cfg.exit_when_caught_up = idx.exit_when_caught_up;
+    cfg.change_log_keep = (idx.change_log_keep > 0).then_some(idx.change_log_keep);
     cfg.chain_id()?;
     Ok(cfg)
 }

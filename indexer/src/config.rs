@@ -113,7 +113,14 @@ pub struct IndexerConfig {
     pub reset_on_chain_reset: bool,
     /// Stop once the indexer has caught up with the head (for one-shot backfills and tests).
     pub exit_when_caught_up: bool,
+    /// Change-log retention: keep the newest this many entries of the change log (the API's change feed),
+    /// and of older ones only each order's latest; `None` keeps everything. See [`DEFAULT_CHANGE_LOG_KEEP`].
+    pub change_log_keep: Option<u64>,
 }
+
+/// Default change-log retention: the newest million entries (about 1 GB with typical order states), and
+/// every order's latest entry.
+pub const DEFAULT_CHANGE_LOG_KEEP: u64 = 1_000_000;
 
 impl IndexerConfig {
     /// A configuration with defaults for everything but the endpoint and deployments.
@@ -127,6 +134,7 @@ impl IndexerConfig {
             poll_interval: Duration::from_millis(500),
             reset_on_chain_reset: false,
             exit_when_caught_up: false,
+            change_log_keep: Some(DEFAULT_CHANGE_LOG_KEEP),
         }
     }
 

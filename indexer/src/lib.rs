@@ -15,5 +15,7 @@ pub mod source;
 pub mod sync;
 pub mod writer;
 
-pub use config::{BackfillConfig, Deployment, FinalityPolicy, IndexerConfig, RetryConfig};
+pub use config::{
+    BackfillConfig, DEFAULT_CHANGE_LOG_KEEP, Deployment, FinalityPolicy, IndexerConfig, RetryConfig,
+};
 pub use error::{ConfigError, Error, ResetReason, Result};

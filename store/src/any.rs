@@ -60,6 +60,12 @@ impl ChainReader for Store {
 }
 
 impl MetaWriter for Store {
+    async fn compact_changes(&self, upto: i64, batch: u32) -> Result<u64> {
+        match self {
+            Self::Sqlite(s) => s.compact_changes(upto, batch).await,
+            Self::Postgres(s) => s.compact_changes(upto, batch).await,
+        }
+    }
     async fn update_heights(&self, chain_id: u64, heights: Heights) -> Result<()> {
         match self {
             Self::Sqlite(s) => s.update_heights(chain_id, heights).await,
@@ -85,6 +91,12 @@ impl FeedReader for Store {
         match self {
             Self::Sqlite(s) => s.chain_metas().await,
             Self::Postgres(s) => s.chain_metas().await,
+        }
+    }
+    async fn compacted_through(&self) -> Result<i64> {
+        match self {
+            Self::Sqlite(s) => s.compacted_through().await,
+            Self::Postgres(s) => s.compacted_through().await,
         }
     }
     async fn last_change_seq(&self) -> Result<i64> {

@@ -137,6 +137,9 @@ pub trait FeedReader {
     fn chain_metas(&self) -> impl Future<Output = Result<Vec<ChainMeta>>> + Send;
     /// The sequence number of the newest change-log entry (0 if the log is empty).
     fn last_change_seq(&self) -> impl Future<Output = Result<i64>> + Send;
+    /// The position through which superseded change-log entries may have been deleted (0: none ever were):
+    /// a reader resuming from an older position may miss changes and must resync.
+    fn compacted_through(&self) -> impl Future<Output = Result<i64>> + Send;
     /// Up to `limit` change-log entries with `after < seq <= upto`, ascending, matching `filter` (its
     /// `after` and `limit` are ignored). Retractions match the filter's fixed fields (chain, escrow, payer,
     /// payee, arbiter, lock time) of the retracted state and ignore its `status`, so that a reader filtering
@@ -163,6 +166,11 @@ pub trait MetaWriter {
     fn reset_chain(&self, chain_id: u64) -> impl Future<Output = Result<()>> + Send;
     /// Record a reconciliation result (replacing the escrow's previous one).
     fn record_reconciliation(&self, r: &Reconciliation) -> impl Future<Output = Result<()>> + Send;
+    /// Change-log retention: delete every change-log entry at or below position `upto` that a newer entry
+    /// of the same order supersedes (each order keeps its latest entry), `batch` per transaction. First
+    /// records `upto` as the position entries may be missing through ([`FeedReader::compacted_through`]),
+    /// so a reader never sees an entry gone without being able to tell. Returns how many were deleted.
+    fn compact_changes(&self, upto: i64, batch: u32) -> impl Future<Output = Result<u64>> + Send;
 }
 
 /// A store whose indexing steps run in one transaction each.

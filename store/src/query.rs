@@ -167,6 +167,19 @@ pub(crate) fn changes(after: i64, upto: i64, f: &OrderFilter, limit: u32, dialec
     q
 }
 
+/// Records the position change-log entries may be missing through (never lowered).
+pub(crate) const MARK_COMPACTED: &str =
+    "UPDATE change_log SET compacted_through = $1 WHERE id = 1 AND compacted_through < $1";
+
+/// Deletes up to `$2` change-log entries at or below position `$1` that a newer entry of the same order
+/// supersedes (found through `changes_by_order`).
+pub(crate) const COMPACT_CHANGES: &str = "DELETE FROM changes WHERE seq IN (SELECT c.seq FROM changes c \
+     WHERE c.seq <= $1 AND EXISTS (SELECT 1 FROM changes n WHERE n.chain_id = c.chain_id AND n.escrow = c.escrow \
+     AND n.order_id = c.order_id AND n.seq > c.seq) ORDER BY c.seq LIMIT $2)";
+
+/// The position change-log entries may be missing through.
+pub(crate) const COMPACTED_THROUGH: &str = "SELECT compacted_through AS n FROM change_log WHERE id = 1";
+
 #[cfg(test)]
 mod tests {
     use holdfast_primitives::OrderStatus;

@@ -16,5 +16,6 @@ mod harness;
 mod limits;
 mod openapi;
 mod order_wait;
+mod retention;
 mod router;
 mod serve;

@@ -93,9 +93,10 @@ pub(crate) async fn run_stack(
     };
     let mut idx_task = {
         let shutdown = stopped(stop_rx.clone());
+        let floor = state.change_floor();
         tokio::spawn(async move {
             tokio::select! {
-                r = index(cfg, store, notify, health) => r,
+                r = index(cfg, store, notify, health, floor) => r,
                 () = shutdown => Ok(()),
             }
         })
@@ -132,6 +133,7 @@ async fn index(
     store: Store,
     notify: broadcast::Sender<holdfast_primitives::IndexNotification>,
     health: watch::Sender<IndexerHealth>,
+    floor: watch::Receiver<Option<i64>>,
 ) -> holdfast_indexer::Result<()> {
     let mut backoff = holdfast_indexer::sync::fault_backoff();
     let started =
@@ -154,6 +156,7 @@ async fn index(
             }
         }
     };
-    let indexer = indexer.with_notify(notify).with_health(health);
+    // Retention never compacts what the API's open streams have not been sent.
+    let indexer = indexer.with_notify(notify).with_health(health).with_change_floor(floor);
     indexer.run(std::future::pending()).await
 }

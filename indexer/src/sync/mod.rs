@@ -21,7 +21,7 @@ use tokio::sync::broadcast;
 
 pub use holdfast_primitives::IndexNotification;
 use holdfast_primitives::{BlockRef, Heights, IndexerHealth, event::event_signatures};
-use holdfast_store::{ChainReader, MetaWriter, OrderReader, Storage};
+use holdfast_store::{ChainReader, FeedReader, MetaWriter, OrderReader, Storage};
 
 use crate::{
     ConfigError, Error, ResetReason, Result,
@@ -38,11 +38,12 @@ mod live;
 mod range;
 mod reconcile;
 mod reorg;
+pub mod retention;
 
 /// What the indexer needs of a store: its readers, the chain-state writer and one-transaction steps.
-pub trait IndexStore: ChainReader + MetaWriter + OrderReader + Storage + Send + Sync {}
+pub trait IndexStore: ChainReader + FeedReader + MetaWriter + OrderReader + Storage + Send + Sync {}
 
-impl<T: ChainReader + MetaWriter + OrderReader + Storage + Send + Sync> IndexStore for T {}
+impl<T: ChainReader + FeedReader + MetaWriter + OrderReader + Storage + Send + Sync> IndexStore for T {}
 
 /// Where a backfill stands (published after every committed range; see [`Indexer::progress`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,10 @@ pub struct Indexer<S, C = Chain> {
     tokens: Vec<(Address, Address)>,
     notify: broadcast::Sender<IndexNotification>,
     last_reconcile: std::sync::Mutex<Option<Instant>>,
+    last_compaction: std::sync::Mutex<Option<Instant>>,
+    /// The lowest change-log position a connected reader of this process has been sent (see
+    /// [`Indexer::with_change_floor`]).
+    change_floor: Option<tokio::sync::watch::Receiver<Option<i64>>>,
     /// When the caught-up indexer last recorded the node's heights (see [`HEARTBEAT`]).
     heartbeat: std::sync::Mutex<Option<Instant>>,
     /// Heights as last fetched (the fast path's finality).
@@ -128,10 +133,19 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
             tokens,
             notify,
             last_reconcile: std::sync::Mutex::new(None),
+            last_compaction: std::sync::Mutex::new(None),
+            change_floor: None,
             heartbeat: std::sync::Mutex::new(None),
             heights: std::sync::Mutex::new(Heights::default()),
             progress: tokio::sync::watch::Sender::new(None),
         })
+    }
+
+    /// Never compact change-log entries above the position this channel holds (the lowest position the
+    /// API's connected change-feed readers have been sent, in `holdfast run`); `None` in it: no reader.
+    pub fn with_change_floor(mut self, floor: tokio::sync::watch::Receiver<Option<i64>>) -> Self {
+        self.change_floor = Some(floor);
+        self
     }
 
     /// The store.
@@ -254,6 +268,9 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
             if outcome == StepOutcome::CaughtUp {
                 if let Err(e) = self.maybe_reconcile().await {
                     tracing::warn!(error = %e, "reconciliation failed");
+                }
+                if let Err(e) = self.maybe_compact().await {
+                    tracing::warn!(error = %e, "change-log retention failed");
                 }
                 if self.cfg.exit_when_caught_up {
                     return Ok(());

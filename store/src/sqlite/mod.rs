@@ -613,6 +613,23 @@ impl CursorWriter for SqliteTx {
 }
 
 impl MetaWriter for SqliteStore {
+    async fn compact_changes(&self, upto: i64, batch: u32) -> Result<u64> {
+        sqlx::query(query::MARK_COMPACTED).bind(upto).execute(&self.pool).await?;
+        let mut deleted = 0;
+        loop {
+            let n = sqlx::query(query::COMPACT_CHANGES)
+                .bind(upto)
+                .bind(i64::from(batch.max(1)))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            deleted += n;
+            if n < u64::from(batch.max(1)) {
+                return Ok(deleted);
+            }
+        }
+    }
+
     async fn update_heights(&self, chain_id: u64, h: Heights) -> Result<()> {
         sqlx::query(
             "UPDATE chain_meta SET head = $2, safe = $3, finalized = $4, updated_at = $5 WHERE chain_id = $1",
@@ -693,6 +710,11 @@ impl FeedReader for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(ChainMeta::try_from).collect()
+    }
+
+    async fn compacted_through(&self) -> Result<i64> {
+        let row: CountRow = sqlx::query_as(query::COMPACTED_THROUGH).fetch_one(&self.pool).await?;
+        Ok(row.n.unwrap_or(0))
     }
 
     async fn last_change_seq(&self) -> Result<i64> {
