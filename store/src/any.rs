@@ -60,10 +60,16 @@ impl ChainReader for Store {
 }
 
 impl MetaWriter for Store {
-    async fn compact_changes(&self, upto: i64, batch: u32) -> Result<u64> {
+    async fn mark_compacted(&self, upto: i64) -> Result<()> {
         match self {
-            Self::Sqlite(s) => s.compact_changes(upto, batch).await,
-            Self::Postgres(s) => s.compact_changes(upto, batch).await,
+            Self::Sqlite(s) => s.mark_compacted(upto).await,
+            Self::Postgres(s) => s.mark_compacted(upto).await,
+        }
+    }
+    async fn delete_superseded_changes(&self, upto: i64, batch: u32) -> Result<u64> {
+        match self {
+            Self::Sqlite(s) => s.delete_superseded_changes(upto, batch).await,
+            Self::Postgres(s) => s.delete_superseded_changes(upto, batch).await,
         }
     }
     async fn update_heights(&self, chain_id: u64, heights: Heights) -> Result<()> {

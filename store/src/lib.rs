@@ -166,11 +166,33 @@ pub trait MetaWriter {
     fn reset_chain(&self, chain_id: u64) -> impl Future<Output = Result<()>> + Send;
     /// Record a reconciliation result (replacing the escrow's previous one).
     fn record_reconciliation(&self, r: &Reconciliation) -> impl Future<Output = Result<()>> + Send;
+    /// Record `upto` as the position change-log entries may be missing through
+    /// ([`FeedReader::compacted_through`]; never lowered).
+    fn mark_compacted(&self, upto: i64) -> impl Future<Output = Result<()>> + Send;
+    /// Delete up to `batch` change-log entries at or below position `upto` that a newer entry of the same
+    /// order supersedes, in one transaction; returns how many.
+    fn delete_superseded_changes(&self, upto: i64, batch: u32) -> impl Future<Output = Result<u64>> + Send;
     /// Change-log retention: delete every change-log entry at or below position `upto` that a newer entry
     /// of the same order supersedes (each order keeps its latest entry), `batch` per transaction. First
-    /// records `upto` as the position entries may be missing through ([`FeedReader::compacted_through`]),
-    /// so a reader never sees an entry gone without being able to tell. Returns how many were deleted.
-    fn compact_changes(&self, upto: i64, batch: u32) -> impl Future<Output = Result<u64>> + Send;
+    /// records `upto` as the position entries may be missing through, so a reader never sees an entry gone
+    /// without being able to tell. Returns how many were deleted.
+    fn compact_changes(&self, upto: i64, batch: u32) -> impl Future<Output = Result<u64>> + Send
+    where
+        Self: Sync,
+    {
+        async move {
+            self.mark_compacted(upto).await?;
+            let batch = batch.max(1);
+            let mut deleted = 0;
+            loop {
+                let n = self.delete_superseded_changes(upto, batch).await?;
+                deleted += n;
+                if n < u64::from(batch) {
+                    return Ok(deleted);
+                }
+            }
+        }
+    }
 }
 
 /// A store whose indexing steps run in one transaction each.

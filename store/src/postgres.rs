@@ -536,21 +536,14 @@ impl CursorWriter for PgTx {
 }
 
 impl MetaWriter for PgStore {
-    async fn compact_changes(&self, upto: i64, batch: u32) -> Result<u64> {
+    async fn mark_compacted(&self, upto: i64) -> Result<()> {
         sqlx::query(query::MARK_COMPACTED).bind(upto).execute(&self.pool).await?;
-        let mut deleted = 0;
-        loop {
-            let n = sqlx::query(query::COMPACT_CHANGES)
-                .bind(upto)
-                .bind(i64::from(batch.max(1)))
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-            deleted += n;
-            if n < u64::from(batch.max(1)) {
-                return Ok(deleted);
-            }
-        }
+        Ok(())
+    }
+
+    async fn delete_superseded_changes(&self, upto: i64, batch: u32) -> Result<u64> {
+        let q = sqlx::query(query::COMPACT_CHANGES).bind(upto).bind(i64::from(batch));
+        Ok(q.execute(&self.pool).await?.rows_affected())
     }
 
     async fn update_heights(&self, chain_id: u64, h: Heights) -> Result<()> {
