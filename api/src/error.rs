@@ -39,7 +39,7 @@ pub enum ErrorCode {
     TxReverted,
     /// 409: the transaction was mined but failed (receipt status 0): a reverted call emits no escrow event,
     /// so it will never be indexed. Answered at once, with or without `wait`, by a server that has a node to
-    /// ask (`holdfast run`); `details`: `transactionHash`, `chainId`, `blockNumber`. Not retryable: fix the
+    /// ask (`holdfast run`, `holdfast serve --rpc-url`); `details`: `transactionHash`, `chainId`, `blockNumber`. Not retryable: fix the
     /// call and send a new transaction.
     TxFailed,
     /// 414: the query string is longer than the configured limit.

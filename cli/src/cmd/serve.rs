@@ -16,6 +16,9 @@ Examples:
   holdfast serve --database-url postgres://holdfast@db/holdfast --listen 0.0.0.0:8080 \\
       --cors-origin https://app.example --deployment deployments/8453.json
 
+  # With a node to ask about transactions the store has no event of (TX_FAILED at once)
+  holdfast serve --rpc-url http://127.0.0.1:8545
+
   curl -s localhost:8080/v1/orders/0x…  |  open http://127.0.0.1:8080/docs";
 
 /// Arguments of `holdfast serve`.
@@ -27,6 +30,11 @@ pub(crate) struct ServeArgs {
     pub(crate) api: ApiOpts,
     #[command(flatten)]
     pub(crate) deployments: DeploymentOpts,
+    /// A node of the deployments' chain, asked for the receipt of a transaction the store has no escrow
+    /// event of, so that a failed one is answered `TX_FAILED` at once (optional: without it such a
+    /// transaction looks like one not mined yet).
+    #[arg(long, env = "HOLDFAST_RPC_URL")]
+    pub(crate) rpc_url: Option<url::Url>,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> eyre::Result<()> {
@@ -35,7 +43,14 @@ pub(crate) async fn run(args: ServeArgs) -> eyre::Result<()> {
     let render = install_metrics()?;
     let url = args.db.url()?;
     let store = Store::connect(&url).await.wrap_err_with(|| format!("cannot open store {url}"))?;
-    let state = AppState::new(store, cfg.clone()).with_metrics(render);
+    let mut state = AppState::new(store, cfg.clone()).with_metrics(render);
+    if let Some(rpc) = args.rpc_url {
+        let chain_id = match cfg.escrows.first() {
+            Some(e) => e.chain_id,
+            None => eyre::bail!("--rpc-url needs the deployments (--deployment) to know the node's chain"),
+        };
+        state = state.with_tx_lookup(crate::node_lookup::NodeLookup::new(rpc, chain_id));
+    }
     let listener = tokio::net::TcpListener::bind(args.api.listen)
         .await
         .wrap_err_with(|| format!("cannot listen on {}", args.api.listen))?;

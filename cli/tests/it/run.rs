@@ -95,6 +95,8 @@ async fn run_indexes_and_serves_then_serve_reads_the_same_store() {
                 "20",
                 "--header-read-timeout-secs",
                 "1",
+                "--rpc-url",
+                &c.anvil.endpoint(),
             ])
             .arg("--deployment")
             .arg(&deployment)
@@ -105,6 +107,9 @@ async fn run_indexes_and_serves_then_serve_reads_the_same_store() {
     );
     wait_ready(&base).await;
     limits_are_applied(port).await;
+    // `serve --rpc-url` asks the node too.
+    let reply = reqwest::get(format!("{base}/v1/transactions/{}", failed.transaction_hash)).await.unwrap();
+    assert_eq!(reply.status(), 409);
     let again: Value = reqwest::get(format!("{base}/v1/orders/{id}")).await.unwrap().json().await.unwrap();
     assert_eq!(again["orderId"], order["orderId"]);
     assert_eq!(again["status"], "held");
