@@ -1186,3 +1186,49 @@ async fn order_show_explains_a_reorged_order_and_prints_evidence_and_freeze_reas
         .await
         .fails_with("not found in the API");
 }
+
+/// `order show` prints a payout the token refused, credited to the recipient, and then its withdrawal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_show_prints_deferred_payouts_and_their_withdrawal() {
+    let env = setup(true).await;
+    let c = &env.c;
+    let (payer, blocked) = (1usize, 4usize);
+    let id = B256::with_last_byte(0x53);
+    let hex = format!("{id:#x}");
+    c.lock(payer, id, c.addr(blocked), 2_500_000, Address::ZERO, c.now().await + 86_400, 60).await;
+    c.usdc().blacklist(c.addr(blocked)).send().await.unwrap().get_receipt().await.unwrap();
+    let release = c
+        .escrow()
+        .release(id, U256::from(2_500_000))
+        .from(c.addr(payer))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let indexed = |tx: B256| format!("{}/v1/transactions/{tx:#x}?wait=20", env.api);
+    assert!(reqwest::get(indexed(release.transaction_hash)).await.unwrap().status().is_success());
+    let shown = env.order(payer, &["show", &hex]).await.ok();
+    let line =
+        format!("deferred     2.5 USDC to {}: refused by the token, credited;", checksum(c.addr(blocked)));
+    assert!(shown.stdout.contains(&format!("{line} withdrawable by the recipient")), "{shown:#?}");
+
+    c.usdc().unBlacklist(c.addr(blocked)).send().await.unwrap().get_receipt().await.unwrap();
+    let withdrawal = c
+        .escrow()
+        .withdraw(c.addr(blocked))
+        .from(c.addr(blocked))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(reqwest::get(indexed(withdrawal.transaction_hash)).await.unwrap().status().is_success());
+    let shown = env.order(payer, &["show", &hex]).await.ok();
+    assert!(
+        shown.stdout.contains(&format!("{line} withdrawn in {:#x}", withdrawal.transaction_hash)),
+        "{shown:#?}"
+    );
+}

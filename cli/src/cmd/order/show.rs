@@ -193,6 +193,17 @@ fn print_human(id: &OrderId, o: &Value) {
     if let Some(r) = o["freezeReason"].as_str() {
         println!("freeze       reason {r}, by {}", s(&o["frozenBy"]));
     }
+    for p in o["deferredPayouts"].as_array().into_iter().flatten() {
+        let state = match p["withdrawn"]["transactionHash"].as_str() {
+            Some(tx) => format!("withdrawn in {tx}"),
+            None => "withdrawable by the recipient (withdraw)".to_string(),
+        };
+        println!(
+            "deferred     {} {sym} to {}: refused by the token, credited; {state}",
+            s(&p["amountDecimal"]),
+            s(&p["recipient"])
+        );
+    }
     if o["resolvedByTimeout"].as_bool() == Some(true) {
         println!("resolved     by the default outcome after the arbiter's timeout");
     }
