@@ -1,19 +1,22 @@
 //! The RPC side: one transport (http or ws) behind alloy's retry layer with our policy ([`crate::retry`]),
 //! `eth_getLogs` split adaptively when the node refuses a range.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{
+    Arc, RwLock,
+    atomic::{AtomicU64, Ordering},
+};
 
 use alloy::{
     eips::{BlockId, BlockNumberOrTag},
     primitives::{Address, B256, BlockNumber},
-    providers::{DynProvider, Provider, ProviderBuilder, WsConnect},
+    providers::{DynProvider, Provider, ProviderBuilder, WebSocketConfig, WsConnect},
     pubsub::PubSubConnect,
     rpc::{
         client::{ClientBuilder, RpcClient, RpcClientInner},
         types::{Filter, Log},
     },
     transports::{
-        BoxTransport, IntoBoxTransport, RpcError, TransportError,
+        BoxTransport, IntoBoxTransport, RpcError, TransportError, TransportErrorKind,
         http::{Http, reqwest},
         utils::guess_local_url,
     },
@@ -44,8 +47,10 @@ alloy::sol! {
 pub struct Chain {
     /// Ordinary calls ([`Retries::All`]).
     calls: DynProvider,
-    /// `eth_getLogs` over more than one block ([`Retries::LogRange`]).
-    ranges: DynProvider,
+    /// `eth_getLogs` over more than one block ([`Retries::LogRange`]), with a generation number. Over a
+    /// websocket, on a connection of its own that [`Chain::logs`] replaces after a failed range (see
+    /// [`Chain::ws_ranges`]); over http, the shared transport.
+    ranges: Arc<RwLock<(u64, DynProvider)>>,
     /// Calls pinned to a block hash ([`Retries::None`]).
     pinned: DynProvider,
     retry: RetryConfig,
@@ -85,13 +90,47 @@ impl Heads {
     }
 }
 
+/// The websocket of `url`, with the configured message limit.
+fn ws_connect(url: &Url, retry: &RetryConfig) -> WsConnect {
+    let ws = WsConnect::new(url.as_str());
+    match retry.ws_max_message_bytes {
+        Some(n) => {
+            ws.with_config(WebSocketConfig::default().max_message_size(Some(n)).max_frame_size(Some(n)))
+        }
+        None => ws,
+    }
+}
+
+/// A client over `transport` with the retry behaviour `retries`, numbering its requests from `first_id`
+/// (clients sharing a websocket must not reuse each other's ids).
+fn client(
+    transport: &BoxTransport,
+    retry: &RetryConfig,
+    retries: Retries,
+    first_id: u64,
+    is_local: bool,
+) -> DynProvider {
+    let service = tower::ServiceBuilder::new()
+        .layer(HoldfastRetryPolicy::new(retry, retries).layer())
+        .layer(AttemptTimeoutLayer::new(retry.request_timeout))
+        .service(transport.clone());
+    let client = RpcClient::from_inner(RpcClientInner::new(service, is_local).with_id(first_id));
+    DynProvider::new(ProviderBuilder::new().connect_client(client))
+}
+
+/// Whether `e` says the websocket under the request is gone (broken by a response over its message limit,
+/// or by the node).
+fn connection_lost(e: &TransportError) -> bool {
+    matches!(e, RpcError::Transport(TransportErrorKind::BackendGone | TransportErrorKind::PubsubUnavailable))
+}
+
 impl Chain {
     /// Connect to `url` (http, https, ws or wss) and ask the node for its chain id (with retries).
     /// [`Error::Connect`] if the node does not answer at all.
     pub async fn connect(url: &Url, retry: RetryConfig) -> Result<Self> {
         let is_ws = matches!(url.scheme(), "ws" | "wss");
         let transport = if is_ws {
-            WsConnect::new(url.as_str())
+            ws_connect(url, &retry)
                 .into_service()
                 .await
                 .map_err(|source| Error::Connect { url: url.clone(), source: source.into() })?
@@ -119,29 +158,59 @@ impl Chain {
         is_ws: bool,
         url: Url,
     ) -> Result<Self> {
-        let client = |retries: Retries, first_id: u64| {
-            let service = tower::ServiceBuilder::new()
-                .layer(HoldfastRetryPolicy::new(&retry, retries).layer())
-                .layer(AttemptTimeoutLayer::new(retry.request_timeout))
-                .service(transport.clone());
-            let client = RpcClient::from_inner(RpcClientInner::new(service, is_local).with_id(first_id));
-            DynProvider::new(ProviderBuilder::new().connect_client(client))
-        };
+        let client =
+            |retries: Retries, first_id: u64| client(&transport, &retry, retries, first_id, is_local);
         let calls = client(Retries::All, 0);
         // An http client connects on its first request: this one.
         let chain_id = calls.get_chain_id().await.map_err(|source| match source {
             RpcError::Transport(_) => Error::Connect { url: url.clone(), source: source.into() },
             source => Error::Rpc { call: "eth_chainId", source },
         })?;
+        let ranges =
+            if is_ws { Self::ws_ranges(&url, &retry).await? } else { client(Retries::LogRange, 1 << 48) };
         Ok(Self {
             calls,
-            ranges: client(Retries::LogRange, 1 << 48),
+            ranges: Arc::new(RwLock::new((0, ranges))),
             pinned: client(Retries::None, 2 << 48),
             retry,
             is_ws,
             url,
             chain_id,
         })
+    }
+
+    /// The connection of log ranges over a websocket, of its own. A response over the websocket's message
+    /// limit (`RetryConfig::ws_max_message_bytes`) breaks the connection that carries it, and alloy's pubsub
+    /// sends the requests in flight again on every reconnect: the oversized range would break it again,
+    /// forever, together with every call sharing it. So ranges get a connection that never reconnects
+    /// (`max_retries(0)`): when it breaks, its requests fail at once, and [`Chain::logs`] replaces it and
+    /// splits the range.
+    async fn ws_ranges(url: &Url, retry: &RetryConfig) -> Result<DynProvider> {
+        let transport = ws_connect(url, retry)
+            .with_max_retries(0)
+            .into_service()
+            .await
+            .map_err(|source| Error::Connect { url: url.clone(), source: source.into() })?
+            .into_box_transport();
+        Ok(client(&transport, retry, Retries::LogRange, 1 << 48, guess_local_url(url.as_str())))
+    }
+
+    /// After a failed range over a websocket: a fresh connection for ranges, unless another range replaced
+    /// generation `failed` already. A node that cannot be reached leaves the broken one, whose requests fail
+    /// at once: ranges split down to single blocks, which go through the ordinary, retried calls.
+    async fn replace_ranges(&self, failed: u64) {
+        if self.ranges.read().expect("not poisoned").0 != failed {
+            return;
+        }
+        match Self::ws_ranges(&self.url, &self.retry).await {
+            Ok(fresh) => {
+                let mut ranges = self.ranges.write().expect("not poisoned");
+                if ranges.0 == failed {
+                    *ranges = (failed + 1, fresh);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot reconnect the log-range websocket"),
+        }
     }
 
     /// Subscribe to new heads on a separate websocket connection (see [`Heads`]).
@@ -270,10 +339,20 @@ impl Chain {
                 .to_block(b);
             // A range hands a refusal back at once, to be split; a single block cannot be split and is
             // retried like any call.
-            let provider = if b > a { &self.ranges } else { &self.calls };
+            let (generation, provider) = if b > a {
+                self.ranges.read().expect("not poisoned").clone()
+            } else {
+                (0, self.calls.clone())
+            };
             match provider.get_logs(&filter).await {
                 Ok(logs) => out.extend(logs),
-                Err(e) if b > a && classify(&e) == FaultKind::TooLarge => {
+                Err(e)
+                    if b > a
+                        && (classify(&e) == FaultKind::TooLarge || self.is_ws && connection_lost(&e)) =>
+                {
+                    if self.is_ws {
+                        self.replace_ranges(generation).await;
+                    }
                     let mid = a + (b - a) / 2;
                     let half = (b - a + 1).div_ceil(2).max(min_range.max(1));
                     range_hint.fetch_min(half, Ordering::Relaxed);
@@ -336,6 +415,7 @@ mod tests {
             initial_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(1),
             request_timeout: Duration::from_secs(5),
+            ws_max_message_bytes: None,
         }
     }
 

@@ -81,6 +81,10 @@ pub struct RetryConfig {
     pub max_backoff: Duration,
     /// Timeout of one RPC request.
     pub request_timeout: Duration,
+    /// Largest websocket message (and frame) accepted, in bytes (`None`: tungstenite's 64 MiB). An
+    /// `eth_getLogs` range whose response is larger breaks its connection: it is replaced and the range
+    /// split (see `Chain::logs`).
+    pub ws_max_message_bytes: Option<usize>,
 }
 
 impl Default for RetryConfig {
@@ -90,6 +94,7 @@ impl Default for RetryConfig {
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            ws_max_message_bytes: None,
         }
     }
 }

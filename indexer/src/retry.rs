@@ -550,6 +550,7 @@ mod tests {
             initial_backoff: Duration::from_millis(10),
             max_backoff: Duration::from_millis(100),
             request_timeout: Duration::from_secs(1),
+            ws_max_message_bytes: None,
         };
         let timeouts = AttemptTimeoutLayer::new(cfg.request_timeout).layer(inner);
         HoldfastRetryPolicy::new(&cfg, retries).layer().layer(timeouts)

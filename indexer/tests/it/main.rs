@@ -9,3 +9,4 @@ mod memchain;
 mod reorg;
 mod safety;
 mod sqlite_read;
+mod ws_backfill;

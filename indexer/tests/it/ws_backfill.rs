@@ -1,0 +1,44 @@
+//! A websocket backfill of a history larger than one websocket message (issue 10). A range whose response
+//! is over the message limit breaks its connection; alloy's pubsub would send it again on every reconnect
+//! and the backfill would never end. The log ranges have a connection of their own that is replaced, and
+//! the range split, so the backfill completes and equals an http index of the same chain.
+
+use std::time::Duration;
+
+use alloy::{providers::Provider, rpc::types::Filter};
+use holdfast_indexer::sync::Indexer;
+
+use crate::harness::{Chain, TestDb, index, snapshot};
+
+/// The limit of this test's websocket: above any one block's logs (150 here), below the history's.
+const LIMIT: usize = 256 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_backfill_larger_than_one_message_completes() {
+    let c = Chain::start().await;
+    let g = c.load_generator().await;
+    c.generate(g, 1, 4).await;
+    let all = c.provider.get_logs(&Filter::new().address(c.escrow).from_block(0)).await.unwrap();
+    let size = serde_json::to_string(&all).unwrap().len();
+    assert!(size > 2 * LIMIT, "the history ({size} bytes) is larger than one message ({LIMIT})");
+
+    let db = TestDb::sqlite().await;
+    let store = db.store().await;
+    let mut cfg = c.config(true);
+    // One range over the whole history, as after growing across empty blocks.
+    cfg.backfill.initial_range = 100_000;
+    cfg.retry.ws_max_message_bytes = Some(LIMIT);
+    cfg.retry.request_timeout = Duration::from_secs(2);
+    let indexer = Indexer::new(cfg, store.clone()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(180), indexer.sync_to_head())
+        .await
+        .expect("the websocket backfill stalled")
+        .unwrap();
+
+    let fresh_db = TestDb::sqlite().await;
+    let fresh = fresh_db.store().await;
+    index(&c, &fresh).await;
+    assert_eq!(snapshot(&store).await, snapshot(&fresh).await, "the websocket backfill equals an http index");
+    db.cleanup(store).await;
+    fresh_db.cleanup(fresh).await;
+}
