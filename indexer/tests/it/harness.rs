@@ -101,11 +101,32 @@ fn bytecode(contract: &str) -> Bytes {
 /// A running anvil with the escrow deployed.
 pub struct Chain {
     pub anvil: AnvilInstance,
+    /// The anvil's `HOME`: where it writes `.foundry/anvil/tmp` (an `anvil_reorg` spills states there even
+    /// with `--prune-history`); removed with the chain.
+    home: AnvilHome,
     pub provider: DynProvider,
     pub keys: Vec<PrivateKeySigner>,
     pub token: Address,
     pub escrow: Address,
     pub deploy_block: u64,
+}
+
+/// A directory of its own for one anvil's home, removed when dropped (after the anvil: fields drop in
+/// declaration order, and the instance kills its process when dropped).
+struct AnvilHome(PathBuf);
+
+impl AnvilHome {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("holdfast-anvil-home-{}", random_hex()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for AnvilHome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl Chain {
@@ -123,7 +144,8 @@ impl Chain {
         if !args.contains(&"--prune-history") {
             anvil = anvil.args(["--prune-history", "4096"]);
         }
-        let anvil = anvil.spawn();
+        let home = AnvilHome::new();
+        let anvil = anvil.env("HOME", &home.0).spawn();
         let keys: Vec<PrivateKeySigner> = anvil.keys().iter().map(|k| k.clone().into()).collect();
         let mut wallet = EthereumWallet::from(keys[0].clone());
         for k in &keys[1..] {
@@ -164,7 +186,7 @@ impl Chain {
                 .await
                 .unwrap();
         }
-        Self { anvil, provider, keys, token, escrow, deploy_block }
+        Self { anvil, home, provider, keys, token, escrow, deploy_block }
     }
 
     /// Subscribe to new heads over a websocket of its own (see [`HeadTimes`]).
