@@ -103,7 +103,7 @@ pub struct Chain {
     pub anvil: AnvilInstance,
     /// The anvil's `HOME`: where it writes `.foundry/anvil/tmp` (an `anvil_reorg` spills states there even
     /// with `--prune-history`); removed with the chain.
-    home: AnvilHome,
+    _home: AnvilHome,
     pub provider: DynProvider,
     pub keys: Vec<PrivateKeySigner>,
     pub token: Address,
@@ -186,7 +186,7 @@ impl Chain {
                 .await
                 .unwrap();
         }
-        Self { anvil, home, provider, keys, token, escrow, deploy_block }
+        Self { anvil, _home: home, provider, keys, token, escrow, deploy_block }
     }
 
     /// Subscribe to new heads over a websocket of its own (see [`HeadTimes`]).
