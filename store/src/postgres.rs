@@ -440,17 +440,7 @@ impl ChangeWriter for PgTx {
 
     async fn append_changes(&mut self, rows: &[NewChange]) -> Result<()> {
         let json = EncodedChange::encode_all(rows)?;
-        let rows: Vec<EncodedChange<'_>> = rows
-            .iter()
-            .zip(&json)
-            .map(|(r, json)| EncodedChange {
-                kind: r.kind,
-                filing: r.filing.clone(),
-                block_number: r.block_number,
-                state: json.as_deref(),
-            })
-            .collect();
-        self.insert_changes(&rows).await
+        self.insert_changes(&EncodedChange::views(rows, &json)).await
     }
 }
 
@@ -734,14 +724,7 @@ impl OrderReader for PgStore {
         .bind(escrow.as_ref().map(|e| e.as_slice()))
         .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::new();
-        for row in rows {
-            let e = EventRow::stored(row)?;
-            if e.event.credit_account() == Some(account) {
-                out.push(e);
-            }
-        }
-        Ok(out)
+        EventRow::credit_events_of(rows, account)
     }
 
     async fn reconciliations(&self, chain_id: u64) -> Result<Vec<Reconciliation>> {

@@ -73,6 +73,19 @@ impl EventRow {
         Ok(StoredEvent { seq, raw, event, reverted })
     }
 
+    /// Of credit-event `rows`, the stored events of `account` (matched after decoding: the account is a
+    /// topic).
+    pub(crate) fn credit_events_of(rows: Vec<Self>, account: Address) -> Result<Vec<StoredEvent>> {
+        let mut out = Vec::new();
+        for row in rows {
+            let e = row.stored()?;
+            if e.event.credit_account() == Some(account) {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
     /// The raw log and its decoded form.
     pub(crate) fn decoded(self) -> Result<DecodedEvent> {
         let raw = RawEvent {
@@ -235,6 +248,22 @@ impl<'a> EncodedChange<'a> {
     /// Encode the states of `rows` (`json` holds the encodings, in order).
     pub(crate) fn encode_all(rows: &[holdfast_primitives::change::NewChange]) -> Result<Vec<Option<String>>> {
         rows.iter().map(|r| r.state.as_ref().map(state_json).transpose()).collect()
+    }
+
+    /// The rows to insert for `rows`, whose states [`EncodedChange::encode_all`] encoded into `json`.
+    pub(crate) fn views(
+        rows: &[holdfast_primitives::change::NewChange],
+        json: &'a [Option<String>],
+    ) -> Vec<Self> {
+        rows.iter()
+            .zip(json)
+            .map(|(r, json)| Self {
+                kind: r.kind,
+                filing: r.filing.clone(),
+                block_number: r.block_number,
+                state: json.as_deref(),
+            })
+            .collect()
     }
 }
 
