@@ -45,6 +45,16 @@ pub trait IndexStore: ChainReader + FeedReader + MetaWriter + OrderReader + Stor
 
 impl<T: ChainReader + FeedReader + MetaWriter + OrderReader + Storage + Send + Sync> IndexStore for T {}
 
+/// Whether work done at most once per `every` is due; if so, marks it done now (in `last`).
+fn due(last: &std::sync::Mutex<Option<Instant>>, every: std::time::Duration) -> bool {
+    let mut last = last.lock().expect("not poisoned");
+    if last.is_some_and(|t| t.elapsed() < every) {
+        return false;
+    }
+    *last = Some(Instant::now());
+    true
+}
+
 /// Where a backfill stands (published after every committed range; see [`Indexer::progress`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackfillProgress {

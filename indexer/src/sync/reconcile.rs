@@ -1,6 +1,6 @@
 //! Reconciliation: the derived liabilities of each escrow against the token's balance.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use holdfast_primitives::Reconciliation;
 
@@ -9,12 +9,8 @@ use crate::{Result, metrics, source::ChainSource};
 
 impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
     pub(super) async fn maybe_reconcile(&self) -> Result<()> {
-        {
-            let mut last = self.last_reconcile.lock().expect("not poisoned");
-            if last.is_some_and(|t| t.elapsed() < Duration::from_secs(10)) {
-                return Ok(());
-            }
-            *last = Some(Instant::now());
+        if !super::due(&self.last_reconcile, Duration::from_secs(10)) {
+            return Ok(());
         }
         self.reconcile().await.map(|_| ())
     }

@@ -4,7 +4,7 @@
 //! the log still learns every order's current state. Entries a connected reader of this process has not
 //! been sent yet are kept (the [`Indexer::with_change_floor`] position).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{IndexStore, Indexer};
 use crate::{Result, source::ChainSource};
@@ -30,12 +30,8 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
     /// Run retention if it is due (see the module documentation).
     pub(super) async fn maybe_compact(&self) -> Result<()> {
         let Some(keep) = self.cfg.change_log_keep else { return Ok(()) };
-        {
-            let mut last = self.last_compaction.lock().expect("not poisoned");
-            if last.is_some_and(|t| t.elapsed() < EVERY) {
-                return Ok(());
-            }
-            *last = Some(Instant::now());
+        if !super::due(&self.last_compaction, EVERY) {
+            return Ok(());
         }
         self.compact(keep).await.map(|_| ())
     }
