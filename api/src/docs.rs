@@ -47,8 +47,13 @@ use crate::{ApiConfig, AppState, error, ledger, model, ops, routes, stream};
 )]
 pub struct ApiDoc;
 
-/// The document as JSON.
+/// The document as JSON (built once per process).
 pub fn openapi_json() -> Value {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(build_openapi_json).clone()
+}
+
+fn build_openapi_json() -> Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
     // utoipa 5.5 writes a response link's `operationId`/`operationRef` in snake case, which no OpenAPI
     // tool reads: rename them.

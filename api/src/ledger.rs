@@ -328,10 +328,17 @@ pub(crate) async fn deferred_payouts(
     }
     let decimals = state.config.token(o.chain_id, o.escrow).decimals;
     let events = state.store.order_events(o.chain_id, o.escrow, o.order_id).await?;
+    // Each recipient's credit events, read once (an order paid out in parts credits its payee each time).
+    let mut accounts: std::collections::HashMap<Address, Vec<StoredEvent>> = std::collections::HashMap::new();
     let mut out = Vec::new();
     for e in events.iter().filter(|e| !e.reverted) {
         let EscrowEvent::PayoutDeferred { recipient, amount, .. } = &e.event else { continue };
-        let account = state.store.account_credit_events(Some(o.chain_id), Some(o.escrow), *recipient).await?;
+        if !accounts.contains_key(recipient) {
+            let read =
+                state.store.account_credit_events(Some(o.chain_id), Some(o.escrow), *recipient).await?;
+            accounts.insert(*recipient, read);
+        }
+        let account = &accounts[recipient];
         let at = (e.raw.pos.block_number, e.raw.pos.log_index);
         let withdrawn = account
             .iter()
