@@ -75,11 +75,14 @@ async fn proxy(upstream: String, seed: u64, stats: Arc<Injected>) -> String {
     let addr = listener.local_addr().unwrap();
     let client = reqwest::Client::new();
     let rng = Arc::new(std::sync::Mutex::new(StdRng::seed_from_u64(seed)));
+    // Requests seen: the first three get a 429, a 500 and a dropped connection, so that every kind the
+    // drill checks for is injected whatever the seed (at 5–8% each, a short drill could miss one).
+    let seen = Arc::new(AtomicU64::new(0));
     tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else { return };
-            let (client, upstream, rng, stats) =
-                (client.clone(), upstream.clone(), rng.clone(), stats.clone());
+            let (client, upstream, rng, stats, seen) =
+                (client.clone(), upstream.clone(), rng.clone(), stats.clone(), seen.clone());
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 while let Some(body) = read_request(&mut stream, &mut buf).await {
@@ -91,8 +94,16 @@ async fn proxy(upstream: String, seed: u64, stats: Arc<Injected>) -> String {
                     };
                     let is_logs = req["method"] == "eth_getLogs";
                     let wide = log_range(&req).is_some_and(|n| n > 3);
-                    // Wide log ranges are refused half the time, like a provider's result cap.
-                    let roll = if is_logs && wide && roll % 2 == 0 { 30 } else { roll };
+                    // Wide log ranges are refused half the time, like a provider's result cap (and always the
+                    // first one).
+                    let first_wide = is_logs && wide && stats.too_many_results.load(Ordering::Relaxed) == 0;
+                    let roll = match seen.fetch_add(1, Ordering::Relaxed) {
+                        0 => 0,
+                        1 => 8,
+                        2 => 13,
+                        _ if first_wide || is_logs && wide && roll % 2 == 0 => 30,
+                        _ => roll,
+                    };
                     let sent = match roll {
                         0..=7 => {
                             stats.rate_limited.fetch_add(1, Ordering::Relaxed);
