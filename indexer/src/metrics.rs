@@ -10,6 +10,13 @@ pub(crate) fn anomalies(n: u64) {
     }
 }
 
+/// A reorg cancelled `n` webhook deliveries before they were sent.
+pub(crate) fn webhook_cancelled(n: u64) {
+    if n > 0 {
+        metrics::counter!("holdfast_webhook_deliveries_cancelled_total").increment(n);
+    }
+}
+
 /// A batch committed: `inserted` new events, the cursor at `cursor`.
 pub(crate) fn committed(inserted: u64, cursor: BlockNumber) {
     metrics::counter!("holdfast_events_total").increment(inserted);

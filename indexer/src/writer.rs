@@ -7,11 +7,13 @@ use std::collections::HashSet;
 
 use alloy::primitives::{B256, BlockNumber};
 use holdfast_primitives::{
-    BlockRef, DecodedEvent, Heights, OrderKey,
+    BlockRef, ChangeKind, DecodedEvent, Heights, OrderKey,
     derive::{self, AnomalyRecord},
+    webhook,
 };
 use holdfast_store::{
     ChangeWriter, CursorWriter, EventWriter, LedgerWriter, OrderWriter, ScanPosition, Storage, WriteTx,
+    now_ms,
 };
 
 use crate::{Result, metrics};
@@ -86,6 +88,7 @@ pub async fn commit_batch<S: Storage>(store: &S, batch: &Batch) -> Result<BatchO
     tx.forget_blocks_below(batch.chain_id, batch.heights.finalized.min(batch.cursor)).await?;
     let cursor = BlockRef { number: batch.cursor, hash: batch.cursor_hash, ..Default::default() };
     tx.advance_cursor(batch.chain_id, batch.genesis_hash, &cursor, batch.heights).await?;
+    fan_out(&mut tx).await?;
     tx.commit().await?;
     let inserted = fresh.len() as u64;
     Ok(BatchOutcome {
@@ -128,6 +131,7 @@ pub async fn rollback_to<S: Storage>(store: &S, chain_id: u64, fork: BlockRef) -
         .filter_map(|(key, order)| derive::retraction(last.remove(key), order.as_ref(), fork.number))
         .collect();
     tx.append_changes(&retractions).await?;
+    fan_out(&mut tx).await?;
     tx.commit().await?;
     Ok(RollbackOutcome { reverted_events, orders })
 }
@@ -172,6 +176,7 @@ pub async fn rederive_all<S: Storage>(store: &S, chain_id: u64) -> Result<u64> {
         }
     }
     rebuild_credits(&mut tx, chain_id).await?;
+    fan_out(&mut tx).await?;
     tx.commit().await?;
     Ok(replayed)
 }
@@ -200,6 +205,41 @@ async fn sync_orders<T: WriteTx>(
     tx.delete_orders(chain_id, &diff.deletes).await?;
     tx.upsert_orders(&diff.upserts, true).await?;
     Ok(())
+}
+
+/// Queue, in the step's own transaction, the webhook deliveries owed for the change-log entries it appended
+/// (`holdfast_primitives::webhook` decides who is owed what): an update goes to every subscription that
+/// wants it; a retraction cancels the order's undelivered deliveries above the fork and goes to the
+/// subscriptions whose receiver may have seen a reverted state. Returns how many were queued. Without
+/// subscriptions it reads nothing: a subscription is owed only the entries after its creation.
+async fn fan_out<T: WriteTx>(tx: &mut T) -> Result<usize> {
+    let subs = tx.fanout_subscriptions().await?;
+    let Some(first) = subs.iter().map(|s| s.from_seq).min() else { return Ok(0) };
+    let through = tx.fanout_through().await?;
+    let changes = tx.change_filings_after(through.max(first)).await?;
+    let Some(last) = changes.last().map(|c| c.seq) else { return Ok(0) };
+    let now = now_ms();
+    let (mut rows, mut queued) = (Vec::new(), 0);
+    for ch in &changes {
+        match ch.kind {
+            ChangeKind::OrderUpdated => {
+                rows.extend(webhook::owed_update(&subs, ch).into_iter().map(|s| (s, ch.seq)));
+            }
+            ChangeKind::OrderRetracted => {
+                // What the receivers may have seen includes the deliveries queued just before.
+                tx.enqueue_deliveries(&rows, now).await?;
+                queued += std::mem::take(&mut rows).len();
+                let key = (ch.filing.escrow, ch.filing.order_id);
+                let announced = tx.announced(ch.filing.chain_id, key).await?;
+                let cancelled = tx.cancel_deliveries_above(ch.filing.chain_id, key, ch.block_number).await?;
+                metrics::webhook_cancelled(cancelled);
+                rows.extend(webhook::owed_retraction(&subs, ch, &announced).into_iter().map(|s| (s, ch.seq)));
+            }
+        }
+    }
+    tx.enqueue_deliveries(&rows, now).await?;
+    tx.set_fanout_through(last).await?;
+    Ok(queued + rows.len())
 }
 
 /// Recompute every credit balance of the chain from its live credit events.

@@ -10,10 +10,13 @@ use holdfast_primitives::{
     derive::{AnomalyRecord, CreditKey},
 };
 
+use holdfast_primitives::webhook::{Announced, FanoutChange, FanoutSubscription};
+
 use crate::{
-    ChainReader, ChangeWriter, CursorWriter, EncodedOrder, EventWriter, FeedReader, LedgerWriter, MetaWriter,
-    OrderFilter, OrderReader, OrderWriter, PgTx, Result, ScanPosition, SqliteTx, Storage, Store, StoredEvent,
-    WriteTx,
+    AfterAttempt, Attempt, ChainReader, ChangeWriter, Claim, CursorWriter, Delivery, EncodedOrder,
+    EventWriter, FeedReader, LedgerWriter, MetaWriter, NewSubscription, OrderFilter, OrderReader,
+    OrderWriter, OutboxWriter, PgTx, QueueStats, Result, ScanPosition, SqliteTx, Storage, Store, StoredEvent,
+    Subscription, SubscriptionState, WebhookStore, WriteTx,
 };
 
 /// The transaction of a [`Store`]: one of the backends' own.
@@ -353,6 +356,136 @@ impl CursorWriter for AnyTx {
         match self {
             Self::Sqlite(s) => s.rewind_cursor(chain_id, fork).await,
             Self::Postgres(s) => s.rewind_cursor(chain_id, fork).await,
+        }
+    }
+}
+
+impl OutboxWriter for AnyTx {
+    async fn fanout_subscriptions(&mut self) -> Result<Vec<FanoutSubscription>> {
+        match self {
+            Self::Sqlite(t) => t.fanout_subscriptions().await,
+            Self::Postgres(t) => t.fanout_subscriptions().await,
+        }
+    }
+    async fn fanout_through(&mut self) -> Result<i64> {
+        match self {
+            Self::Sqlite(t) => t.fanout_through().await,
+            Self::Postgres(t) => t.fanout_through().await,
+        }
+    }
+    async fn set_fanout_through(&mut self, seq: i64) -> Result<()> {
+        match self {
+            Self::Sqlite(t) => t.set_fanout_through(seq).await,
+            Self::Postgres(t) => t.set_fanout_through(seq).await,
+        }
+    }
+    async fn change_filings_after(&mut self, after: i64) -> Result<Vec<FanoutChange>> {
+        match self {
+            Self::Sqlite(t) => t.change_filings_after(after).await,
+            Self::Postgres(t) => t.change_filings_after(after).await,
+        }
+    }
+    async fn announced(&mut self, chain_id: u64, key: OrderKey) -> Result<Vec<Announced>> {
+        match self {
+            Self::Sqlite(t) => t.announced(chain_id, key).await,
+            Self::Postgres(t) => t.announced(chain_id, key).await,
+        }
+    }
+    async fn cancel_deliveries_above(
+        &mut self,
+        chain_id: u64,
+        key: OrderKey,
+        block: BlockNumber,
+    ) -> Result<u64> {
+        match self {
+            Self::Sqlite(t) => t.cancel_deliveries_above(chain_id, key, block).await,
+            Self::Postgres(t) => t.cancel_deliveries_above(chain_id, key, block).await,
+        }
+    }
+    async fn enqueue_deliveries(&mut self, rows: &[(i64, i64)], now: i64) -> Result<()> {
+        match self {
+            Self::Sqlite(t) => t.enqueue_deliveries(rows, now).await,
+            Self::Postgres(t) => t.enqueue_deliveries(rows, now).await,
+        }
+    }
+}
+
+impl WebhookStore for Store {
+    async fn add_subscription(&self, new: &NewSubscription) -> Result<Subscription> {
+        match self {
+            Self::Sqlite(s) => s.add_subscription(new).await,
+            Self::Postgres(s) => s.add_subscription(new).await,
+        }
+    }
+    async fn subscription(&self, id: i64) -> Result<Option<Subscription>> {
+        match self {
+            Self::Sqlite(s) => s.subscription(id).await,
+            Self::Postgres(s) => s.subscription(id).await,
+        }
+    }
+    async fn subscriptions(&self) -> Result<Vec<Subscription>> {
+        match self {
+            Self::Sqlite(s) => s.subscriptions().await,
+            Self::Postgres(s) => s.subscriptions().await,
+        }
+    }
+    async fn set_subscription_state(
+        &self,
+        id: i64,
+        state: SubscriptionState,
+        reason: Option<&str>,
+    ) -> Result<bool> {
+        match self {
+            Self::Sqlite(s) => s.set_subscription_state(id, state, reason).await,
+            Self::Postgres(s) => s.set_subscription_state(id, state, reason).await,
+        }
+    }
+    async fn remove_subscription(&self, id: i64) -> Result<bool> {
+        match self {
+            Self::Sqlite(s) => s.remove_subscription(id).await,
+            Self::Postgres(s) => s.remove_subscription(id).await,
+        }
+    }
+    async fn rotate_secret(&self, id: i64, secret: &str, previous_until: u64) -> Result<bool> {
+        match self {
+            Self::Sqlite(s) => s.rotate_secret(id, secret, previous_until).await,
+            Self::Postgres(s) => s.rotate_secret(id, secret, previous_until).await,
+        }
+    }
+    async fn replay(&self, id: i64, from_seq: i64) -> Result<u64> {
+        match self {
+            Self::Sqlite(s) => s.replay(id, from_seq).await,
+            Self::Postgres(s) => s.replay(id, from_seq).await,
+        }
+    }
+    async fn claim_deliveries(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<Claim>> {
+        match self {
+            Self::Sqlite(s) => s.claim_deliveries(now, lease_ms, limit).await,
+            Self::Postgres(s) => s.claim_deliveries(now, lease_ms, limit).await,
+        }
+    }
+    async fn record_attempt(&self, attempt: &Attempt, payload: &str, after: &AfterAttempt) -> Result<()> {
+        match self {
+            Self::Sqlite(s) => s.record_attempt(attempt, payload, after).await,
+            Self::Postgres(s) => s.record_attempt(attempt, payload, after).await,
+        }
+    }
+    async fn deliveries(&self, id: i64, limit: u32) -> Result<Vec<Delivery>> {
+        match self {
+            Self::Sqlite(s) => s.deliveries(id, limit).await,
+            Self::Postgres(s) => s.deliveries(id, limit).await,
+        }
+    }
+    async fn attempts(&self, delivery_id: i64) -> Result<Vec<Attempt>> {
+        match self {
+            Self::Sqlite(s) => s.attempts(delivery_id).await,
+            Self::Postgres(s) => s.attempts(delivery_id).await,
+        }
+    }
+    async fn queue_stats(&self) -> Result<QueueStats> {
+        match self {
+            Self::Sqlite(s) => s.queue_stats().await,
+            Self::Postgres(s) => s.queue_stats().await,
         }
     }
 }

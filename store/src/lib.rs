@@ -3,8 +3,10 @@
 //! ([`PgStore`]); [`Store`] picks one at runtime from a URL.
 //!
 //! - Readers are small traits over the store: [`ChainReader`], [`OrderReader`], [`FeedReader`].
+//! - Webhook subscriptions and the delivery queue: [`WebhookStore`].
 //! - Writes of an indexing step go through one database transaction, [`Storage::begin`], whose writer
-//!   traits ([`EventWriter`], [`OrderWriter`], [`LedgerWriter`], [`ChangeWriter`], [`CursorWriter`]) each
+//!   traits ([`EventWriter`], [`OrderWriter`], [`LedgerWriter`], [`ChangeWriter`], [`CursorWriter`],
+//!   [`OutboxWriter`]) each
 //!   say exactly what they persist; nothing is visible to readers until [`WriteTx::commit`]. The indexer
 //!   drives a step: insert events → load the touched orders → derive (pure, `holdfast_primitives::derive`)
 //!   → write what derivation returned → move the cursor → commit.
@@ -27,12 +29,17 @@ mod postgres;
 mod query;
 mod rows;
 mod sqlite;
+mod webhook;
 
 pub use any::AnyTx;
 pub use error::{Error, Result};
 pub use postgres::{PgStore, PgTx};
 pub use rows::EncodedOrder;
 pub use sqlite::{SqliteStore, SqliteTx};
+pub use webhook::{
+    AfterAttempt, Attempt, AttemptResult, Claim, Delivery, DeliveryStatus, NewSubscription, OutboxWriter,
+    QueueStats, Subscription, SubscriptionState, WebhookStore, now_ms,
+};
 
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,7 +212,9 @@ pub trait Storage {
 
 /// Every write of one indexing step, made visible together by [`WriteTx::commit`] (dropped uncommitted:
 /// rolled back).
-pub trait WriteTx: EventWriter + OrderWriter + LedgerWriter + ChangeWriter + CursorWriter {
+pub trait WriteTx:
+    EventWriter + OrderWriter + LedgerWriter + ChangeWriter + CursorWriter + OutboxWriter
+{
     /// Commit.
     fn commit(self) -> impl Future<Output = Result<()>> + Send;
 }

@@ -78,7 +78,7 @@ impl PgStore {
 
 /// One indexing step's transaction on Postgres.
 #[derive(Debug)]
-pub struct PgTx(sqlx::Transaction<'static, Postgres>);
+pub struct PgTx(pub(crate) sqlx::Transaction<'static, Postgres>);
 
 impl Storage for PgStore {
     type Tx = PgTx;

@@ -9,4 +9,5 @@ mod memchain;
 mod reorg;
 mod safety;
 mod sqlite_read;
+mod webhook_outbox;
 mod ws_backfill;

@@ -144,7 +144,7 @@ impl SqliteStore {
 /// SQLite connection rolls back whatever it holds and releases its locks.
 #[derive(Debug)]
 pub struct SqliteTx {
-    conn: sqlx::pool::PoolConnection<Sqlite>,
+    pub(crate) conn: sqlx::pool::PoolConnection<Sqlite>,
     committed: bool,
 }
 
