@@ -10,7 +10,7 @@
 //! - [`backoff`]: the retry schedule ([`retry_delay`], a pure function of the persisted attempt count) and
 //!   [`parse_retry_after`];
 //! - [`client`]: the locked-down HTTP client ([`http_client`]) and one delivery attempt ([`post`]);
-//! - [`listen`]: a developer receiver that verifies deliveries ([`listen()`], [`describe`]).
+//! - [`listen`](mod@listen): a developer receiver that verifies deliveries ([`listen()`], [`describe`]).
 
 pub mod backoff;
 pub mod client;
