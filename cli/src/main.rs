@@ -34,6 +34,12 @@ enum Command {
     /// Re-derive every order from the stored events, without any RPC.
     #[command(after_help = cmd::reindex::EXAMPLES)]
     Reindex(cmd::reindex::ReindexArgs),
+    /// Signed webhooks: add, list, pause, resume, remove, rotate-secret, replay, deliveries, listen.
+    #[command(after_help = cmd::webhooks::EXAMPLES)]
+    Webhooks(cmd::webhooks::WebhooksArgs),
+    /// Deliver the webhook queue (a worker beside `holdfast index`; `holdfast run` delivers by itself).
+    #[command(after_help = cmd::webhooks::DELIVER_EXAMPLES)]
+    Deliver(Box<cmd::webhooks::DeliverArgs>),
     /// The agent CLI: lock, relay, deliver, release, refund, freeze, resolve and show orders.
     #[command(after_help = cmd::order::EXAMPLES)]
     Order(cmd::order::OrderArgs),
@@ -51,6 +57,8 @@ fn main() -> eyre::Result<()> {
             Command::Serve(args) => cmd::serve::run(args).await,
             Command::Reindex(args) => cmd::reindex::run(args).await,
             Command::Order(args) => cmd::order::run(args).await,
+            Command::Webhooks(args) => cmd::webhooks::run(args).await,
+            Command::Deliver(args) => cmd::webhooks::deliver(*args).await,
         }
     })
 }

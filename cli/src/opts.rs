@@ -42,6 +42,26 @@ impl DbOpts {
     }
 }
 
+impl DeploymentOpts {
+    /// The default API config with the deployments' token symbols and decimals: all that rendering order
+    /// records needs (the webhook worker's payloads).
+    pub(crate) fn records_config(&self) -> eyre::Result<ApiConfig> {
+        let mut cfg = ApiConfig::default();
+        let files = if self.deployments.is_empty() {
+            default_deployment().map(|d| vec![d]).unwrap_or_default()
+        } else {
+            self.deployments.clone()
+        };
+        for f in files {
+            let (d, token) = read_deployment_with_token(&f)?;
+            if let Some(token) = token {
+                cfg.escrows.push(EscrowInfo { chain_id: d.chain_id, escrow: d.escrow, token });
+            }
+        }
+        Ok(cfg)
+    }
+}
+
 /// Which escrows to follow.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct DeploymentOpts {
@@ -211,18 +231,7 @@ pub(crate) struct ApiOpts {
 impl ApiOpts {
     /// The API's config; token symbols and decimals come from the deployment files.
     pub(crate) fn config(&self, deployments: &DeploymentOpts) -> eyre::Result<ApiConfig> {
-        let mut cfg = ApiConfig::default();
-        let files = if deployments.deployments.is_empty() {
-            default_deployment().map(|d| vec![d]).unwrap_or_default()
-        } else {
-            deployments.deployments.clone()
-        };
-        for f in files {
-            let (d, token) = read_deployment_with_token(&f)?;
-            if let Some(token) = token {
-                cfg.escrows.push(EscrowInfo { chain_id: d.chain_id, escrow: d.escrow, token });
-            }
-        }
+        let mut cfg = deployments.records_config()?;
         cfg.max_wait = std::time::Duration::from_secs(self.max_wait_secs);
         cfg.ready_max_lag_blocks = self.ready_max_lag;
         cfg.ready_max_stall = std::time::Duration::from_secs(self.ready_max_stall_secs.max(1));

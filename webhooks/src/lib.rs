@@ -1,7 +1,7 @@
 //! Delivery-side building blocks of Holdfast's signed webhooks, following the
 //! [Standard Webhooks](https://www.standardwebhooks.com/) specification.
 //!
-//! The store, the outbox and the worker loop live elsewhere; this crate provides the pieces they call:
+//! The store and the outbox live in `holdfast-store` (the indexer fills the outbox); this crate delivers it:
 //!
 //! - [`secret`]: secret generation and the [`Signer`] producing the `webhook-*` headers (with rotation:
 //!   two secrets valid during a grace period);
@@ -10,19 +10,22 @@
 //! - [`backoff`]: the retry schedule ([`retry_delay`], a pure function of the persisted attempt count) and
 //!   [`parse_retry_after`];
 //! - [`client`]: the locked-down HTTP client ([`http_client`]) and one delivery attempt ([`post`]);
-//! - [`listen`](mod@listen): a developer receiver that verifies deliveries ([`listen()`], [`describe`]).
+//! - [`listen`](mod@listen): a developer receiver that verifies deliveries ([`listen()`], [`describe`]);
+//! - [`worker`]: the delivery worker over the store's queue ([`Worker`]).
 
 pub mod backoff;
 pub mod client;
 pub mod listen;
 pub mod secret;
 pub mod target;
+pub mod worker;
 
 pub use backoff::{parse_retry_after, retry_delay};
 pub use client::{Attempt, Outcome, http_client, post};
 pub use listen::{Received, ReceivedBody, describe, listen};
 pub use secret::{SecretError, Signer, generate_secret};
 pub use target::{GuardedResolver, RefusedTarget, TargetError, check_ip, validate_url};
+pub use worker::{Worker, WorkerConfig};
 
 /// What can go wrong in this crate's fallible operations (an attempt's failures are not errors: see
 /// [`Attempt`]).

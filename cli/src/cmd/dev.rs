@@ -230,8 +230,16 @@ async fn run_with_anvil(
     // Without interval mining, anvil mines only on transactions, and `safe`/`finalized` (head − N, head − 2N)
     // would never reach the last transaction's block on an idle devnet.
     let miner = args.block_time.is_none().then(|| tokio::spawn(mine_until_finalized(args.port)));
-    let result =
-        super::run::run_stack(cfg, &dir.db_url(), api_cfg, render, listener, shutdown.requested()).await;
+    let result = super::run::run_stack(
+        cfg,
+        &dir.db_url(),
+        api_cfg,
+        dev_delivery(),
+        render,
+        listener,
+        shutdown.requested(),
+    )
+    .await;
     if let Some(m) = miner {
         m.abort();
     }
@@ -696,4 +704,10 @@ fn print_banner(b: &Banner<'_>) {
     }
     println!();
     println!("Ctrl-C stops everything; `holdfast dev --keep` resumes this chain and store.");
+}
+
+/// The devnet's webhook worker: local receivers (`holdfast webhooks listen`) are private targets, so they
+/// are allowed here.
+fn dev_delivery() -> holdfast_webhooks::WorkerConfig {
+    holdfast_webhooks::WorkerConfig { allow_private_targets: true, ..Default::default() }
 }

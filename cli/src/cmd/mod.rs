@@ -6,3 +6,4 @@ pub(crate) mod order;
 pub(crate) mod reindex;
 pub(crate) mod run;
 pub(crate) mod serve;
+pub(crate) mod webhooks;

@@ -34,6 +34,8 @@ pub(crate) struct RunArgs {
     pub(crate) index: IndexOpts,
     #[command(flatten)]
     pub(crate) api: ApiOpts,
+    #[command(flatten)]
+    pub(crate) delivery: super::webhooks::DeliveryOpts,
 }
 
 pub(crate) async fn run(args: RunArgs) -> eyre::Result<()> {
@@ -42,11 +44,12 @@ pub(crate) async fn run(args: RunArgs) -> eyre::Result<()> {
     let cfg = indexer_config(&args.rpc, &args.deployments, &args.index)?;
     let url = args.db.url()?;
     let api_cfg = args.api.config(&args.deployments)?;
+    let delivery = args.delivery.config()?;
     let listener = tokio::net::TcpListener::bind(args.api.listen)
         .await
         .wrap_err_with(|| format!("cannot listen on {}", args.api.listen))?;
     tracing::info!(addr = %args.api.listen, rpc = %args.rpc.rpc_url, "indexing and serving the API (docs at /docs)");
-    run_stack(cfg, &url, api_cfg, render, listener, shutdown.requested()).await
+    run_stack(cfg, &url, api_cfg, delivery, render, listener, shutdown.requested()).await
 }
 
 /// Index and serve until `shutdown` resolves or the indexer halts (shared by `run` and `dev`).
@@ -54,6 +57,7 @@ pub(crate) async fn run_stack(
     cfg: IndexerConfig,
     db_url: &str,
     api_cfg: ApiConfig,
+    delivery: holdfast_webhooks::WorkerConfig,
     render: impl Fn() -> String + Send + Sync + 'static,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()>,
@@ -72,6 +76,13 @@ pub(crate) async fn run_stack(
         state = state.with_tx_lookup(crate::node_lookup::NodeLookup::new(cfg.rpc_url.clone(), chain_id));
     }
 
+    // The webhook worker: woken by each commit, reads the queue every second regardless.
+    let worker = {
+        let worker = holdfast_webhooks::Worker::new(store.clone(), api_cfg.clone(), delivery)
+            .wrap_err("cannot build the webhook worker")?;
+        let wake = notify.subscribe();
+        (worker, wake)
+    };
     // One stop signal for both halves: Ctrl-C/SIGTERM (or a one-shot indexer that caught up).
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -90,6 +101,10 @@ pub(crate) async fn run_stack(
             };
             serve_with(listener, router(state), stop, &api_cfg).await
         })
+    };
+    let worker = {
+        let (worker, wake) = worker;
+        tokio::spawn(worker.run(Some(wake), stopped(stop_rx.clone())))
     };
     let mut idx_task = {
         let shutdown = stopped(stop_rx.clone());
@@ -120,6 +135,7 @@ pub(crate) async fn run_stack(
         None => idx_task.await,
     };
     let api = api.await;
+    let _ = worker.await;
     idx?.wrap_err("indexing halted")?;
     api?.wrap_err("API server failed")?;
     Ok(())

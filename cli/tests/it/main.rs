@@ -13,3 +13,4 @@ mod outage;
 mod quickstart;
 mod run;
 mod storage_faults;
+mod webhooks;
