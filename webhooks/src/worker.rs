@@ -66,10 +66,10 @@ pub struct Worker {
     client: reqwest::Client,
 }
 
-/// The lease of a claimed delivery: longer than one attempt can take, so that only a dead worker's claims
-/// are taken over.
+/// The lease of a claimed delivery: longer than one attempt can take (the request timeout, then recording
+/// it), so that only a dead worker's claims are taken over, as soon as that is safe.
 fn lease(cfg: &WorkerConfig) -> Duration {
-    cfg.timeout * 3 + Duration::from_secs(30)
+    cfg.timeout * 2 + Duration::from_secs(5)
 }
 
 impl Worker {

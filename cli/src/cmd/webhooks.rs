@@ -207,9 +207,9 @@ pub(crate) struct DeliverArgs {
     deployments: DeploymentOpts,
     #[command(flatten)]
     delivery: DeliveryOpts,
-    /// Seconds between reads of the queue (this process is not woken by the indexer's commits).
+    /// Milliseconds between reads of the queue (this process is not woken by the indexer's commits).
     #[arg(long, env = "HOLDFAST_WEBHOOK_POLL_MS", default_value_t = 200)]
-    poll_ms: u64,
+    webhook_poll_ms: u64,
 }
 
 pub(crate) const DELIVER_EXAMPLES: &str = "\
@@ -223,7 +223,7 @@ pub(crate) async fn deliver(args: DeliverArgs) -> eyre::Result<()> {
     let url = args.db.url()?;
     let store = Store::connect(&url).await.wrap_err_with(|| format!("cannot open store {url}"))?;
     let mut cfg = args.delivery.config()?;
-    cfg.poll_interval = Duration::from_millis(args.poll_ms.max(1));
+    cfg.poll_interval = Duration::from_millis(args.webhook_poll_ms.max(1));
     let worker = Worker::new(store, args.deployments.records_config()?, cfg)?;
     tracing::info!("delivering webhooks");
     worker.run(None, stop.requested()).await;

@@ -25,6 +25,8 @@ fn every_command_has_help_with_examples() {
         &["order", "freeze"],
         &["order", "resolve"],
         &["order", "show"],
+        &["webhooks"],
+        &["deliver"],
     ];
     let top = help(&[]);
     for cmd in commands {

@@ -246,3 +246,100 @@ async fn webhooks_deliver_a_full_lifecycle_signed_sqlite() {
 async fn webhooks_deliver_a_full_lifecycle_signed_postgres() {
     lifecycle("postgres").await;
 }
+
+/// Crash drill: `holdfast deliver` is killed (SIGKILL) at random moments, 20 times (× HOLDFAST_DRILL_SCALE),
+/// while `holdfast index` commits new orders. Afterwards every change the subscription is owed has reached
+/// the receiver at least once; a change received twice carries the same `webhook-id`; nothing received is
+/// absent from the store's outbox (every id names a queued change of that order).
+async fn crash_drill(backend: &str) {
+    use holdfast_store::{DeliveryStatus, WebhookStore};
+    use rand::Rng;
+    let c = Chain::start().await;
+    let deployment = deployment_file(&c, "webhooks-crash");
+    let db = TestDb::of(backend).await;
+    let (hook_port, got) = receiver().await;
+    let target = format!("http://127.0.0.1:{hook_port}/hook");
+    holdfast(&["webhooks", "add", "--url", &target, "--allow-private-targets", "--database-url", &db.url]);
+    let index = Killed(
+        Command::new(env!("CARGO_BIN_EXE_holdfast"))
+            .args(["--log", "warn", "index", "--rpc-url", &c.anvil.endpoint(), "--database-url", &db.url])
+            .arg("--deployment")
+            .arg(&deployment)
+            .args(["--poll-ms", "100"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deliver = || {
+        Killed(
+            Command::new(env!("CARGO_BIN_EXE_holdfast"))
+                .args(["--log", "error", "deliver", "--database-url", &db.url, "--allow-private-targets"])
+                .arg("--deployment")
+                .arg(&deployment)
+                // A short timeout, so that the lease of a killed worker's claims (2 × timeout + 5 s) expires
+                // within the drill.
+                .args(["--webhook-poll-ms", "20", "--webhook-timeout-secs", "2"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let kills = 20 * crate::harness::drill_scale();
+    let deliver_by = c.now().await + 86_400;
+    let mut rng = rand::rng();
+    for k in 0..kills {
+        let worker = deliver();
+        // New orders while the worker runs (each lock is one block, one change).
+        for j in 0..2u64 {
+            let id = B256::from(U256::from(1_000 + 2 * k as u64 + j));
+            c.lock(1, id, c.addr(2), 1_000 + j, Address::ZERO, deliver_by, 60).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(20..400))).await;
+        drop(worker); // SIGKILL, wherever it is
+    }
+    // A last worker drains the queue.
+    let store = db.store().await;
+    let _worker = deliver();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let owed = loop {
+        let d = store.deliveries(1, 10_000).await.unwrap();
+        if d.len() as u64 >= 2 * kills as u64 && d.iter().all(|d| d.status == DeliveryStatus::Delivered) {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "the queue was not drained within 90 s after the kills");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    drop(index);
+    assert_eq!(owed.len(), 2 * kills, "one delivery per lock");
+    let got = got.lock().unwrap().clone();
+    let mut by_id: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for (id, _, _, body) in &got {
+        by_id.entry(id.clone()).or_default().push(body.clone());
+    }
+    for d in &owed {
+        let bodies = by_id.get(&d.message_id()).unwrap_or_else(|| panic!("{} never arrived", d.message_id()));
+        for b in bodies {
+            let v: Value = serde_json::from_str(b).unwrap();
+            assert_eq!(v["seq"], d.change_seq, "a duplicate under {} is another change: {b}", d.message_id());
+            assert_eq!(v["orderId"], d.order_id.to_string());
+        }
+    }
+    assert_eq!(by_id.len(), owed.len(), "something arrived that is not in the store: {:?}", by_id.keys());
+    let duplicates = got.len() - by_id.len();
+    eprintln!(
+        "webhook crash drill on {backend}: {kills} kills, {} deliveries, {duplicates} duplicates",
+        got.len()
+    );
+    db.cleanup(store).await;
+    let _ = std::fs::remove_file(deployment);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_survive_kill_9_of_the_worker_sqlite() {
+    crash_drill("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_survive_kill_9_of_the_worker_postgres() {
+    crash_drill("postgres").await;
+}
