@@ -701,6 +701,16 @@ fn print_banner(b: &Banner<'_>) {
             "  curl -s {api}/v1/orders/{:#x}    # demo-1's id: keccak256(abi.encode(payer, payee, keccak256(\"demo-1\")))",
             super::order::reference_id(*a0, *a1, "demo-1")
         );
+        let db = format!("sqlite://{}", b.dir.join("holdfast.db").display());
+        println!();
+        println!(
+            "Webhooks to a local receiver that verifies and prints each delivery (add prints the secret):"
+        );
+        println!(
+            "  holdfast webhooks add --url http://127.0.0.1:9000/ --allow-private-targets --database-url {}",
+            shell_word(&db, false)
+        );
+        println!("  holdfast webhooks listen --port 9000 --secret whsec_…");
     }
     println!();
     println!("Ctrl-C stops everything; `holdfast dev --keep` resumes this chain and store.");

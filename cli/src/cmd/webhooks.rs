@@ -56,8 +56,22 @@ enum WebhooksCommand {
     Replay(ReplayArgs),
     /// A subscription's recent deliveries with every attempt (status, latency, response code, error).
     Deliveries(DeliveriesArgs),
+    /// Send one signed `webhook.test` message to a subscription's target now (not queued, not recorded)
+    /// and print the answer.
+    Test(TestArgs),
     /// A developer receiver: verifies each delivery's signature and prints it.
     Listen(ListenArgs),
+}
+
+#[derive(Debug, Args)]
+struct TestArgs {
+    /// Subscription id.
+    id: i64,
+    /// Accept a loopback, private or link-local target (development).
+    #[arg(long)]
+    allow_private_targets: bool,
+    #[command(flatten)]
+    db: DbOpts,
 }
 
 #[derive(Debug, Args)]
@@ -385,6 +399,29 @@ pub(crate) async fn run(args: WebhooksArgs) -> eyre::Result<()> {
                         t.error.map(|e| format!("  {e}")).unwrap_or_default()
                     );
                 }
+            }
+        }
+        WebhooksCommand::Test(a) => {
+            let store = open(&a.db).await?;
+            let Some(s) = store.subscription(a.id).await? else { bail!("no subscription {}", a.id) };
+            let now = holdfast_store::now_ms();
+            let (current, previous) = s.signing_secrets(now as u64 / 1000);
+            let signer = holdfast_webhooks::Signer::new(current, previous)?;
+            let id = format!("msg_{}_test_{now}", s.id);
+            let body = serde_json::json!({ "type": "webhook.test", "subscriptionId": s.id }).to_string();
+            let headers = signer.headers(&id, now / 1000, body.as_bytes())?;
+            let client = holdfast_webhooks::http_client(a.allow_private_targets, Duration::from_secs(10))?;
+            let url = url::Url::parse(&s.url)?;
+            let t =
+                holdfast_webhooks::post(&client, &url, headers, body.into_bytes(), a.allow_private_targets)
+                    .await;
+            let answer = t.status.map_or_else(|| "no response".to_string(), |c| format!("HTTP {c}"));
+            println!("{id} → {}: {answer} in {} ms", s.url, t.latency.as_millis());
+            if let Some(e) = &t.error {
+                println!("  {e}");
+            }
+            if t.outcome != holdfast_webhooks::Outcome::Delivered {
+                bail!("the target did not accept the test message ({answer})");
             }
         }
         WebhooksCommand::Listen(a) => {

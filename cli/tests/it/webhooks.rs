@@ -9,7 +9,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::{
+    primitives::{Address, B256, U256},
+    providers::ext::AnvilApi,
+    rpc::types::anvil::ReorgOptions,
+};
 use axum::{Router, body::Bytes, http::HeaderMap, routing::post};
 use serde_json::Value;
 
@@ -70,8 +74,8 @@ async fn arrived(got: &Received, order: B256, status: &str) {
 }
 
 /// Verify every delivery with the Python `standardwebhooks` package (not our code); returns how many
-/// passed. A wrong secret must make every one fail.
-fn python_verifies(secret: &str, got: &[(String, String, String, String)]) -> usize {
+/// passed and what it said about the others. A wrong secret must make every one fail.
+fn python_verifies(secret: &str, got: &[(String, String, String, String)]) -> (usize, String) {
     let python = root().join(".venv/bin/python");
     assert!(python.exists(), "{} is missing: run `make deps`", python.display());
     let input: Vec<Value> = got
@@ -95,13 +99,15 @@ print(ok)
         .args(["-c", script, secret])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     use std::io::Write;
     child.stdin.take().unwrap().write_all(serde_json::to_string(&input).unwrap().as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "the python verifier failed");
-    String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "the python verifier failed: {said}");
+    (String::from_utf8(out.stdout).unwrap().trim().parse().unwrap(), said)
 }
 
 async fn lifecycle(backend: &str) {
@@ -224,13 +230,17 @@ async fn lifecycle(backend: &str) {
     }
     assert_eq!(per_order[&one.to_string()], ["held", "delivered", "released"]);
     assert_eq!(per_order[&two.to_string()], ["held", "frozen", "split"]);
-    assert_eq!(python_verifies(&secret, &got), got.len(), "every signature verifies with the Python library");
+    let (ok, said) = python_verifies(&secret, &got);
+    assert_eq!(ok, got.len(), "every signature verifies with the Python library: {said}");
     let wrong = holdfast_webhooks::generate_secret();
-    assert_eq!(python_verifies(&wrong, &got), 0, "a wrong secret verifies nothing");
+    assert_eq!(python_verifies(&wrong, &got).0, 0, "a wrong secret verifies nothing");
 
     // The attempt history is readable with the CLI.
     let history = holdfast(&["webhooks", "deliveries", "1", "--database-url", &db.url]);
     assert_eq!(history.matches("HTTP 204").count(), 6, "{history}");
+    // `webhooks test` sends a signed test message at once, outside the queue.
+    let tested = holdfast(&["webhooks", "test", "1", "--allow-private-targets", "--database-url", &db.url]);
+    assert!(tested.contains("HTTP 204"), "{tested}");
     drop(run);
     let store = db.store().await;
     db.cleanup(store).await;
@@ -342,4 +352,281 @@ async fn webhooks_survive_kill_9_of_the_worker_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_survive_kill_9_of_the_worker_postgres() {
     crash_drill("postgres").await;
+}
+
+/// A receiver that can be taken down: while down it answers every delivery `503` (it keeps nothing).
+struct Switchable {
+    port: u16,
+    got: Received,
+    up: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Switchable {
+    async fn start() -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let got: Received = Arc::default();
+        let up = Arc::new(AtomicBool::new(true));
+        let app = Router::new().route(
+            "/hook",
+            post({
+                let (got, up) = (got.clone(), up.clone());
+                move |headers: HeaderMap, body: Bytes| async move {
+                    if !up.load(Ordering::SeqCst) {
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    let h = |n: &str| {
+                        headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+                    };
+                    got.lock().unwrap().push((
+                        h("webhook-id"),
+                        h("webhook-timestamp"),
+                        h("webhook-signature"),
+                        String::from_utf8_lossy(&body).into_owned(),
+                    ));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { port, got, up }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn release(c: &Chain, payer: usize, id: B256) {
+    let amount = U256::from(c.escrow().getOrder(id).call().await.unwrap().order.remaining);
+    c.escrow().release(id, amount).from(c.addr(payer)).send().await.unwrap().get_receipt().await.unwrap();
+}
+
+/// The received bodies of one subscription (by the `msg_<subscription>_` prefix of their ids).
+fn bodies_of(got: &Received, sub: i64) -> Vec<Value> {
+    let prefix = format!("msg_{sub}_");
+    got.lock()
+        .unwrap()
+        .iter()
+        .filter(|(id, ..)| id.starts_with(&prefix))
+        .map(|(.., body)| serde_json::from_str(body).unwrap())
+        .collect()
+}
+
+/// (type, order id, status) of what a subscription received, in arrival order.
+fn seen(got: &Received, sub: i64) -> Vec<(String, String, String)> {
+    bodies_of(got, sub)
+        .iter()
+        .map(|v| {
+            (
+                v["type"].as_str().unwrap_or_default().to_string(),
+                v["orderId"].as_str().unwrap_or_default().to_string(),
+                v["order"]["status"].as_str().unwrap_or("null").to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn wait_for(got: &Received, sub: i64, what: (&str, B256, &str), secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let want = (what.0.to_string(), what.1.to_string(), what.2.to_string());
+    while !seen(got, sub).contains(&want) {
+        assert!(
+            Instant::now() < deadline,
+            "subscription {sub}: no {want:?} within {secs} s: {:?}",
+            seen(got, sub)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Finality, reorgs and a receiver outage through `holdfast run` and a real receiver: a `safe` subscription is
+/// sent a change only once its block is safe, a `finalized` one only once it is finalized; a reorg that reverts
+/// a delivered change is followed by its retraction, and the subscriptions that were not sent it never see it;
+/// a receiver down for a while (10 s × HOLDFAST_DRILL_SCALE) then gets everything, in order per order, with
+/// the backoff visible in the attempt history.
+async fn finality_reorg_outage(backend: &str) {
+    use holdfast_store::{AttemptResult, WebhookStore};
+    // safe = head − 2, finalized = head − 4.
+    let c = Chain::start_with(&["--slots-in-an-epoch", "2"]).await;
+    let deployment = deployment_file(&c, "webhooks-finality");
+    let db = TestDb::of(backend).await;
+    let hook = Switchable::start().await;
+    let target = format!("http://127.0.0.1:{}/hook", hook.port);
+    for finality in ["pending", "safe", "finalized"] {
+        holdfast(&[
+            "webhooks",
+            "add",
+            "--url",
+            &target,
+            "--allow-private-targets",
+            "--finality",
+            finality,
+            "--database-url",
+            &db.url,
+        ]);
+    }
+    let (pending, safe, finalized) = (1, 2, 3);
+    let port = free_port();
+    let run = Killed(
+        Command::new(env!("CARGO_BIN_EXE_holdfast"))
+            .args(["--log", "warn", "run", "--rpc-url", &c.anvil.endpoint(), "--database-url", &db.url])
+            .arg("--deployment")
+            .arg(&deployment)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--poll-ms", "100", "--allow-private-targets"])
+            .args(["--webhook-timeout-secs", "2"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_ready(&format!("http://127.0.0.1:{port}")).await;
+    let provider = &c.provider;
+    let mine = |n: u64| async move { provider.anvil_mine(Some(n), None).await.unwrap() };
+    let deliver_by = c.now().await + 86_400;
+
+    // Finality: the lock reaches `pending` at once, `safe` two blocks later, `finalized` four.
+    let one = B256::with_last_byte(1);
+    c.lock(1, one, c.addr(2), 1_000, Address::ZERO, deliver_by, 60).await;
+    wait_for(&hook.got, pending, ("order.updated", one, "held"), 20).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(seen(&hook.got, safe).is_empty(), "sent to `safe` before its block was safe");
+    mine(2).await;
+    wait_for(&hook.got, safe, ("order.updated", one, "held"), 20).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(seen(&hook.got, finalized).is_empty(), "sent to `finalized` before its block was finalized");
+    mine(2).await;
+    wait_for(&hook.got, finalized, ("order.updated", one, "held"), 20).await;
+
+    // A reorg reverts a release `pending` was sent: its retraction follows; the others never see either.
+    release(&c, 1, one).await;
+    wait_for(&hook.got, pending, ("order.updated", one, "released"), 20).await;
+    c.provider.anvil_reorg(ReorgOptions { depth: 1, tx_block_pairs: vec![] }).await.unwrap();
+    wait_for(&hook.got, pending, ("order.retracted", one, "held"), 20).await;
+    mine(6).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for sub in [safe, finalized] {
+        assert_eq!(
+            seen(&hook.got, sub),
+            [("order.updated".to_string(), one.to_string(), "held".to_string())],
+            "subscription {sub} was sent a change the reorg reverted"
+        );
+    }
+
+    // The receiver goes down; changes keep coming; it comes back; everything arrives, in order per order.
+    hook.set_up(false);
+    let two = B256::with_last_byte(2);
+    c.lock(1, two, c.addr(2), 2_000, Address::ZERO, deliver_by, 60).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.escrow()
+        .deliver(two, B256::with_last_byte(5))
+        .from(c.addr(2))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let down = Duration::from_secs(10 * crate::harness::drill_scale() as u64);
+    tokio::time::sleep(down).await;
+    hook.set_up(true);
+    wait_for(&hook.got, pending, ("order.updated", two, "delivered"), 90).await;
+    let of_two: Vec<String> = seen(&hook.got, pending)
+        .into_iter()
+        .filter(|(_, o, _)| *o == two.to_string())
+        .map(|(_, _, s)| s)
+        .collect();
+    assert_eq!(of_two, ["held", "delivered"], "order two's changes out of order or repeated");
+    // The attempt history shows the backoff: failures, growing gaps, then the delivery.
+    let store = db.store().await;
+    let first = store
+        .deliveries(pending, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.order_id == two && d.state.as_ref().is_some_and(|o| o.status.as_str() == "held"))
+        .unwrap();
+    let attempts = store.attempts(first.id).await.unwrap();
+    assert!(attempts.len() >= 2, "no failed attempt recorded during the outage: {attempts:?}");
+    let (failed, last) = attempts.split_at(attempts.len() - 1);
+    assert!(
+        failed.iter().all(|a| a.result == AttemptResult::Failed && a.status_code == Some(503)),
+        "{attempts:?}"
+    );
+    assert_eq!(last[0].result, AttemptResult::Delivered);
+    let gaps: Vec<i64> = attempts.windows(2).map(|w| w[1].attempted_at - w[0].attempted_at).collect();
+    assert!(gaps.iter().all(|g| *g >= 4_000), "retries came faster than the backoff allows: {gaps:?}");
+    drop(run);
+    db.cleanup(store).await;
+    let _ = std::fs::remove_file(deployment);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_follow_finality_reorgs_and_an_outage_sqlite() {
+    finality_reorg_outage("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_follow_finality_reorgs_and_an_outage_postgres() {
+    finality_reorg_outage("postgres").await;
+}
+
+/// Two `holdfast deliver` workers on one Postgres queue: every change is delivered exactly once (no double
+/// delivery in the normal case: claims are leased under `FOR UPDATE SKIP LOCKED`), in order per order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_one_postgres_queue() {
+    let c = Chain::start().await;
+    let deployment = deployment_file(&c, "webhooks-two");
+    let db = TestDb::postgres().await;
+    let (hook_port, got) = receiver().await;
+    let target = format!("http://127.0.0.1:{hook_port}/hook");
+    holdfast(&["webhooks", "add", "--url", &target, "--allow-private-targets", "--database-url", &db.url]);
+    let spawn = |args: &[&str]| {
+        Killed(
+            Command::new(env!("CARGO_BIN_EXE_holdfast"))
+                .args(["--log", "warn"])
+                .args(args)
+                .args(["--database-url", &db.url, "--deployment"])
+                .arg(&deployment)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let index = spawn(&["index", "--rpc-url", &c.anvil.endpoint(), "--poll-ms", "100"]);
+    let workers = [0, 1].map(|_| spawn(&["deliver", "--allow-private-targets", "--webhook-poll-ms", "10"]));
+    let deliver_by = c.now().await + 86_400;
+    let orders: Vec<B256> = (0..15u64).map(|i| B256::from(U256::from(500 + i))).collect();
+    for id in &orders {
+        c.lock(1, *id, c.addr(2), 1_000, Address::ZERO, deliver_by, 60).await;
+    }
+    for id in &orders {
+        c.escrow()
+            .deliver(*id, B256::with_last_byte(1))
+            .from(c.addr(2))
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+    }
+    for id in &orders {
+        wait_for(&got, 1, ("order.updated", *id, "delivered"), 30).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(workers);
+    drop(index);
+    let all = got.lock().unwrap().clone();
+    let ids: std::collections::HashSet<_> = all.iter().map(|(id, ..)| id.clone()).collect();
+    assert_eq!(ids.len(), all.len(), "a change was delivered twice by the two workers");
+    for id in &orders {
+        let statuses: Vec<String> =
+            seen(&got, 1).into_iter().filter(|(_, o, _)| *o == id.to_string()).map(|(_, _, s)| s).collect();
+        assert_eq!(statuses.last().map(String::as_str), Some("delivered"), "{id}: {statuses:?}");
+        assert!(statuses.len() <= 2 && statuses.first().is_some(), "{id}: {statuses:?}");
+    }
+    let store = db.store().await;
+    db.cleanup(store).await;
+    let _ = std::fs::remove_file(deployment);
 }
