@@ -275,6 +275,15 @@ pub(crate) fn metrics_builder() -> eyre::Result<metrics_exporter_prometheus::Pro
                 &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
             )
         })
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Prefix("holdfast_webhook_".into()),
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
+                    600.0, 3600.0,
+                ],
+            )
+        })
         .wrap_err("invalid metric buckets")
 }
 

@@ -238,6 +238,11 @@ async fn lifecycle(backend: &str) {
     // The attempt history is readable with the CLI.
     let history = holdfast(&["webhooks", "deliveries", "1", "--database-url", &db.url]);
     assert_eq!(history.matches("HTTP 204").count(), 6, "{history}");
+    // The worker's metrics are served with the API's.
+    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("holdfast_webhook_attempts_total{result=\"delivered\"} 6"), "{metrics}");
+    assert!(metrics.contains("# TYPE holdfast_webhook_delivery_lag_seconds histogram"), "{metrics}");
+    assert!(metrics.contains("holdfast_webhook_queue_depth 0"), "{metrics}");
     // `webhooks test` sends a signed test message at once, outside the queue.
     let tested = holdfast(&["webhooks", "test", "1", "--allow-private-targets", "--database-url", &db.url]);
     assert!(tested.contains("HTTP 204"), "{tested}");
