@@ -2,8 +2,9 @@
 //!
 //! One background task (the watcher) keeps a [`Snapshot`] of every chain's cursor and heights and of the
 //! newest change-log entry in a `tokio::sync::watch` channel. It re-reads them when the in-process indexer
-//! notifies a commit, revert or new heights, and otherwise every `poll_interval` (the standalone `serve`
-//! mode, where the indexer runs in another process). Long-polls, the change feed and the finality of every
+//! notifies a commit, revert or new heights, or when another process commits (Postgres `LISTEN`, the
+//! standalone `serve` mode), and otherwise every `poll_interval` (a safety net; the only wake-up of a
+//! standalone `serve` on SQLite). Long-polls, the change feed and the finality of every
 //! record read that snapshot: no request polls the database in a loop.
 
 use std::{
@@ -49,6 +50,7 @@ impl Snapshot {
 struct Pending {
     tx: watch::Sender<Snapshot>,
     notifications: Option<broadcast::Receiver<IndexNotification>>,
+    signals: Option<watch::Receiver<u64>>,
 }
 
 struct Feed {
@@ -202,7 +204,7 @@ impl AppState {
             tx_lookup: None,
             feed: Arc::new(Feed {
                 snapshot: rx,
-                pending: Mutex::new(Some(Pending { tx, notifications: None })),
+                pending: Mutex::new(Some(Pending { tx, notifications: None, signals: None })),
                 shutdown,
                 last_ok_ms: AtomicU64::new(0),
                 waits,
@@ -218,6 +220,15 @@ impl AppState {
     pub fn with_notifications(self, rx: broadcast::Receiver<IndexNotification>) -> Self {
         if let Some(p) = self.feed.pending.lock().expect("not poisoned").as_mut() {
             p.notifications = Some(rx);
+        }
+        self
+    }
+
+    /// Wake on another process's commits (`holdfast_store::Store::commit_signals`: Postgres `LISTEN`), as
+    /// a replica does; the `poll_interval` re-read stays as a safety net.
+    pub fn with_commit_signals(self, rx: watch::Receiver<u64>) -> Self {
+        if let Some(p) = self.feed.pending.lock().expect("not poisoned").as_mut() {
+            p.signals = Some(rx);
         }
         self
     }
@@ -279,7 +290,7 @@ impl AppState {
         let store = self.store.clone();
         let poll = self.config.poll_interval.max(Duration::from_millis(10));
         let feed = Arc::downgrade(&self.feed);
-        tokio::spawn(watch_loop(store, p.tx, p.notifications, poll, feed));
+        tokio::spawn(watch_loop(store, p.tx, p.notifications, p.signals, poll, feed));
     }
 
     /// A receiver of the snapshot, to wait for changes.
@@ -354,10 +365,19 @@ async fn next_notification(rx: &mut Option<broadcast::Receiver<IndexNotification
     }
 }
 
+/// The next commit signal (pending forever without signals, or once their sender is gone).
+async fn next_signal(rx: &mut Option<watch::Receiver<u64>>) {
+    let Some(r) = rx.as_mut() else { return std::future::pending().await };
+    if r.changed().await.is_err() {
+        *rx = None;
+    }
+}
+
 async fn watch_loop(
     store: Store,
     tx: watch::Sender<Snapshot>,
     mut notifications: Option<broadcast::Receiver<IndexNotification>>,
+    mut signals: Option<watch::Receiver<u64>>,
     poll: Duration,
     feed: std::sync::Weak<Feed>,
 ) {
@@ -390,6 +410,7 @@ async fn watch_loop(
         tokio::select! {
             _ = tx.closed() => return,
             _ = next_notification(&mut notifications) => {}
+            _ = next_signal(&mut signals) => {}
             _ = tokio::time::sleep(poll) => {}
         }
     }

@@ -33,7 +33,7 @@ mod webhook;
 
 pub use any::AnyTx;
 pub use error::{Error, Result};
-pub use postgres::{PgStore, PgTx};
+pub use postgres::{COMMIT_CHANNEL, PgStore, PgTx};
 pub use rows::EncodedOrder;
 pub use sqlite::{SqliteStore, SqliteTx};
 pub use webhook::{
@@ -377,6 +377,15 @@ impl Store {
         match self {
             Self::Sqlite(s) => s.close().await,
             Self::Postgres(s) => s.pool().close().await,
+        }
+    }
+
+    /// Wake-ups on other processes' commits (Postgres: [`PgStore::commit_signals`]); `None` on SQLite, where
+    /// readers poll (a file store has one host and no notification channel).
+    pub fn commit_signals(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(s) => Some(s.commit_signals()),
         }
     }
 

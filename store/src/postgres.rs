@@ -56,6 +56,52 @@ impl PgStore {
         Ok(Self { pool })
     }
 
+    /// A counter bumped whenever another process commits an indexing step or new heights (`LISTEN` on
+    /// [`COMMIT_CHANNEL`], on a connection of its own), and also after the listener (re)connects (a
+    /// notification may have been missed meanwhile). The listener task ends when every receiver is dropped.
+    /// Wake-ups, not data: a reader re-reads the store, and still polls now and then as a safety net.
+    pub fn commit_signals(&self) -> tokio::sync::watch::Receiver<u64> {
+        let (tx, rx) = tokio::sync::watch::channel(0u64);
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut failing = false;
+            while !tx.is_closed() {
+                let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        if !failing {
+                            tracing::warn!(error = %e, "cannot listen for commits; readers poll meanwhile");
+                            failing = true;
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                if let Err(e) = listener.listen(COMMIT_CHANNEL).await {
+                    tracing::warn!(error = %e, "cannot listen for commits; readers poll meanwhile");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                failing = false;
+                tx.send_modify(|n| *n += 1);
+                loop {
+                    tokio::select! {
+                        () = tx.closed() => return,
+                        r = listener.try_recv() => match r {
+                            // `None`: the connection was lost; the next call re-establishes it.
+                            Ok(_) => tx.send_modify(|n| *n += 1),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "lost the commit listener; reconnecting");
+                                break;
+                            }
+                        },
+                    }
+                }
+            }
+        });
+        rx
+    }
+
     /// The connection pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
@@ -88,10 +134,19 @@ impl Storage for PgStore {
 }
 
 impl WriteTx for PgTx {
-    async fn commit(self) -> Result<()> {
+    /// Commits, with a notification on [`COMMIT_CHANNEL`] that Postgres sends only if the commit succeeds.
+    async fn commit(mut self) -> Result<()> {
+        sqlx::query(NOTIFY_COMMIT).execute(&mut *self.0).await?;
         Ok(self.0.commit().await?)
     }
 }
+
+/// The channel every indexing commit and heights update notifies (`NOTIFY`, sent by Postgres at the commit):
+/// processes that do not run the indexer (`holdfast serve` replicas, `holdfast deliver` workers) wake on it
+/// through [`PgStore::commit_signals`] instead of polling.
+pub const COMMIT_CHANNEL: &str = "holdfast_commit";
+
+const NOTIFY_COMMIT: &str = "SELECT pg_notify('holdfast_commit', '')";
 
 impl EventWriter for PgTx {
     async fn insert_events(&mut self, events: &[&DecodedEvent]) -> Result<Vec<bool>> {
@@ -537,6 +592,7 @@ impl MetaWriter for PgStore {
     }
 
     async fn update_heights(&self, chain_id: u64, h: Heights) -> Result<()> {
+        let mut tx = self.begin().await?;
         sqlx::query(
             "UPDATE chain_meta SET head = $2, safe = $3, finalized = $4, updated_at = $5 WHERE chain_id = $1",
         )
@@ -545,9 +601,9 @@ impl MetaWriter for PgStore {
         .bind(i(h.safe))
         .bind(i(h.finalized))
         .bind(i(now()))
-        .execute(&self.pool)
+        .execute(&mut *tx.0)
         .await?;
-        Ok(())
+        tx.commit().await
     }
 
     async fn reset_chain(&self, chain_id: u64) -> Result<()> {

@@ -64,6 +64,7 @@ pub struct Worker {
     api: ApiConfig,
     cfg: WorkerConfig,
     client: reqwest::Client,
+    signals: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 /// The lease of a claimed delivery: longer than one attempt can take (the request timeout, then recording
@@ -76,7 +77,14 @@ impl Worker {
     /// A worker over `store`; `api` renders the order records (token symbols and decimals).
     pub fn new(store: Store, api: ApiConfig, cfg: WorkerConfig) -> crate::Result<Self> {
         let client = http_client(cfg.allow_private_targets, cfg.timeout)?;
-        Ok(Self { store, api, cfg, client })
+        Ok(Self { store, api, cfg, client, signals: None })
+    }
+
+    /// Also wake on another process's commits (`Store::commit_signals`: Postgres `LISTEN`), as `holdfast
+    /// deliver` does beside a separate indexer.
+    pub fn with_commit_signals(mut self, rx: tokio::sync::watch::Receiver<u64>) -> Self {
+        self.signals = Some(rx);
+        self
     }
 
     /// One pass: claim what is due, deliver it (concurrently), record every attempt. Returns how many were
@@ -203,7 +211,7 @@ impl Worker {
     /// Deliver until `shutdown`: a pass whenever the indexer commits (`wake`, in the same process), and every
     /// `poll_interval` regardless. Store faults are logged and retried; they never end the worker.
     pub async fn run(
-        self,
+        mut self,
         mut wake: Option<broadcast::Receiver<IndexNotification>>,
         shutdown: impl Future<Output = ()>,
     ) {
@@ -249,9 +257,20 @@ impl Worker {
                     None => std::future::pending().await,
                 }
             };
+            let signalled = async {
+                match self.signals.as_mut() {
+                    Some(rx) => {
+                        if rx.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = &mut shutdown => return,
                 () = woken => {}
+                () = signalled => {}
                 () = tokio::time::sleep(self.cfg.poll_interval) => {}
             }
         }

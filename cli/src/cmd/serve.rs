@@ -35,15 +35,24 @@ pub(crate) struct ServeArgs {
     /// transaction looks like one not mined yet).
     #[arg(long, env = "HOLDFAST_RPC_URL")]
     pub(crate) rpc_url: Option<url::Url>,
+    /// Milliseconds between re-reads of the indexing state. On Postgres the API also wakes on every commit
+    /// of the indexer (LISTEN/NOTIFY), so this is only a safety net there; on SQLite it is the only wake-up.
+    #[arg(long, env = "HOLDFAST_STORE_POLL_MS", default_value_t = 200)]
+    pub(crate) store_poll_ms: u64,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> eyre::Result<()> {
     let stop = Shutdown::install()?;
-    let cfg = args.api.config(&args.deployments)?;
+    let mut cfg = args.api.config(&args.deployments)?;
+    cfg.poll_interval = std::time::Duration::from_millis(args.store_poll_ms.max(10));
     let render = install_metrics()?;
     let url = args.db.url()?;
     let store = Store::connect(&url).await.wrap_err_with(|| format!("cannot open store {url}"))?;
+    let signals = store.commit_signals();
     let mut state = AppState::new(store, cfg.clone()).with_metrics(render);
+    if let Some(rx) = signals {
+        state = state.with_commit_signals(rx);
+    }
     if let Some(rpc) = args.rpc_url {
         let chain_id = match cfg.escrows.first() {
             Some(e) => e.chain_id,

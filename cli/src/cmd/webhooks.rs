@@ -221,7 +221,8 @@ pub(crate) struct DeliverArgs {
     deployments: DeploymentOpts,
     #[command(flatten)]
     delivery: DeliveryOpts,
-    /// Milliseconds between reads of the queue (this process is not woken by the indexer's commits).
+    /// Milliseconds between reads of the queue. On Postgres the worker also wakes on every commit of the
+    /// indexer (LISTEN/NOTIFY), so this is only a safety net there; on SQLite it is the only wake-up.
     #[arg(long, env = "HOLDFAST_WEBHOOK_POLL_MS", default_value_t = 200)]
     webhook_poll_ms: u64,
 }
@@ -238,7 +239,12 @@ pub(crate) async fn deliver(args: DeliverArgs) -> eyre::Result<()> {
     let store = Store::connect(&url).await.wrap_err_with(|| format!("cannot open store {url}"))?;
     let mut cfg = args.delivery.config()?;
     cfg.poll_interval = Duration::from_millis(args.webhook_poll_ms.max(1));
-    let worker = Worker::new(store, args.deployments.records_config()?, cfg)?;
+    let signals = store.commit_signals();
+    let mut worker = Worker::new(store, args.deployments.records_config()?, cfg)?;
+    if let Some(rx) = signals {
+        // Postgres: woken by the indexer's commits (LISTEN); the poll stays as a safety net.
+        worker = worker.with_commit_signals(rx);
+    }
     tracing::info!("delivering webhooks");
     worker.run(None, stop.requested()).await;
     Ok(())

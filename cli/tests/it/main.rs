@@ -11,6 +11,7 @@ mod help;
 mod order;
 mod outage;
 mod quickstart;
+mod replica;
 mod run;
 mod storage_faults;
 mod webhooks;

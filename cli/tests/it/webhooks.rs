@@ -576,8 +576,9 @@ async fn webhooks_follow_finality_reorgs_and_an_outage_postgres() {
     finality_reorg_outage("postgres").await;
 }
 
-/// Two `holdfast deliver` workers on one Postgres queue: every change is delivered exactly once (no double
-/// delivery in the normal case: claims are leased under `FOR UPDATE SKIP LOCKED`), in order per order.
+/// Two `holdfast deliver` workers on one Postgres queue, woken by the indexer's commits: every change is
+/// delivered exactly once (no double delivery in the normal case: claims are leased under `FOR UPDATE SKIP
+/// LOCKED`), in order per order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_one_postgres_queue() {
     let c = Chain::start().await;
@@ -599,7 +600,10 @@ async fn two_workers_share_one_postgres_queue() {
         )
     };
     let index = spawn(&["index", "--rpc-url", &c.anvil.endpoint(), "--poll-ms", "100"]);
-    let workers = [0, 1].map(|_| spawn(&["deliver", "--allow-private-targets", "--webhook-poll-ms", "10"]));
+    // Polling once a minute: they deliver within the test's seconds only because each commit wakes them
+    // (LISTEN/NOTIFY).
+    let workers =
+        [0, 1].map(|_| spawn(&["deliver", "--allow-private-targets", "--webhook-poll-ms", "60000"]));
     let deliver_by = c.now().await + 86_400;
     let orders: Vec<B256> = (0..15u64).map(|i| B256::from(U256::from(500 + i))).collect();
     for id in &orders {

@@ -1,5 +1,7 @@
 //! The webhook tables on Postgres: adding a subscription takes the change-log lock (so that its first owed
 //! change is exactly the first one committed after it), and workers claim with `FOR UPDATE SKIP LOCKED`.
+//! These transactions are sqlx's own, not [`PgTx`]: they send no commit notification (a worker would wake
+//! itself with every claim).
 
 use alloy::primitives::BlockNumber;
 use holdfast_primitives::{
@@ -8,7 +10,7 @@ use holdfast_primitives::{
 };
 
 use super::*;
-use crate::{PgStore, PgTx, Storage, WriteTx, now, rows::i};
+use crate::{PgStore, PgTx, now, rows::i};
 
 impl OutboxWriter for PgTx {
     async fn fanout_subscriptions(&mut self) -> Result<Vec<FanoutSubscription>> {
@@ -78,10 +80,10 @@ impl OutboxWriter for PgTx {
 
 impl WebhookStore for PgStore {
     async fn add_subscription(&self, s: &NewSubscription) -> Result<Subscription> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.pool().begin().await?;
         // The change-log lock (as `insert_changes` takes it): no indexing step is between appending its changes
         // and fanning them out, so `from_seq` splits the log exactly where the fan-out starts seeing it.
-        sqlx::query("LOCK TABLE changes IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx.0).await?;
+        sqlx::query("LOCK TABLE changes IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
         let f = &s.filter;
         let id: IdRow = sqlx::query_as(INSERT_SUBSCRIPTION)
             .bind(&s.url)
@@ -95,13 +97,13 @@ impl WebhookStore for PgStore {
             .bind(finality_name(s.finality))
             .bind(&s.secret)
             .bind(i(now()))
-            .fetch_one(&mut *tx.0)
+            .fetch_one(&mut *tx)
             .await?;
         let row: SubscriptionRow = sqlx::query_as(&format!(
             "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE id = $1"
         ))
         .bind(id.id)
-        .fetch_one(&mut *tx.0)
+        .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
         row.decode()
@@ -131,16 +133,16 @@ impl WebhookStore for PgStore {
         state: SubscriptionState,
         reason: Option<&str>,
     ) -> Result<bool> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query(SET_STATE)
             .bind(id)
             .bind(state.as_str())
             .bind(reason)
             .bind(i(now()))
-            .execute(&mut *tx.0)
+            .execute(&mut *tx)
             .await?;
         if state == SubscriptionState::Active {
-            sqlx::query(DUE_NOW).bind(id).bind(now_ms()).execute(&mut *tx.0).await?;
+            sqlx::query(DUE_NOW).bind(id).bind(now_ms()).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
@@ -171,14 +173,14 @@ impl WebhookStore for PgStore {
     }
 
     async fn claim_deliveries(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<Claim>> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let ids: Vec<IdRow> = sqlx::query_as(&format!(
             "UPDATE webhook_outbox SET lease_until = $1 + $3 WHERE id IN ({DUE} FOR UPDATE OF o SKIP LOCKED) RETURNING id"
         ))
         .bind(now)
         .bind(i64::from(limit))
         .bind(lease_ms)
-        .fetch_all(&mut *tx.0)
+        .fetch_all(&mut *tx)
         .await?;
         let mut deliveries = Vec::with_capacity(ids.len());
         let mut subs: Vec<SubscriptionRow> = Vec::new();
@@ -186,7 +188,7 @@ impl WebhookStore for PgStore {
             let d: DeliveryRow =
                 sqlx::query_as(&format!("SELECT {DELIVERY_COLUMNS} FROM webhook_outbox o WHERE o.id = $1"))
                     .bind(id.id)
-                    .fetch_one(&mut *tx.0)
+                    .fetch_one(&mut *tx)
                     .await?;
             if !subs.iter().any(|s| s.id == d.subscription_id) {
                 subs.push(
@@ -194,7 +196,7 @@ impl WebhookStore for PgStore {
                         "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE id = $1"
                     ))
                     .bind(d.subscription_id)
-                    .fetch_one(&mut *tx.0)
+                    .fetch_one(&mut *tx)
                     .await?,
                 );
             }
@@ -205,7 +207,7 @@ impl WebhookStore for PgStore {
     }
 
     async fn record_attempt(&self, a: &Attempt, payload: &str, after: &AfterAttempt) -> Result<()> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.pool().begin().await?;
         sqlx::query(INSERT_ATTEMPT)
             .bind(a.delivery_id)
             .bind(a.attempted_at)
@@ -214,7 +216,7 @@ impl WebhookStore for PgStore {
             .bind(a.result.as_str())
             .bind(a.error.as_deref())
             .bind(a.response.as_deref())
-            .execute(&mut *tx.0)
+            .execute(&mut *tx)
             .await?;
         let (status, next, delivered) = after_columns(a, after);
         sqlx::query(AFTER_ATTEMPT)
@@ -224,17 +226,17 @@ impl WebhookStore for PgStore {
             .bind(a.attempted_at)
             .bind(delivered)
             .bind(payload)
-            .execute(&mut *tx.0)
+            .execute(&mut *tx)
             .await?;
         if let AfterAttempt::Disable(reason) = after {
             sqlx::query(DISABLE_SUBSCRIPTION_OF)
                 .bind(a.delivery_id)
                 .bind(reason)
                 .bind(i(now()))
-                .execute(&mut *tx.0)
+                .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await
+        Ok(tx.commit().await?)
     }
 
     async fn deliveries(&self, id: i64, limit: u32) -> Result<Vec<Delivery>> {
