@@ -25,6 +25,20 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// This store handle is fenced with a writer lease that another process has taken over since: it must
+    /// not write (see `PgStore::try_acquire_writer`).
+    #[error(
+        "chain {chain_id}: this process no longer holds the writer lease (its epoch {epoch}, now {current:?}): \
+         another indexer took over; write refused"
+    )]
+    Fenced {
+        /// Chain id.
+        chain_id: u64,
+        /// This handle's epoch.
+        epoch: i64,
+        /// The recorded epoch (`None`: no lease recorded).
+        current: Option<i64>,
+    },
     /// The URL names no supported backend.
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),

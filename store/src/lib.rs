@@ -25,6 +25,7 @@ use holdfast_primitives::{
 
 mod any;
 mod error;
+mod lease;
 mod postgres;
 mod query;
 mod rows;
@@ -33,6 +34,7 @@ mod webhook;
 
 pub use any::AnyTx;
 pub use error::{Error, Result};
+pub use lease::{LeaseRecord, WriterLease};
 pub use postgres::{COMMIT_CHANNEL, PgStore, PgTx};
 pub use rows::EncodedOrder;
 pub use sqlite::{SqliteStore, SqliteTx};

@@ -45,6 +45,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The writer lease this handle's indexing transactions are fenced with: (chain id, epoch).
+    pub(crate) fence: std::sync::Arc<std::sync::Mutex<Option<(u64, i64)>>>,
 }
 
 impl PgStore {
@@ -53,7 +55,7 @@ impl PgStore {
         let pool =
             PgPoolOptions::new().max_connections(16).acquire_timeout(CONNECT_TIMEOUT).connect(url).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, fence: Default::default() })
     }
 
     /// A counter bumped whenever another process commits an indexing step or new heights (`LISTEN` on
@@ -129,7 +131,9 @@ pub struct PgTx(pub(crate) sqlx::Transaction<'static, Postgres>);
 impl Storage for PgStore {
     type Tx = PgTx;
     async fn begin(&self) -> Result<PgTx> {
-        Ok(PgTx(self.pool.begin().await?))
+        let mut tx = self.pool.begin().await?;
+        self.check_fence(&mut tx).await?;
+        Ok(PgTx(tx))
     }
 }
 

@@ -35,6 +35,11 @@ pub(crate) struct IndexArgs {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100).
     #[arg(long, env = "HOLDFAST_METRICS_ADDR")]
     pub(crate) metrics_addr: Option<SocketAddr>,
+    /// Postgres: seconds after which a writer that stopped answering (paused, partitioned) loses the
+    /// chain's writer lock to a standby. Any number of `holdfast index` may run against one Postgres: one
+    /// writes each chain, the others stand by and take over.
+    #[arg(long, env = "HOLDFAST_WRITER_LIVENESS_SECS", default_value_t = 5)]
+    pub(crate) writer_liveness_secs: u64,
 }
 
 pub(crate) async fn run(args: IndexArgs) -> eyre::Result<()> {
@@ -49,6 +54,82 @@ pub(crate) async fn run(args: IndexArgs) -> eyre::Result<()> {
     let url = args.db.url()?;
     let store = Store::connect(&url).await.wrap_err_with(|| format!("cannot open store {url}"))?;
     tracing::info!(rpc = %cfg.rpc_url, store = store.backend(), escrows = cfg.deployments.len(), "indexing");
+    let Store::Postgres(pg) = &store else {
+        return index_once(cfg, store, shutdown).await;
+    };
+    // Postgres: one writer per chain. Stand by until this process holds the chain's writer lock, write
+    // while it does, and stand by again when another process took over (fenced).
+    let chain_id = cfg.chain_id()?;
+    let holder = format!(
+        "pid={} host={}",
+        std::process::id(),
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim()
+    );
+    let liveness = std::time::Duration::from_secs(args.writer_liveness_secs.max(1));
+    let mut standing_by = false;
+    loop {
+        let mut lease = match pg.try_acquire_writer(chain_id, &holder, liveness).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => {
+                if !standing_by {
+                    let current = pg.writer_lease(chain_id).await.ok().flatten();
+                    tracing::info!(
+                        chain_id,
+                        writer = current.as_ref().map(|l| l.holder.as_str()).unwrap_or("?"),
+                        "standby: another process writes this chain; taking over when it stops"
+                    );
+                    metrics::gauge!("holdfast_writer_role", "role" => "standby").set(1.0);
+                    metrics::gauge!("holdfast_writer_role", "role" => "writer").set(0.0);
+                    standing_by = true;
+                }
+                tokio::select! {
+                    () = shutdown.clone().requested() => return Ok(()),
+                    () = tokio::time::sleep(std::time::Duration::from_millis(250)) => continue,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach the writer lock; retrying");
+                tokio::select! {
+                    () = shutdown.clone().requested() => return Ok(()),
+                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        standing_by = false;
+        tracing::info!(chain_id, epoch = lease.epoch, "writer of this chain");
+        metrics::gauge!("holdfast_writer_role", "role" => "writer").set(1.0);
+        metrics::gauge!("holdfast_writer_role", "role" => "standby").set(0.0);
+        metrics::gauge!("holdfast_writer_epoch").set(lease.epoch as f64);
+        let indexer = match Indexer::new(cfg.clone(), store.clone()).await {
+            Ok(i) => i,
+            Err(e) if is_fenced(&e) => {
+                tracing::warn!(error = %e, "fenced before starting; standing by");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        tokio::select! {
+            r = indexer.run(shutdown.clone().requested()) => match r {
+                Ok(()) => return Ok(()),
+                Err(e) if is_fenced(&e) => tracing::warn!(error = %e, "fenced: another process took over; standing by"),
+                Err(e) => return Err(e.into()),
+            },
+            () = lease.lost() => tracing::warn!(chain_id, "lost the writer lock; standing by"),
+        }
+    }
+}
+
+/// Whether indexing stopped because this process's writer lease was taken over.
+fn is_fenced(e: &holdfast_indexer::Error) -> bool {
+    matches!(e, holdfast_indexer::Error::Store(holdfast_store::Error::Fenced { .. }))
+}
+
+/// Index without a writer lock (SQLite: one process owns the file).
+async fn index_once(
+    cfg: holdfast_indexer::IndexerConfig,
+    store: Store,
+    shutdown: crate::opts::Shutdown,
+) -> eyre::Result<()> {
     let indexer = Indexer::new(cfg, store).await?;
     let bar = std::io::IsTerminal::is_terminal(&std::io::stderr())
         .then(|| tokio::spawn(draw_progress(indexer.progress())));

@@ -7,6 +7,7 @@ mod harness;
 mod common;
 mod crash;
 mod dev;
+mod failover;
 mod help;
 mod order;
 mod outage;

@@ -2,6 +2,7 @@
 #![allow(missing_docs, unreachable_pub, clippy::too_many_arguments)]
 
 mod faults;
+mod fencing;
 mod generator;
 mod harness;
 mod lifecycle;
