@@ -151,6 +151,64 @@ async fn index(
     health: watch::Sender<IndexerHealth>,
     floor: watch::Receiver<Option<i64>>,
 ) -> holdfast_indexer::Result<()> {
+    let started =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let Store::Postgres(pg) = &store else {
+        return index_as_writer(cfg, store, notify, health, floor, None).await;
+    };
+    // Postgres: index only while this process holds the chain's writer lock (see `holdfast index`); until
+    // then, or after another process took over, the API serves what the writer commits, not ready.
+    let chain_id = cfg.chain_id()?;
+    let holder = format!("pid={} (holdfast run)", std::process::id());
+    let liveness = std::time::Duration::from_secs(5);
+    let mut retries = 0;
+    loop {
+        let lease = match pg.try_acquire_writer(chain_id, &holder, liveness).await {
+            Ok(Some(lease)) => lease,
+            found => {
+                retries += 1;
+                let fault = match found {
+                    Err(e) => format!("cannot take the writer lock: {e}"),
+                    _ => format!("standby: another process writes chain {chain_id}"),
+                };
+                if retries == 1 {
+                    tracing::info!(chain_id, "{fault}; retrying");
+                }
+                health.send_replace(IndexerHealth::Faulted { fault, since: started, retries });
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        retries = 0;
+        tracing::info!(chain_id, epoch = lease.epoch, "writer of this chain");
+        match index_as_writer(
+            cfg.clone(),
+            store.clone(),
+            notify.clone(),
+            health.clone(),
+            floor.clone(),
+            Some(lease),
+        )
+        .await
+        {
+            Err(holdfast_indexer::Error::Store(e @ holdfast_store::Error::Fenced { .. })) => {
+                tracing::warn!(error = %e, "fenced: another process took over; standing by");
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Connect to the node (retrying while it is unreachable), then index until stopped, or until `lease` (the
+/// writer lock on Postgres) is lost, which is reported as the fenced error it would meet at its next commit.
+async fn index_as_writer(
+    cfg: IndexerConfig,
+    store: Store,
+    notify: broadcast::Sender<holdfast_primitives::IndexNotification>,
+    health: watch::Sender<IndexerHealth>,
+    floor: watch::Receiver<Option<i64>>,
+    lease: Option<holdfast_store::WriterLease>,
+) -> holdfast_indexer::Result<()> {
     let mut backoff = holdfast_indexer::sync::fault_backoff();
     let started =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -174,5 +232,12 @@ async fn index(
     };
     // Retention never compacts what the API's open streams have not been sent.
     let indexer = indexer.with_notify(notify).with_health(health).with_change_floor(floor);
-    indexer.run(std::future::pending()).await
+    let Some(mut lease) = lease else { return indexer.run(std::future::pending()).await };
+    let (chain_id, epoch) = (lease.chain_id, lease.epoch);
+    tokio::select! {
+        r = indexer.run(std::future::pending()) => r,
+        () = lease.lost() => {
+            Err(holdfast_store::Error::Fenced { chain_id, epoch, current: None }.into())
+        }
+    }
 }

@@ -181,3 +181,52 @@ async fn a_paused_writer_is_taken_over_and_stops_writing_when_it_resumes() {
     db.cleanup(store).await;
     let _ = std::fs::remove_file(deployment);
 }
+
+/// Two `holdfast run` on one Postgres: the second serves but does not write (not ready, "standby"), and
+/// takes over, ready, when the first is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_stands_by_and_takes_over() {
+    use serde_json::Value;
+
+    use crate::common::{free_port, spawn_run, wait_ready};
+    let c = Chain::start().await;
+    let deployment = deployment_file(&c, "run-standby");
+    let db = TestDb::postgres().await;
+    let (pa, pb) = (free_port(), free_port());
+    let a = spawn_run(&c, &deployment, &db.url, pa, 5);
+    wait_ready(&format!("http://127.0.0.1:{pa}")).await;
+    let deliver_by = c.now().await + 86_400;
+    c.lock(1, B256::with_last_byte(1), c.addr(2), 10, Address::ZERO, deliver_by, 60).await;
+    let b = spawn_run(&c, &deployment, &db.url, pb, 5);
+    let base_b = format!("http://127.0.0.1:{pb}");
+    wait_ready(&base_b).await;
+    let readiness = || async {
+        let r = reqwest::get(format!("{base_b}/readyz")).await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = readiness().await;
+        if status == 503 && body.to_string().contains("standby") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the second run is not a standby: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(a); // SIGKILL
+    let id = B256::with_last_byte(2);
+    c.lock(1, id, c.addr(2), 20, Address::ZERO, deliver_by, 60).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let order = reqwest::get(format!("{base_b}/v1/orders/{id}")).await.unwrap();
+        if order.status() == 200 && readiness().await.0 == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the standby run did not take over: {:?}", readiness().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(b);
+    let store = db.store().await;
+    db.cleanup(store).await;
+    let _ = std::fs::remove_file(deployment);
+}
