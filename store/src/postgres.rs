@@ -80,8 +80,12 @@ impl PgStore {
                     }
                 };
                 if let Err(e) = listener.listen(COMMIT_CHANNEL).await {
-                    tracing::warn!(error = %e, "cannot listen for commits; readers poll meanwhile");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    // E.g. a read replica (no LISTEN during recovery): readers poll.
+                    if !failing {
+                        tracing::warn!(error = %e, "cannot listen for commits; readers poll meanwhile");
+                        failing = true;
+                    }
+                    tokio::time::sleep(Duration::from_secs(5)).await;
                     continue;
                 }
                 failing = false;
