@@ -25,29 +25,10 @@ use crate::{
 /// What the receiver got: (webhook-id, webhook-timestamp, webhook-signature, body).
 type Received = Arc<Mutex<Vec<(String, String, String, String)>>>;
 
+/// A receiver that keeps every delivery (always up).
 async fn receiver() -> (u16, Received) {
-    let got: Received = Arc::default();
-    let app = Router::new().route(
-        "/hook",
-        post({
-            let got = got.clone();
-            move |headers: HeaderMap, body: Bytes| async move {
-                let h =
-                    |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-                got.lock().unwrap().push((
-                    h("webhook-id"),
-                    h("webhook-timestamp"),
-                    h("webhook-signature"),
-                    String::from_utf8_lossy(&body).into_owned(),
-                ));
-                axum::http::StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (port, got)
+    let r = Switchable::start().await;
+    (r.port, r.got)
 }
 
 fn holdfast(args: &[&str]) -> String {
