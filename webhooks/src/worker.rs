@@ -38,7 +38,7 @@ pub struct WorkerConfig {
     pub horizon: Duration,
     /// Requests in flight at once (across orders and endpoints; one order's deliveries go out in order).
     pub concurrency: usize,
-    /// Deliveries claimed per pass.
+    /// Deliveries claimed per pass (at most `concurrency`: see `Worker::claim_limit`).
     pub batch: u32,
     /// How often the queue is read without a wake-up (the safety net; in `holdfast run` commits wake it).
     pub poll_interval: Duration,
@@ -91,7 +91,7 @@ impl Worker {
     /// attempted.
     pub async fn deliver_due(&self) -> holdfast_store::Result<usize> {
         let lease_ms = lease(&self.cfg).as_millis() as i64;
-        let claims = self.store.claim_deliveries(now_ms(), lease_ms, self.cfg.batch).await?;
+        let claims = self.store.claim_deliveries(now_ms(), lease_ms, self.claim_limit()).await?;
         if claims.is_empty() {
             return Ok(0);
         }
@@ -106,6 +106,13 @@ impl Worker {
         // A failed record leaves the lease to expire: the delivery is sent again (same id), never lost.
         results.into_iter().collect::<holdfast_store::Result<Vec<()>>>()?;
         Ok(n)
+    }
+
+    /// Deliveries claimed per pass: no more than can be in flight at once, so that every claimed delivery
+    /// is attempted as soon as it is claimed and its lease (which covers one attempt) cannot run out while it
+    /// waits its turn (another worker would then send it too).
+    fn claim_limit(&self) -> u32 {
+        self.cfg.batch.min(u32::try_from(self.cfg.concurrency.max(1)).unwrap_or(u32::MAX))
     }
 
     async fn deliver(&self, c: Claim, heights: &HashMap<u64, Heights>) -> holdfast_store::Result<()> {
@@ -225,7 +232,7 @@ impl Worker {
                     if let Some(since) = fault_since.take() {
                         tracing::info!(after_s = since.elapsed().as_secs(), "webhook queue reachable again");
                     }
-                    full = n >= self.cfg.batch as usize;
+                    full = n >= self.claim_limit() as usize;
                 }
                 Err(e) => {
                     if fault_since.is_none() {
