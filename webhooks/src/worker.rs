@@ -19,10 +19,10 @@ use holdfast_api::{
 };
 use holdfast_primitives::{ChangeKind, Heights, IndexNotification};
 use holdfast_store::{
-    AfterAttempt, Attempt as AttemptRow, AttemptResult, Claim, Delivery, FeedReader, Store, WebhookStore,
-    now_ms,
+    AfterAttempt, Attempt as AttemptRow, AttemptRecord, AttemptResult, Claim, Delivery, FeedReader, Store,
+    WebhookStore, now_ms,
 };
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use url::Url;
 
 use crate::{Outcome, Signer, backoff::retry_delay, client::post, http_client};
@@ -81,6 +81,10 @@ impl Worker {
 
     /// One pass: claim what is due, deliver it (concurrently), record every attempt. Returns how many were
     /// attempted.
+    ///
+    /// Attempts are recorded as they finish, several to a transaction: whatever finished while the previous
+    /// record was being written goes into the next one (one commit for many attempts under load, at once for
+    /// a lone delivery).
     pub async fn deliver_due(&self) -> holdfast_store::Result<usize> {
         let lease_ms = lease(&self.cfg).as_millis() as i64;
         let claims = self.store.claim_deliveries(now_ms(), lease_ms, self.cfg.batch).await?;
@@ -90,17 +94,39 @@ impl Worker {
         let heights: HashMap<u64, Heights> =
             self.store.chain_metas().await?.into_iter().map(|m| (m.chain_id, m.heights)).collect();
         let n = claims.len();
-        let results: Vec<_> = futures::stream::iter(claims)
-            .map(|c| self.deliver(c, &heights))
-            .buffer_unordered(self.cfg.concurrency.max(1))
-            .collect()
-            .await;
-        // A failed record leaves the lease to expire: the delivery is sent again (same id), never lost.
-        results.into_iter().collect::<holdfast_store::Result<Vec<()>>>()?;
-        Ok(n)
+        let (done_tx, mut done) = mpsc::unbounded_channel::<AttemptRecord>();
+        let send = {
+            let heights = &heights;
+            async move {
+                let mut attempts = futures::stream::iter(claims)
+                    .map(|c| self.attempt(c, heights))
+                    .buffer_unordered(self.cfg.concurrency.max(1));
+                while let Some(r) = attempts.next().await {
+                    let _ = done_tx.send(r);
+                }
+            }
+        };
+        let record = async {
+            let mut failed = None;
+            let mut records = Vec::new();
+            while done.recv_many(&mut records, n).await > 0 {
+                // A failed record leaves the lease to expire: the delivery is sent again (same id), never lost.
+                if let Err(e) = self.store.record_attempts(&records).await {
+                    failed.get_or_insert(e);
+                }
+                records.clear();
+            }
+            failed
+        };
+        let ((), failed) = tokio::join!(send, record);
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
     }
 
-    async fn deliver(&self, c: Claim, heights: &HashMap<u64, Heights>) -> holdfast_store::Result<()> {
+    /// Sign and post one claimed delivery; the attempt to record.
+    async fn attempt(&self, c: Claim, heights: &HashMap<u64, Heights>) -> AttemptRecord {
         let d = &c.delivery;
         let body = match &d.payload {
             Some(p) => p.clone(),
@@ -178,7 +204,7 @@ impl Worker {
             }
             AfterAttempt::RetryAt(_) => {}
         }
-        self.store.record_attempt(&attempt, &body, &after).await
+        AttemptRecord { attempt, payload: body, after }
     }
 
     /// After a failed attempt: the next try, unless the delivery has been failing past the horizon.

@@ -203,33 +203,17 @@ impl WebhookStore for SqliteStore {
 
     async fn record_attempt(&self, a: &Attempt, payload: &str, after: &AfterAttempt) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query(INSERT_ATTEMPT)
-            .bind(a.delivery_id)
-            .bind(a.attempted_at)
-            .bind(i(a.latency_ms))
-            .bind(a.status_code.map(i64::from))
-            .bind(a.result.as_str())
-            .bind(a.error.as_deref())
-            .bind(a.response.as_deref())
-            .execute(&mut *tx.conn)
-            .await?;
-        let (status, next, delivered) = after_columns(a, after);
-        sqlx::query(AFTER_ATTEMPT)
-            .bind(a.delivery_id)
-            .bind(status)
-            .bind(next)
-            .bind(a.attempted_at)
-            .bind(delivered)
-            .bind(payload)
-            .execute(&mut *tx.conn)
-            .await?;
-        if let AfterAttempt::Disable(reason) = after {
-            sqlx::query(DISABLE_SUBSCRIPTION_OF)
-                .bind(a.delivery_id)
-                .bind(reason)
-                .bind(i(now()))
-                .execute(&mut *tx.conn)
-                .await?;
+        write_attempt(&mut tx, a, payload, after).await?;
+        tx.commit().await
+    }
+
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for r in records {
+            write_attempt(&mut tx, &r.attempt, &r.payload, &r.after).await?;
         }
         tx.commit().await
     }
@@ -260,4 +244,37 @@ impl WebhookStore for SqliteStore {
         let r: StatsRow = sqlx::query_as(QUEUE_STATS).fetch_one(self.pool()).await?;
         Ok(QueueStats { pending: u(r.pending), oldest_created_at: r.oldest })
     }
+}
+
+/// The statements of one attempt's record, in `tx`.
+async fn write_attempt(tx: &mut SqliteTx, a: &Attempt, payload: &str, after: &AfterAttempt) -> Result<()> {
+    sqlx::query(INSERT_ATTEMPT)
+        .bind(a.delivery_id)
+        .bind(a.attempted_at)
+        .bind(i(a.latency_ms))
+        .bind(a.status_code.map(i64::from))
+        .bind(a.result.as_str())
+        .bind(a.error.as_deref())
+        .bind(a.response.as_deref())
+        .execute(&mut *tx.conn)
+        .await?;
+    let (status, next, delivered) = after_columns(a, after);
+    sqlx::query(AFTER_ATTEMPT)
+        .bind(a.delivery_id)
+        .bind(status)
+        .bind(next)
+        .bind(a.attempted_at)
+        .bind(delivered)
+        .bind(payload)
+        .execute(&mut *tx.conn)
+        .await?;
+    if let AfterAttempt::Disable(reason) = after {
+        sqlx::query(DISABLE_SUBSCRIPTION_OF)
+            .bind(a.delivery_id)
+            .bind(reason)
+            .bind(i(now()))
+            .execute(&mut *tx.conn)
+            .await?;
+    }
+    Ok(())
 }
