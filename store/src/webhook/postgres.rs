@@ -180,26 +180,27 @@ impl WebhookStore for PgStore {
         .bind(lease_ms)
         .fetch_all(&mut *tx.0)
         .await?;
-        let mut deliveries = Vec::with_capacity(ids.len());
-        let mut subs: Vec<SubscriptionRow> = Vec::new();
-        for id in ids {
-            let d: DeliveryRow =
-                sqlx::query_as(&format!("SELECT {DELIVERY_COLUMNS} FROM webhook_outbox o WHERE o.id = $1"))
-                    .bind(id.id)
-                    .fetch_one(&mut *tx.0)
-                    .await?;
-            if !subs.iter().any(|s| s.id == d.subscription_id) {
-                subs.push(
-                    sqlx::query_as(&format!(
-                        "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE id = $1"
-                    ))
-                    .bind(d.subscription_id)
-                    .fetch_one(&mut *tx.0)
-                    .await?,
-                );
-            }
-            deliveries.push(d);
+        if ids.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
         }
+        // The claimed rows and their subscriptions, one query each (ids bound as one value).
+        let ids: Vec<i64> = ids.into_iter().map(|r| r.id).collect();
+        let deliveries: Vec<DeliveryRow> = sqlx::query_as(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_outbox o WHERE o.id = ANY($1) ORDER BY o.next_attempt_at, o.id"
+        ))
+        .bind(&ids)
+        .fetch_all(&mut *tx.0)
+        .await?;
+        let mut sub_ids: Vec<i64> = deliveries.iter().map(|d| d.subscription_id).collect();
+        sub_ids.sort_unstable();
+        sub_ids.dedup();
+        let subs: Vec<SubscriptionRow> = sqlx::query_as(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE id = ANY($1)"
+        ))
+        .bind(&sub_ids)
+        .fetch_all(&mut *tx.0)
+        .await?;
         tx.commit().await?;
         claims(deliveries, subs)
     }
