@@ -216,8 +216,47 @@ impl WebhookStore for PgStore {
             return Ok(());
         }
         let mut tx = self.begin().await?;
+        let mut ids: Vec<i64> = records.iter().map(|r| r.attempt.delivery_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() < records.len() {
+            // Two attempts of one delivery: one at a time, in order (a multi-row update applies one of them).
+            for r in records {
+                write_attempt(&mut tx, &r.attempt, &r.payload, &r.after).await?;
+            }
+            return tx.commit().await;
+        }
+        // Two statements for the lot (arrays bound as single values), as `write_attempt` does row by row.
+        let attempts = records.iter().map(|r| &r.attempt);
+        sqlx::query(INSERT_ATTEMPTS)
+            .bind(attempts.clone().map(|a| a.delivery_id).collect::<Vec<_>>())
+            .bind(attempts.clone().map(|a| a.attempted_at).collect::<Vec<_>>())
+            .bind(attempts.clone().map(|a| i(a.latency_ms)).collect::<Vec<_>>())
+            .bind(attempts.clone().map(|a| a.status_code.map(i64::from)).collect::<Vec<_>>())
+            .bind(attempts.clone().map(|a| a.result.as_str()).collect::<Vec<_>>())
+            .bind(attempts.clone().map(|a| a.error.as_deref()).collect::<Vec<_>>())
+            .bind(attempts.map(|a| a.response.as_deref()).collect::<Vec<_>>())
+            .execute(&mut *tx.0)
+            .await?;
+        let cols: Vec<_> = records.iter().map(|r| after_columns(&r.attempt, &r.after)).collect();
+        sqlx::query(AFTER_ATTEMPTS)
+            .bind(records.iter().map(|r| r.attempt.delivery_id).collect::<Vec<_>>())
+            .bind(cols.iter().map(|c| c.0).collect::<Vec<_>>())
+            .bind(cols.iter().map(|c| c.1).collect::<Vec<_>>())
+            .bind(records.iter().map(|r| r.attempt.attempted_at).collect::<Vec<_>>())
+            .bind(cols.iter().map(|c| c.2).collect::<Vec<_>>())
+            .bind(records.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
+            .execute(&mut *tx.0)
+            .await?;
         for r in records {
-            write_attempt(&mut tx, &r.attempt, &r.payload, &r.after).await?;
+            if let AfterAttempt::Disable(reason) = &r.after {
+                sqlx::query(DISABLE_SUBSCRIPTION_OF)
+                    .bind(r.attempt.delivery_id)
+                    .bind(reason)
+                    .bind(i(now()))
+                    .execute(&mut *tx.0)
+                    .await?;
+            }
         }
         tx.commit().await
     }
@@ -249,6 +288,18 @@ impl WebhookStore for PgStore {
         Ok(QueueStats { pending: u(r.pending), oldest_created_at: r.oldest })
     }
 }
+
+/// [`INSERT_ATTEMPT`] for many rows: `$1`…`$7` arrays of its columns.
+const INSERT_ATTEMPTS: &str = "INSERT INTO webhook_attempts (outbox_id, attempted_at, latency_ms, status_code, \
+     result, error, response) SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], \
+     $5::text[], $6::text[], $7::text[])";
+
+/// [`AFTER_ATTEMPT`] for many distinct rows: `$1`…`$6` arrays of its parameters.
+const AFTER_ATTEMPTS: &str = "UPDATE webhook_outbox o SET status = v.status, attempts = o.attempts + 1, \
+     next_attempt_at = v.next, lease_until = 0, first_attempt_at = COALESCE(o.first_attempt_at, v.attempted_at), \
+     delivered_at = v.delivered, payload = COALESCE(o.payload, v.payload) \
+     FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[]) \
+     AS v (id, status, next, attempted_at, delivered, payload) WHERE o.id = v.id";
 
 /// The statements of one attempt's record, in `tx`.
 async fn write_attempt(tx: &mut PgTx, a: &Attempt, payload: &str, after: &AfterAttempt) -> Result<()> {
