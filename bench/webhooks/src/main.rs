@@ -135,6 +135,36 @@ impl Drop for Proc {
     }
 }
 
+/// CPU seconds (user + system) used so far by every process whose command name is `name` (e.g. the
+/// Postgres server's backends), from /proc.
+fn cpu_secs_of(name: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0.0 };
+    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let (head, rest) = stat.rsplit_once(')')?;
+            (head.split_once('(')?.1 == name).then(|| {
+                let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+                if f.len() < 13 { 0.0 } else { (f[11] + f[12]) / 100.0 }
+            })
+        })
+        .sum()
+}
+
+/// Busy CPU seconds of the whole machine so far (all cores; /proc/stat, 100 ticks a second).
+fn machine_busy_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
+    f.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, v)| v).sum::<f64>() / 100.0
+}
+
 fn free_port() -> eyre::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -280,6 +310,8 @@ struct Throughput {
     received: usize,
     unique: usize,
     cpu_secs: f64,
+    postgres_cpu_secs: f64,
+    machine_busy_secs: f64,
 }
 
 /// Sustained deliveries: queue everything behind a paused subscription, resume it with `holdfast deliver`
@@ -318,7 +350,7 @@ async fn throughput(c: &Chain, backend: &str, deployment: &Path, payee: Address)
     )?;
     // Let it start (its passes find nothing due while the subscription is paused).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let cpu0 = deliver.cpu_secs();
+    let (cpu0, pg0, busy0) = (deliver.cpu_secs(), cpu_secs_of("postgres"), machine_busy_secs());
     let started = Instant::now();
     eyre::ensure!(store.set_subscription_state(sub, SubscriptionState::Active, None).await?);
     loop {
@@ -333,6 +365,8 @@ async fn throughput(c: &Chain, backend: &str, deployment: &Path, payee: Address)
     }
     let secs = started.elapsed().as_secs_f64();
     let cpu_secs = deliver.cpu_secs() - cpu0;
+    let postgres_cpu_secs = cpu_secs_of("postgres") - pg0;
+    let machine_busy_secs = machine_busy_secs() - busy0;
     drop(deliver);
     let mut ids = HashSet::new();
     let mut received = 0;
@@ -346,7 +380,16 @@ async fn throughput(c: &Chain, backend: &str, deployment: &Path, payee: Address)
         ids.len()
     );
     db.cleanup(store).await;
-    Ok(Throughput { queued, index_secs, secs, received, unique: ids.len(), cpu_secs })
+    Ok(Throughput {
+        queued,
+        index_secs,
+        secs,
+        received,
+        unique: ids.len(),
+        cpu_secs,
+        postgres_cpu_secs,
+        machine_busy_secs,
+    })
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -414,20 +457,21 @@ async fn main() -> eyre::Result<()> {
     }
     println!("\nsustained: `holdfast deliver` draining a resumed subscription's backlog:\n");
     println!(
-        "| store | queued | indexed by `holdfast index` in | drained in | deliveries/s | received (distinct) | deliver CPU | cores busy |"
+        "| store | queued | indexed by `holdfast index` in | drained in | deliveries/s | received (distinct) | CPU, cores: deliver / postgres / machine |"
     );
-    println!("|---|--:|--:|--:|--:|--:|--:|--:|");
+    println!("|---|--:|--:|--:|--:|--:|--:|");
     for (backend, t) in &tput {
         println!(
-            "| {backend} | {} | {:.1} s | {:.2} s | {:.0} | {} ({}) | {:.1} s | {:.2} |",
+            "| {backend} | {} | {:.1} s | {:.2} s | {:.0} | {} ({}) | {:.2} / {:.2} / {:.2} |",
             t.queued,
             t.index_secs,
             t.secs,
             t.queued as f64 / t.secs,
             t.received,
             t.unique,
-            t.cpu_secs,
-            t.cpu_secs / t.secs
+            t.cpu_secs / t.secs,
+            t.postgres_cpu_secs / t.secs,
+            t.machine_busy_secs / t.secs
         );
     }
     Ok(())
