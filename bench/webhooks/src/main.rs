@@ -15,7 +15,7 @@
 //! [SAMPLES] [CHANGES]` (defaults 200 and 30000; `CARGO_TARGET_DIR` is honoured for the `holdfast` binary).
 //! `HOLDFAST_BIN=PATH` runs another `holdfast` binary. `HOLDFAST_BENCH_PERF=DIR` runs `holdfast deliver` under `perf record` (`DIR/deliver-BACKEND.perf`; its
 //! CPU figure is then perf's).
-#![allow(missing_docs, unreachable_pub)]
+#![allow(missing_docs, unreachable_pub, clippy::too_many_arguments)]
 
 // The indexer tests' harness, shared: the benches use part of it.
 #[allow(dead_code)]
