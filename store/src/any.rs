@@ -13,10 +13,10 @@ use holdfast_primitives::{
 use holdfast_primitives::webhook::{Announced, FanoutChange, FanoutSubscription};
 
 use crate::{
-    AfterAttempt, Attempt, ChainReader, ChangeWriter, Claim, CursorWriter, Delivery, EncodedOrder,
-    EventWriter, FeedReader, LedgerWriter, MetaWriter, NewSubscription, OrderFilter, OrderReader,
-    OrderWriter, OutboxWriter, PgTx, QueueStats, Result, ScanPosition, SqliteTx, Storage, Store, StoredEvent,
-    Subscription, SubscriptionState, WebhookStore, WriteTx,
+    AfterAttempt, Attempt, AttemptRecord, ChainReader, ChangeWriter, Claim, CursorWriter, Delivery,
+    EncodedOrder, EventWriter, FeedReader, LedgerWriter, MetaWriter, NewSubscription, OrderFilter,
+    OrderReader, OrderWriter, OutboxWriter, PgTx, QueueStats, Result, ScanPosition, SqliteTx, Storage, Store,
+    StoredEvent, Subscription, SubscriptionState, WebhookStore, WriteTx,
 };
 
 /// The transaction of a [`Store`]: one of the backends' own.
@@ -468,6 +468,12 @@ impl WebhookStore for Store {
         match self {
             Self::Sqlite(s) => s.record_attempt(attempt, payload, after).await,
             Self::Postgres(s) => s.record_attempt(attempt, payload, after).await,
+        }
+    }
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> Result<()> {
+        match self {
+            Self::Sqlite(s) => s.record_attempts(records).await,
+            Self::Postgres(s) => s.record_attempts(records).await,
         }
     }
     async fn deliveries(&self, id: i64, limit: u32) -> Result<Vec<Delivery>> {

@@ -39,8 +39,8 @@ pub use postgres::{COMMIT_CHANNEL, PgStore, PgTx};
 pub use rows::EncodedOrder;
 pub use sqlite::{SqliteStore, SqliteTx};
 pub use webhook::{
-    AfterAttempt, Attempt, AttemptResult, Claim, Delivery, DeliveryStatus, NewSubscription, OutboxWriter,
-    QueueStats, Subscription, SubscriptionState, WebhookStore, now_ms,
+    AfterAttempt, Attempt, AttemptRecord, AttemptResult, Claim, Delivery, DeliveryStatus, NewSubscription,
+    OutboxWriter, QueueStats, Subscription, SubscriptionState, WebhookStore, now_ms,
 };
 
 /// A stored event.

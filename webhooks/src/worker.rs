@@ -19,10 +19,10 @@ use holdfast_api::{
 };
 use holdfast_primitives::{ChangeKind, Heights, IndexNotification};
 use holdfast_store::{
-    AfterAttempt, Attempt as AttemptRow, AttemptResult, Claim, Delivery, FeedReader, Store, WebhookStore,
-    now_ms,
+    AfterAttempt, Attempt as AttemptRow, AttemptRecord, AttemptResult, Claim, Delivery, FeedReader, Store,
+    WebhookStore, now_ms,
 };
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use url::Url;
 
 use crate::{Outcome, Signer, backoff::retry_delay, client::post, http_client};
@@ -38,7 +38,7 @@ pub struct WorkerConfig {
     pub horizon: Duration,
     /// Requests in flight at once (across orders and endpoints; one order's deliveries go out in order).
     pub concurrency: usize,
-    /// Deliveries claimed per pass (at most `concurrency`: see `Worker::claim_limit`).
+    /// Deliveries claimed per pass (their lease covers the whole pass: see `lease`).
     pub batch: u32,
     /// How often the queue is read without a wake-up (the safety net; in `holdfast run` commits wake it).
     pub poll_interval: Duration,
@@ -67,10 +67,12 @@ pub struct Worker {
     signals: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
-/// The lease of a claimed delivery: longer than one attempt can take (the request timeout, then recording
-/// it), so that only a dead worker's claims are taken over, as soon as that is safe.
+/// The lease of a claimed delivery: longer than a whole pass can take (the claimed deliveries go out
+/// `concurrency` at a time, each within the request timeout, then are recorded), so that only a dead
+/// worker's claims are taken over by another worker, never those still waiting their turn.
 fn lease(cfg: &WorkerConfig) -> Duration {
-    cfg.timeout * 2 + Duration::from_secs(5)
+    let rounds = cfg.batch.div_ceil(u32::try_from(cfg.concurrency.max(1)).unwrap_or(u32::MAX)).max(1);
+    cfg.timeout * (rounds + 1) + Duration::from_secs(5)
 }
 
 impl Worker {
@@ -89,33 +91,52 @@ impl Worker {
 
     /// One pass: claim what is due, deliver it (concurrently), record every attempt. Returns how many were
     /// attempted.
+    ///
+    /// Attempts are recorded as they finish, several to a transaction: whatever finished while the previous
+    /// record was being written goes into the next one (one commit for many attempts under load, at once for
+    /// a lone delivery).
     pub async fn deliver_due(&self) -> holdfast_store::Result<usize> {
         let lease_ms = lease(&self.cfg).as_millis() as i64;
-        let claims = self.store.claim_deliveries(now_ms(), lease_ms, self.claim_limit()).await?;
+        let claims = self.store.claim_deliveries(now_ms(), lease_ms, self.cfg.batch).await?;
         if claims.is_empty() {
             return Ok(0);
         }
         let heights: HashMap<u64, Heights> =
             self.store.chain_metas().await?.into_iter().map(|m| (m.chain_id, m.heights)).collect();
         let n = claims.len();
-        let results: Vec<_> = futures::stream::iter(claims)
-            .map(|c| self.deliver(c, &heights))
-            .buffer_unordered(self.cfg.concurrency.max(1))
-            .collect()
-            .await;
-        // A failed record leaves the lease to expire: the delivery is sent again (same id), never lost.
-        results.into_iter().collect::<holdfast_store::Result<Vec<()>>>()?;
-        Ok(n)
+        let (done_tx, mut done) = mpsc::unbounded_channel::<AttemptRecord>();
+        let send = {
+            let heights = &heights;
+            async move {
+                let mut attempts = futures::stream::iter(claims)
+                    .map(|c| self.attempt(c, heights))
+                    .buffer_unordered(self.cfg.concurrency.max(1));
+                while let Some(r) = attempts.next().await {
+                    let _ = done_tx.send(r);
+                }
+            }
+        };
+        let record = async {
+            let mut failed = None;
+            let mut records = Vec::new();
+            while done.recv_many(&mut records, n).await > 0 {
+                // A failed record leaves the lease to expire: the delivery is sent again (same id), never lost.
+                if let Err(e) = self.store.record_attempts(&records).await {
+                    failed.get_or_insert(e);
+                }
+                records.clear();
+            }
+            failed
+        };
+        let ((), failed) = tokio::join!(send, record);
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
     }
 
-    /// Deliveries claimed per pass: no more than can be in flight at once, so that every claimed delivery
-    /// is attempted as soon as it is claimed and its lease (which covers one attempt) cannot run out while it
-    /// waits its turn (another worker would then send it too).
-    fn claim_limit(&self) -> u32 {
-        self.cfg.batch.min(u32::try_from(self.cfg.concurrency.max(1)).unwrap_or(u32::MAX))
-    }
-
-    async fn deliver(&self, c: Claim, heights: &HashMap<u64, Heights>) -> holdfast_store::Result<()> {
+    /// Sign and post one claimed delivery; the attempt to record.
+    async fn attempt(&self, c: Claim, heights: &HashMap<u64, Heights>) -> AttemptRecord {
         let d = &c.delivery;
         let body = match &d.payload {
             Some(p) => p.clone(),
@@ -193,7 +214,7 @@ impl Worker {
             }
             AfterAttempt::RetryAt(_) => {}
         }
-        self.store.record_attempt(&attempt, &body, &after).await
+        AttemptRecord { attempt, payload: body, after }
     }
 
     /// After a failed attempt: the next try, unless the delivery has been failing past the horizon.
@@ -232,7 +253,7 @@ impl Worker {
                     if let Some(since) = fault_since.take() {
                         tracing::info!(after_s = since.elapsed().as_secs(), "webhook queue reachable again");
                     }
-                    full = n >= self.claim_limit() as usize;
+                    full = n >= self.cfg.batch as usize;
                 }
                 Err(e) => {
                     if fault_since.is_none() {

@@ -272,7 +272,7 @@ async fn crash_drill(backend: &str) {
                 .args(["--log", "error", "deliver", "--database-url", &db.url, "--allow-private-targets"])
                 .arg("--deployment")
                 .arg(&deployment)
-                // A short timeout, so that the lease of a killed worker's claims (2 × timeout + 5 s) expires
+                // A short timeout, so that the lease of a killed worker's claims (5 × timeout + 5 s) expires
                 // within the drill.
                 .args(["--webhook-poll-ms", "20", "--webhook-timeout-secs", "2"])
                 .stdout(std::process::Stdio::null())

@@ -277,6 +277,17 @@ pub enum AfterAttempt {
     Disable(String),
 }
 
+/// One attempt to record with [`WebhookStore::record_attempts`]: the attempt, the body sent, what follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// The attempt.
+    pub attempt: Attempt,
+    /// The body sent (kept from the first attempt on).
+    pub payload: String,
+    /// What follows it.
+    pub after: AfterAttempt,
+}
+
 /// A delivery claimed by a worker, with its subscription.
 #[derive(Debug, Clone)]
 pub struct Claim {
@@ -373,6 +384,9 @@ pub trait WebhookStore {
         payload: &str,
         after: &AfterAttempt,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Record several attempts, each as [`WebhookStore::record_attempt`] does, in one transaction (a worker
+    /// records what finished while its previous records were being written: one commit for many attempts).
+    fn record_attempts(&self, records: &[AttemptRecord]) -> impl Future<Output = Result<()>> + Send;
     /// A subscription's deliveries, newest first, up to `limit`.
     fn deliveries(&self, id: i64, limit: u32) -> impl Future<Output = Result<Vec<Delivery>>> + Send;
     /// A delivery's attempts, oldest first.

@@ -182,59 +182,83 @@ impl WebhookStore for PgStore {
         .bind(lease_ms)
         .fetch_all(&mut *tx)
         .await?;
-        let mut deliveries = Vec::with_capacity(ids.len());
-        let mut subs: Vec<SubscriptionRow> = Vec::new();
-        for id in ids {
-            let d: DeliveryRow =
-                sqlx::query_as(&format!("SELECT {DELIVERY_COLUMNS} FROM webhook_outbox o WHERE o.id = $1"))
-                    .bind(id.id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if !subs.iter().any(|s| s.id == d.subscription_id) {
-                subs.push(
-                    sqlx::query_as(&format!(
-                        "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE id = $1"
-                    ))
-                    .bind(d.subscription_id)
-                    .fetch_one(&mut *tx)
-                    .await?,
-                );
-            }
-            deliveries.push(d);
+        if ids.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
         }
+        // The claimed rows and their subscriptions, one query each (ids bound as one value).
+        let ids: Vec<i64> = ids.into_iter().map(|r| r.id).collect();
+        let deliveries: Vec<DeliveryRow> = sqlx::query_as(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_outbox o WHERE o.id = ANY($1) ORDER BY o.next_attempt_at, o.id"
+        ))
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut sub_ids: Vec<i64> = deliveries.iter().map(|d| d.subscription_id).collect();
+        sub_ids.sort_unstable();
+        sub_ids.dedup();
+        let subs: Vec<SubscriptionRow> = sqlx::query_as(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE id = ANY($1)"
+        ))
+        .bind(&sub_ids)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
         claims(deliveries, subs)
     }
 
     async fn record_attempt(&self, a: &Attempt, payload: &str, after: &AfterAttempt) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query(INSERT_ATTEMPT)
-            .bind(a.delivery_id)
-            .bind(a.attempted_at)
-            .bind(i(a.latency_ms))
-            .bind(a.status_code.map(i64::from))
-            .bind(a.result.as_str())
-            .bind(a.error.as_deref())
-            .bind(a.response.as_deref())
+        write_attempt(&mut tx, a, payload, after).await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool().begin().await?;
+        let mut ids: Vec<i64> = records.iter().map(|r| r.attempt.delivery_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() < records.len() {
+            // Two attempts of one delivery: one at a time, in order (a multi-row update applies one of them).
+            for r in records {
+                write_attempt(&mut tx, &r.attempt, &r.payload, &r.after).await?;
+            }
+            return Ok(tx.commit().await?);
+        }
+        // Two statements for the lot (arrays bound as single values), as `write_attempt` does row by row.
+        let attempts = records.iter().map(|r| &r.attempt);
+        sqlx::query(INSERT_ATTEMPTS)
+            .bind(attempts.clone().map(|a| a.delivery_id).collect::<Vec<_>>())
+            .bind(attempts.clone().map(|a| a.attempted_at).collect::<Vec<_>>())
+            .bind(attempts.clone().map(|a| i(a.latency_ms)).collect::<Vec<_>>())
+            .bind(attempts.clone().map(|a| a.status_code.map(i64::from)).collect::<Vec<_>>())
+            .bind(attempts.clone().map(|a| a.result.as_str()).collect::<Vec<_>>())
+            .bind(attempts.clone().map(|a| a.error.as_deref()).collect::<Vec<_>>())
+            .bind(attempts.map(|a| a.response.as_deref()).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
-        let (status, next, delivered) = after_columns(a, after);
-        sqlx::query(AFTER_ATTEMPT)
-            .bind(a.delivery_id)
-            .bind(status)
-            .bind(next)
-            .bind(a.attempted_at)
-            .bind(delivered)
-            .bind(payload)
+        let cols: Vec<_> = records.iter().map(|r| after_columns(&r.attempt, &r.after)).collect();
+        sqlx::query(AFTER_ATTEMPTS)
+            .bind(records.iter().map(|r| r.attempt.delivery_id).collect::<Vec<_>>())
+            .bind(cols.iter().map(|c| c.0).collect::<Vec<_>>())
+            .bind(cols.iter().map(|c| c.1).collect::<Vec<_>>())
+            .bind(records.iter().map(|r| r.attempt.attempted_at).collect::<Vec<_>>())
+            .bind(cols.iter().map(|c| c.2).collect::<Vec<_>>())
+            .bind(records.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
-        if let AfterAttempt::Disable(reason) = after {
-            sqlx::query(DISABLE_SUBSCRIPTION_OF)
-                .bind(a.delivery_id)
-                .bind(reason)
-                .bind(i(now()))
-                .execute(&mut *tx)
-                .await?;
+        for r in records {
+            if let AfterAttempt::Disable(reason) = &r.after {
+                sqlx::query(DISABLE_SUBSCRIPTION_OF)
+                    .bind(r.attempt.delivery_id)
+                    .bind(reason)
+                    .bind(i(now()))
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         Ok(tx.commit().await?)
     }
@@ -265,4 +289,54 @@ impl WebhookStore for PgStore {
         let r: StatsRow = sqlx::query_as(QUEUE_STATS).fetch_one(self.pool()).await?;
         Ok(QueueStats { pending: u(r.pending), oldest_created_at: r.oldest })
     }
+}
+
+/// [`INSERT_ATTEMPT`] for many rows: `$1`…`$7` arrays of its columns.
+const INSERT_ATTEMPTS: &str = "INSERT INTO webhook_attempts (outbox_id, attempted_at, latency_ms, status_code, \
+     result, error, response) SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], \
+     $5::text[], $6::text[], $7::text[])";
+
+/// [`AFTER_ATTEMPT`] for many distinct rows: `$1`…`$6` arrays of its parameters.
+const AFTER_ATTEMPTS: &str = "UPDATE webhook_outbox o SET status = v.status, attempts = o.attempts + 1, \
+     next_attempt_at = v.next, lease_until = 0, first_attempt_at = COALESCE(o.first_attempt_at, v.attempted_at), \
+     delivered_at = v.delivered, payload = COALESCE(o.payload, v.payload) \
+     FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[]) \
+     AS v (id, status, next, attempted_at, delivered, payload) WHERE o.id = v.id";
+
+/// The statements of one attempt's record, in `tx`.
+async fn write_attempt(
+    tx: &mut sqlx::PgConnection,
+    a: &Attempt,
+    payload: &str,
+    after: &AfterAttempt,
+) -> Result<()> {
+    sqlx::query(INSERT_ATTEMPT)
+        .bind(a.delivery_id)
+        .bind(a.attempted_at)
+        .bind(i(a.latency_ms))
+        .bind(a.status_code.map(i64::from))
+        .bind(a.result.as_str())
+        .bind(a.error.as_deref())
+        .bind(a.response.as_deref())
+        .execute(&mut *tx)
+        .await?;
+    let (status, next, delivered) = after_columns(a, after);
+    sqlx::query(AFTER_ATTEMPT)
+        .bind(a.delivery_id)
+        .bind(status)
+        .bind(next)
+        .bind(a.attempted_at)
+        .bind(delivered)
+        .bind(payload)
+        .execute(&mut *tx)
+        .await?;
+    if let AfterAttempt::Disable(reason) = after {
+        sqlx::query(DISABLE_SUBSCRIPTION_OF)
+            .bind(a.delivery_id)
+            .bind(reason)
+            .bind(i(now()))
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
 }

@@ -177,59 +177,44 @@ impl WebhookStore for SqliteStore {
         .bind(lease_ms)
         .fetch_all(&mut *tx.conn)
         .await?;
-        let mut deliveries = Vec::with_capacity(ids.len());
-        let mut subs: Vec<SubscriptionRow> = Vec::new();
-        for id in ids {
-            let d: DeliveryRow =
-                sqlx::query_as(&format!("SELECT {DELIVERY_COLUMNS} FROM webhook_outbox o WHERE o.id = $1"))
-                    .bind(id.id)
-                    .fetch_one(&mut *tx.conn)
-                    .await?;
-            if !subs.iter().any(|s| s.id == d.subscription_id) {
-                subs.push(
-                    sqlx::query_as(&format!(
-                        "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE id = $1"
-                    ))
-                    .bind(d.subscription_id)
-                    .fetch_one(&mut *tx.conn)
-                    .await?,
-                );
-            }
-            deliveries.push(d);
+        if ids.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
         }
+        // The claimed rows and their subscriptions, one query each (ids bound as one value).
+        let ids: Vec<i64> = ids.into_iter().map(|r| r.id).collect();
+        let deliveries: Vec<DeliveryRow> = sqlx::query_as(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_outbox o WHERE o.id IN (SELECT value FROM json_each($1)) ORDER BY o.next_attempt_at, o.id"
+        ))
+        .bind(serde_json::to_string(&ids).unwrap_or_default())
+        .fetch_all(&mut *tx.conn)
+        .await?;
+        let mut sub_ids: Vec<i64> = deliveries.iter().map(|d| d.subscription_id).collect();
+        sub_ids.sort_unstable();
+        sub_ids.dedup();
+        let subs: Vec<SubscriptionRow> = sqlx::query_as(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE id IN (SELECT value FROM json_each($1))"
+        ))
+        .bind(serde_json::to_string(&sub_ids).unwrap_or_default())
+        .fetch_all(&mut *tx.conn)
+        .await?;
         tx.commit().await?;
         claims(deliveries, subs)
     }
 
     async fn record_attempt(&self, a: &Attempt, payload: &str, after: &AfterAttempt) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query(INSERT_ATTEMPT)
-            .bind(a.delivery_id)
-            .bind(a.attempted_at)
-            .bind(i(a.latency_ms))
-            .bind(a.status_code.map(i64::from))
-            .bind(a.result.as_str())
-            .bind(a.error.as_deref())
-            .bind(a.response.as_deref())
-            .execute(&mut *tx.conn)
-            .await?;
-        let (status, next, delivered) = after_columns(a, after);
-        sqlx::query(AFTER_ATTEMPT)
-            .bind(a.delivery_id)
-            .bind(status)
-            .bind(next)
-            .bind(a.attempted_at)
-            .bind(delivered)
-            .bind(payload)
-            .execute(&mut *tx.conn)
-            .await?;
-        if let AfterAttempt::Disable(reason) = after {
-            sqlx::query(DISABLE_SUBSCRIPTION_OF)
-                .bind(a.delivery_id)
-                .bind(reason)
-                .bind(i(now()))
-                .execute(&mut *tx.conn)
-                .await?;
+        write_attempt(&mut tx, a, payload, after).await?;
+        tx.commit().await
+    }
+
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for r in records {
+            write_attempt(&mut tx, &r.attempt, &r.payload, &r.after).await?;
         }
         tx.commit().await
     }
@@ -260,4 +245,37 @@ impl WebhookStore for SqliteStore {
         let r: StatsRow = sqlx::query_as(QUEUE_STATS).fetch_one(self.pool()).await?;
         Ok(QueueStats { pending: u(r.pending), oldest_created_at: r.oldest })
     }
+}
+
+/// The statements of one attempt's record, in `tx`.
+async fn write_attempt(tx: &mut SqliteTx, a: &Attempt, payload: &str, after: &AfterAttempt) -> Result<()> {
+    sqlx::query(INSERT_ATTEMPT)
+        .bind(a.delivery_id)
+        .bind(a.attempted_at)
+        .bind(i(a.latency_ms))
+        .bind(a.status_code.map(i64::from))
+        .bind(a.result.as_str())
+        .bind(a.error.as_deref())
+        .bind(a.response.as_deref())
+        .execute(&mut *tx.conn)
+        .await?;
+    let (status, next, delivered) = after_columns(a, after);
+    sqlx::query(AFTER_ATTEMPT)
+        .bind(a.delivery_id)
+        .bind(status)
+        .bind(next)
+        .bind(a.attempted_at)
+        .bind(delivered)
+        .bind(payload)
+        .execute(&mut *tx.conn)
+        .await?;
+    if let AfterAttempt::Disable(reason) = after {
+        sqlx::query(DISABLE_SUBSCRIPTION_OF)
+            .bind(a.delivery_id)
+            .bind(reason)
+            .bind(i(now()))
+            .execute(&mut *tx.conn)
+            .await?;
+    }
+    Ok(())
 }
