@@ -190,6 +190,20 @@ async fn lifecycle(backend: &str) {
         .await
         .unwrap();
     arrived(&got, two, "split").await;
+    // Order three: held → refunded by the payee.
+    let three = B256::with_last_byte(0x33);
+    c.lock(1, three, c.addr(2), 300_000, Address::ZERO, deliver_by, 60).await;
+    arrived(&got, three, "held").await;
+    c.escrow()
+        .refund(three, U256::from(300_000))
+        .from(c.addr(2))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    arrived(&got, three, "refunded").await;
     // Nothing more is coming: no duplicate shows up later.
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
@@ -211,6 +225,7 @@ async fn lifecycle(backend: &str) {
     }
     assert_eq!(per_order[&one.to_string()], ["held", "delivered", "released"]);
     assert_eq!(per_order[&two.to_string()], ["held", "frozen", "split"]);
+    assert_eq!(per_order[&three.to_string()], ["held", "refunded"]);
     let (ok, said) = python_verifies(&secret, &got);
     assert_eq!(ok, got.len(), "every signature verifies with the Python library: {said}");
     let wrong = holdfast_webhooks::generate_secret();
@@ -218,10 +233,10 @@ async fn lifecycle(backend: &str) {
 
     // The attempt history is readable with the CLI.
     let history = holdfast(&["webhooks", "deliveries", "1", "--database-url", &db.url]);
-    assert_eq!(history.matches("HTTP 204").count(), 6, "{history}");
+    assert_eq!(history.matches("HTTP 204").count(), 8, "{history}");
     // The worker's metrics are served with the API's.
     let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("holdfast_webhook_attempts_total{result=\"delivered\"} 6"), "{metrics}");
+    assert!(metrics.contains("holdfast_webhook_attempts_total{result=\"delivered\"} 8"), "{metrics}");
     assert!(metrics.contains("# TYPE holdfast_webhook_delivery_lag_seconds histogram"), "{metrics}");
     assert!(metrics.contains("holdfast_webhook_queue_depth 0"), "{metrics}");
     // `webhooks test` sends a signed test message at once, outside the queue.
