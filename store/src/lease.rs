@@ -87,7 +87,7 @@ impl PgStore {
         .bind(i(now()))
         .fetch_one(self.pool())
         .await?;
-        self.fence_writes(chain_id, epoch);
+        self.fence_writes(chain_id, epoch, liveness);
         let (tx, lost) = watch::channel(false);
         let every = liveness / 4;
         let task = tokio::spawn(async move {
@@ -112,16 +112,25 @@ impl PgStore {
     }
 
     /// Fence this handle (and its clones): every transaction it begins checks that `chain_id`'s epoch is
-    /// still `epoch`, and fails with [`Error::Fenced`] otherwise.
-    pub fn fence_writes(&self, chain_id: u64, epoch: i64) {
-        *self.fence.lock().expect("not poisoned") = Some((chain_id, epoch));
+    /// still `epoch`, and fails with [`Error::Fenced`] otherwise. A transaction left idle for `liveness`
+    /// (the process paused mid-transaction) is ended by Postgres, which releases its hold on the lease row,
+    /// so that a standby's takeover is not blocked by it (and the paused transaction never commits).
+    pub fn fence_writes(&self, chain_id: u64, epoch: i64, liveness: Duration) {
+        *self.fence.lock().expect("not poisoned") = Some((chain_id, epoch, liveness));
     }
 
     /// The fence check of a new transaction (see [`PgStore::fence_writes`]): the lease row is read `FOR
     /// SHARE`, so a new holder's epoch bump waits for this transaction, and this one sees a bump committed
     /// before it.
     pub(crate) async fn check_fence(&self, conn: &mut PgConnection) -> Result<()> {
-        let Some((chain_id, epoch)) = *self.fence.lock().expect("not poisoned") else { return Ok(()) };
+        let Some((chain_id, epoch, liveness)) = *self.fence.lock().expect("not poisoned") else {
+            return Ok(());
+        };
+        // Only a paused client is idle inside an indexing transaction: each holds no RPC call, only SQL.
+        let ms = liveness.as_millis().max(1000);
+        sqlx::query(&format!("SET LOCAL idle_in_transaction_session_timeout = {ms}"))
+            .execute(&mut *conn)
+            .await?;
         let row: Option<(i64,)> =
             sqlx::query_as("SELECT epoch FROM writer_leases WHERE chain_id = $1 FOR SHARE")
                 .bind(i(chain_id))

@@ -45,8 +45,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
-    /// The writer lease this handle's indexing transactions are fenced with: (chain id, epoch).
-    pub(crate) fence: std::sync::Arc<std::sync::Mutex<Option<(u64, i64)>>>,
+    /// The writer lease this handle's indexing transactions are fenced with: (chain id, epoch, liveness).
+    pub(crate) fence: std::sync::Arc<std::sync::Mutex<Option<(u64, i64, Duration)>>>,
 }
 
 impl PgStore {

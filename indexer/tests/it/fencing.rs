@@ -24,7 +24,10 @@ async fn a_writer_that_was_taken_over_cannot_commit() {
     let b = PgStore::connect(&db.url).await.unwrap();
     a.begin().await.unwrap().commit().await.unwrap();
 
-    // `a` pauses: its lock session ends (here: terminated, as the idle timeout would), `b` takes over.
+    // `a` pauses in the middle of a transaction (it holds the lease row FOR SHARE); its lock session ends
+    // (here: terminated, as the idle timeout would), `b` takes over: the paused transaction does not block
+    // the takeover for longer than the liveness (Postgres ends it), and it never commits.
+    let paused = a.begin().await.unwrap();
     sqlx::query(
         "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted \
          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
@@ -41,6 +44,7 @@ async fn a_writer_that_was_taken_over_cannot_commit() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(lease_b.epoch, 2);
+    assert!(paused.commit().await.is_err(), "a transaction of the paused writer committed after the takeover");
     assert_eq!(b.writer_lease(7).await.unwrap().unwrap().holder, "b");
 
     // `a` resumes and tries to write: refused, with the epochs.
