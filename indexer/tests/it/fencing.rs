@@ -44,7 +44,10 @@ async fn a_writer_that_was_taken_over_cannot_commit() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(lease_b.epoch, 2);
-    assert!(paused.commit().await.is_err(), "a transaction of the paused writer committed after the takeover");
+    assert!(
+        paused.commit().await.is_err(),
+        "a transaction of the paused writer committed after the takeover"
+    );
     assert_eq!(b.writer_lease(7).await.unwrap().unwrap().holder, "b");
 
     // `a` resumes and tries to write: refused, with the epochs.
