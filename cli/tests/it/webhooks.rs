@@ -399,11 +399,6 @@ impl Switchable {
     }
 }
 
-async fn release(c: &Chain, payer: usize, id: B256) {
-    let amount = U256::from(c.escrow().getOrder(id).call().await.unwrap().order.remaining);
-    c.escrow().release(id, amount).from(c.addr(payer)).send().await.unwrap().get_receipt().await.unwrap();
-}
-
 /// The received bodies of one subscription (by the `msg_<subscription>_` prefix of their ids).
 fn bodies_of(got: &Received, sub: i64) -> Vec<Value> {
     let prefix = format!("msg_{sub}_");
@@ -500,7 +495,7 @@ async fn finality_reorg_outage(backend: &str) {
     wait_for(&hook.got, finalized, ("order.updated", one, "held"), 20).await;
 
     // A reorg reverts a release `pending` was sent: its retraction follows; the others never see either.
-    release(&c, 1, one).await;
+    c.release_all(1, one).await;
     wait_for(&hook.got, pending, ("order.updated", one, "released"), 20).await;
     c.provider.anvil_reorg(ReorgOptions { depth: 1, tx_block_pairs: vec![] }).await.unwrap();
     wait_for(&hook.got, pending, ("order.retracted", one, "held"), 20).await;

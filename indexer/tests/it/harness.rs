@@ -251,6 +251,20 @@ impl Chain {
         self.provider.get_block_by_number(Default::default()).await.unwrap().unwrap().header.timestamp
     }
 
+    /// Release what remains of an order to its payee, as its payer `payer`.
+    pub async fn release_all(&self, payer: usize, order_id: B256) {
+        let amount = U256::from(self.escrow().getOrder(order_id).call().await.unwrap().order.remaining);
+        self.escrow()
+            .release(order_id, amount)
+            .from(self.addr(payer))
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+    }
+
     /// Move time forward and mine a block.
     pub async fn warp(&self, secs: u64) {
         self.provider.anvil_increase_time(secs).await.unwrap();

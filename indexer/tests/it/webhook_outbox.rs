@@ -4,7 +4,7 @@
 //! deliver to a real receiver).
 
 use alloy::{
-    primitives::{Address, B256, U256},
+    primitives::{Address, B256},
     providers::ext::AnvilApi,
     rpc::types::anvil::ReorgOptions,
 };
@@ -57,11 +57,6 @@ async fn queue(store: &Store, s: &Subscription) -> Vec<(ChangeKind, Option<Order
     d.into_iter().map(|d| (d.kind, d.state.map(|o| o.status), d.status)).collect()
 }
 
-async fn release(c: &Chain, payer: usize, id: B256) {
-    let amount = U256::from(c.escrow().getOrder(id).call().await.unwrap().order.remaining);
-    c.escrow().release(id, amount).from(c.addr(payer)).send().await.unwrap().get_receipt().await.unwrap();
-}
-
 async fn outbox(backend: &str) {
     use ChangeKind::{OrderRetracted as Retracted, OrderUpdated as Updated};
     use DeliveryStatus::{Cancelled, Delivered, Pending};
@@ -93,7 +88,7 @@ async fn outbox(backend: &str) {
     let one = B256::with_last_byte(1);
     c.lock(1, one, c.addr(7), 1_000, Address::ZERO, deliver_by, 60).await;
     indexer.sync_to_head().await.unwrap();
-    release(&c, 1, one).await;
+    c.release_all(1, one).await;
     indexer.sync_to_head().await.unwrap();
 
     let held = Some(OrderStatus::Held);
