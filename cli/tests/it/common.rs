@@ -16,9 +16,26 @@ impl Drop for Killed {
     }
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
+/// A port on 127.0.0.1 that was free a moment ago, chosen below the kernel's ephemeral range.
+///
+/// A port from `bind(":0")` is in the ephemeral range, where the kernel hands the same number to any
+/// later `bind(":0")` or outgoing connection once it is released. A test that releases it and binds it
+/// again later (a `holdfast dev` restarted with `--keep`, a process started after the port was chosen)
+/// could then find it taken by another test's client socket or anvil, and fail with "port … is not
+/// free". Below the ephemeral range only an explicit choice takes a port, so only another test's random
+/// pick from this same range (about 1 in 20,000) can collide.
 pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
+        .unwrap_or(32768);
+    let (from, to) = if low > 12_000 { (10_000, low) } else { (61_000, 65_535) };
+    loop {
+        let port = rand::random_range(from..to);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Wait (up to 10 s) until `{base}/healthz` answers 2xx.

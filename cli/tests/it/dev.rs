@@ -103,7 +103,7 @@ impl DevStack {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_holdfast"));
         cmd.args(["--log", "warn", "dev"]).args(args).current_dir(root()).envs(place.env());
         let mut child =
-            cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn holdfast dev");
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn holdfast dev");
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -111,6 +111,19 @@ impl DevStack {
                 if tx.send(line).is_err() {
                     break;
                 }
+            }
+        });
+        // stderr is passed through to the test's own (as when inherited) and kept, so a failure to start
+        // says why.
+        let stderr = child.stderr.take().unwrap();
+        let errors = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let kept = errors.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                let mut kept = kept.lock().unwrap();
+                kept.push_str(&line);
+                kept.push('\n');
             }
         });
         let mut banner = String::new();
@@ -123,11 +136,19 @@ impl DevStack {
                         break;
                     }
                 }
-                Err(_) => {
+                Err(e) => {
+                    let why = match e {
+                        mpsc::RecvTimeoutError::Timeout => "still running after 300 s".to_string(),
+                        mpsc::RecvTimeoutError::Disconnected => "closed its stdout".to_string(),
+                    };
                     let _ = child.kill();
-                    let _ = child.wait();
+                    let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
                     drop(AnvilGuard::of(place));
-                    panic!("holdfast dev printed no banner; output so far:\n{banner}");
+                    std::thread::sleep(Duration::from_millis(200));
+                    let errors = errors.lock().unwrap().clone();
+                    panic!(
+                        "holdfast dev printed no banner ({why}; {status}); stdout so far:\n{banner}\nstderr:\n{errors}"
+                    );
                 }
             }
         }
