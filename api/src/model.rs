@@ -940,6 +940,14 @@ pub struct ChainStatus {
     pub updated_at: u64,
     /// Seconds since then.
     pub seconds_since_update: u64,
+    /// This process's role for the chain: `writer` (its indexer writes the chain), `standby` (another
+    /// process writes it; this one takes over when that one stops) or `reader` (no indexer of this chain
+    /// here: `holdfast serve`, reading what another process commits).
+    pub role: String,
+    /// The in-process indexer's state for the chain (`starting`, `running`, `faulted`, `halted`,
+    /// `standby`); absent for a reader.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indexer: Option<String>,
 }
 
 /// Readiness report.

@@ -11,7 +11,7 @@ use axum::{
 
 use crate::{
     error::{ApiError, ApiResult, ErrorEnvelope},
-    http::fresh_json,
+    http::{ApiQuery, fresh_json},
     model::{ChainStatus, Health, Readiness},
     state::{AppState, now_ms},
 };
@@ -22,17 +22,31 @@ pub(crate) async fn healthz() -> Response {
     fresh_json(StatusCode::OK, &Health { status: "ok".into() })
 }
 
-/// Readiness: the store is readable and every indexed chain is close to its head and advancing.
+/// Which chain `/readyz` judges.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ReadyQuery {
+    /// Judge only this chain (a load balancer in front of one chain's traffic); default: every chain.
+    pub(crate) chain_id: Option<u64>,
+}
+
+/// Readiness: the store is readable and every indexed chain (or the one asked for) is close to its head
+/// and advancing.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
+    params(ReadyQuery),
     responses(
         (status = 200, description = "Ready", body = Readiness),
         (status = 503, description = "NOT_READY; `error.details` is the Readiness report", body = ErrorEnvelope),
     )
 )]
-pub(crate) async fn readyz(State(state): State<AppState>) -> ApiResult<Response> {
+pub(crate) async fn readyz(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ReadyQuery>,
+) -> ApiResult<Response> {
     let cfg = &state.config;
     let mut reasons = Vec::new();
     let now = now_ms();
@@ -48,60 +62,70 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> ApiResult<Response>
     if snap.is_some() && last_ok != 0 && now.saturating_sub(last_ok) > stale_after {
         reasons.push(format!("the store has not been readable for {} s", now.saturating_sub(last_ok) / 1000));
     }
-    // The in-process indexer (`holdfast run`) says at once when the node or the database fails, or why it
-    // halted.
-    let indexer = state.indexer.as_ref().map(|rx| rx.borrow().clone());
-    match &indexer {
-        Some(IndexerHealth::Faulted { fault, since, retries }) => reasons.push(format!(
-            "indexer: {fault} (failing for {} s, {retries} retries; it keeps retrying)",
-            (now / 1000).saturating_sub(*since)
-        )),
-        Some(IndexerHealth::Halted { reason }) => {
-            reasons.push(format!("indexing halted: {reason} (the data indexed so far is still served)"))
-        }
-        Some(IndexerHealth::Starting) => reasons.push("indexer: connecting to the node".to_string()),
-        Some(IndexerHealth::Running) | None => {}
+    // The chains to judge: those configured (deployments), indexed here, or found in the store.
+    let mut wanted: BTreeSet<u64> = cfg.escrows.iter().map(|e| e.chain_id).collect();
+    wanted.extend(state.indexers.keys().copied());
+    if wanted.is_empty()
+        && let Some(snap) = &snap
+    {
+        wanted = snap.chains.keys().copied().collect();
+    }
+    if let Some(only) = q.chain_id {
+        wanted = BTreeSet::from([only]);
+    }
+    if wanted.is_empty() && snap.is_some() {
+        reasons.push("nothing is indexed yet".to_string());
     }
     let mut chains = Vec::new();
-    if let Some(snap) = &snap {
-        let mut wanted: BTreeSet<u64> = cfg.escrows.iter().map(|e| e.chain_id).collect();
-        if wanted.is_empty() {
-            wanted = snap.chains.keys().copied().collect();
-        }
-        if wanted.is_empty() {
-            reasons.push("nothing is indexed yet".to_string());
-        }
-        for chain_id in wanted {
-            let Some(m) = snap.chains.get(&chain_id) else {
-                reasons.push(format!("chain {chain_id} is not indexed yet"));
-                continue;
-            };
-            let lag = m.heights.head.saturating_sub(m.cursor);
-            let idle = (now / 1000).saturating_sub(m.updated_at);
-            if lag > cfg.ready_max_lag_blocks {
-                reasons.push(format!(
-                    "chain {chain_id}: the indexer is {lag} blocks behind the head (limit {})",
-                    cfg.ready_max_lag_blocks
-                ));
+    for chain_id in wanted {
+        // The in-process indexer of this chain (`holdfast run`) says at once when the node or the database
+        // fails, or why it halted. A standby reads what the writer commits: the store's freshness decides.
+        let indexer = state.indexers.get(&chain_id).map(|rx| rx.borrow().clone());
+        match &indexer {
+            Some(IndexerHealth::Faulted { fault, since, retries }) => reasons.push(format!(
+                "chain {chain_id}: indexer: {fault} (failing for {} s, {retries} retries; it keeps retrying)",
+                (now / 1000).saturating_sub(*since)
+            )),
+            Some(IndexerHealth::Halted { reason }) => reasons.push(format!(
+                "chain {chain_id}: indexing halted: {reason} (the data indexed so far is still served)"
+            )),
+            Some(IndexerHealth::Starting) => {
+                reasons.push(format!("chain {chain_id}: indexer: connecting to the node"))
             }
-            if idle > cfg.ready_max_stall.as_secs() {
-                reasons.push(format!(
-                    "chain {chain_id}: the indexer has not confirmed the node's head for {idle} s (limit {} s: \
-                     the node or the indexer is down)",
-                    cfg.ready_max_stall.as_secs()
-                ));
-            }
-            chains.push(ChainStatus {
-                chain_id,
-                cursor: m.cursor,
-                head: m.heights.head,
-                safe: m.heights.safe,
-                finalized: m.heights.finalized,
-                lag_blocks: lag,
-                updated_at: m.updated_at,
-                seconds_since_update: idle,
-            });
+            Some(IndexerHealth::Running | IndexerHealth::Standby { .. }) | None => {}
         }
+        let Some(snap) = &snap else { continue };
+        let Some(m) = snap.chains.get(&chain_id) else {
+            reasons.push(format!("chain {chain_id} is not indexed yet"));
+            continue;
+        };
+        let lag = m.heights.head.saturating_sub(m.cursor);
+        let idle = (now / 1000).saturating_sub(m.updated_at);
+        if lag > cfg.ready_max_lag_blocks {
+            reasons.push(format!(
+                "chain {chain_id}: the indexer is {lag} blocks behind the head (limit {})",
+                cfg.ready_max_lag_blocks
+            ));
+        }
+        if idle > cfg.ready_max_stall.as_secs() {
+            reasons.push(format!(
+                "chain {chain_id}: the indexer has not confirmed the node's head for {idle} s (limit {} s: the \
+                 node or the indexer is down)",
+                cfg.ready_max_stall.as_secs()
+            ));
+        }
+        chains.push(ChainStatus {
+            chain_id,
+            cursor: m.cursor,
+            head: m.heights.head,
+            safe: m.heights.safe,
+            finalized: m.heights.finalized,
+            lag_blocks: lag,
+            updated_at: m.updated_at,
+            seconds_since_update: idle,
+            role: indexer.as_ref().map_or("reader", IndexerHealth::role).to_string(),
+            indexer: indexer.as_ref().map(|h| h.state_name().to_string()),
+        });
     }
     let reconciliation = match &snap {
         Some(snap) => crate::ledger::reconciliations(&state, snap).await.unwrap_or_default(),

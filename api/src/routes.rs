@@ -22,7 +22,7 @@ use crate::{
         EventList, EventRecord, FinalityName, OrderList, OrderRecord, OrderStatusName, PaymentRecord,
         TransactionRecord, TxStatus,
     },
-    state::{AppState, NodeTx, Snapshot},
+    state::{AppState, NodeTx, Snapshot, TxLookup},
 };
 
 /// Default page size of `GET /v1/orders`.
@@ -321,7 +321,21 @@ async fn long_poll<T, Fut: Future<Output = ApiResult<Option<T>>>>(
 /// both at once; anything else (not mined yet, mined above the indexed block, the node unreachable) leaves
 /// the answer to the store.
 async fn ask_the_node(state: &AppState, snap: &Snapshot, tx_hash: B256, tx: &str) -> ApiResult<()> {
-    let Some(node) = &state.tx_lookup else { return Ok(()) };
+    // One node per indexed chain: a transaction hash belongs to at most one of them; the first that knows
+    // it answers.
+    for node in &state.tx_lookups {
+        match ask_one_node(node.as_ref(), snap, tx_hash, tx).await {
+            Ok(true) => continue,
+            Ok(false) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// [`ask_the_node`] for one node: `Ok(true)` when this node has not mined the transaction (or cannot be
+/// asked), so the next chain's node may know it.
+async fn ask_one_node(node: &dyn TxLookup, snap: &Snapshot, tx_hash: B256, tx: &str) -> ApiResult<bool> {
     let chain_id = node.chain_id();
     match node.lookup(tx_hash).await {
         Ok(NodeTx::Failed { block }) => Err(ApiError::TxFailed {
@@ -334,10 +348,11 @@ async fn ask_the_node(state: &AppState, snap: &Snapshot, tx_hash: B256, tx: &str
         Ok(NodeTx::Succeeded { block }) if snap.chains.get(&chain_id).is_some_and(|m| m.cursor >= block) => {
             Err(ApiError::TxNotFound(tx.to_string()))
         }
-        Ok(_) => Ok(()),
+        Ok(NodeTx::Succeeded { .. }) => Ok(false),
+        Ok(NodeTx::NotMined) => Ok(true),
         Err(e) => {
-            tracing::debug!(error = %e, tx, "cannot ask the node about a transaction");
-            Ok(())
+            tracing::debug!(error = %e, tx, chain_id, "cannot ask the node about a transaction");
+            Ok(true)
         }
     }
 }

@@ -137,10 +137,10 @@ pub struct AppState {
     pub(crate) store: Store,
     pub(crate) config: Arc<ApiConfig>,
     pub(crate) metrics: Option<MetricsRender>,
-    /// The in-process indexer's health (`holdfast run`), for readiness.
-    pub(crate) indexer: Option<watch::Receiver<IndexerHealth>>,
-    /// A node to ask about transactions the store has no event of.
-    pub(crate) tx_lookup: Option<Arc<dyn TxLookup>>,
+    /// The in-process indexers' health by chain id (`holdfast run`), for readiness.
+    pub(crate) indexers: BTreeMap<u64, watch::Receiver<IndexerHealth>>,
+    /// Nodes (one per chain) to ask about transactions the store has no event of.
+    pub(crate) tx_lookups: Vec<Arc<dyn TxLookup>>,
     feed: Arc<Feed>,
 }
 
@@ -200,8 +200,8 @@ impl AppState {
             store,
             config: Arc::new(config),
             metrics: None,
-            indexer: None,
-            tx_lookup: None,
+            indexers: BTreeMap::new(),
+            tx_lookups: Vec::new(),
             feed: Arc::new(Feed {
                 snapshot: rx,
                 pending: Mutex::new(Some(Pending { tx, notifications: None, signals: None })),
@@ -233,10 +233,11 @@ impl AppState {
         self
     }
 
-    /// Report the in-process indexer's health in `/readyz` (a fault or a halt makes the API not ready, with
-    /// the reason, at once).
-    pub fn with_indexer_health(mut self, rx: watch::Receiver<IndexerHealth>) -> Self {
-        self.indexer = Some(rx);
+    /// Report the health of the in-process indexer of `chain_id` in `/readyz` (a fault or a halt makes
+    /// the API not ready for that chain, with the reason, at once; a standby is ready while the store is
+    /// fresh). Once per chain the process indexes; chains without one are reported with the role `reader`.
+    pub fn with_chain_health(mut self, chain_id: u64, rx: watch::Receiver<IndexerHealth>) -> Self {
+        self.indexers.insert(chain_id, rx);
         self
     }
 
@@ -255,9 +256,9 @@ impl AppState {
         reader
     }
 
-    /// Ask `node` about transactions the store has no escrow event of (see [`TxLookup`]).
+    /// Ask `node` about transactions the store has no escrow event of (see [`TxLookup`]); once per chain.
     pub fn with_tx_lookup(mut self, node: impl TxLookup) -> Self {
-        self.tx_lookup = Some(Arc::new(node));
+        self.tx_lookups.push(Arc::new(node));
         self
     }
 

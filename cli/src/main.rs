@@ -1,5 +1,7 @@
 //! `holdfast`: one binary for the whole stack — indexer, API, devnet and the agent CLI.
 
+mod chain_task;
+mod chains;
 mod cmd;
 mod logging;
 mod node_lookup;

@@ -63,7 +63,7 @@ impl DeploymentOpts {
 }
 
 /// Which escrows to follow.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub(crate) struct DeploymentOpts {
     /// Deployment file(s) written by `script/deploy.sh` (chainId, escrow, deploymentBlock, token).
     /// Default: deployments/31337.local.json (in the current directory, else in the Holdfast checkout

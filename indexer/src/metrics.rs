@@ -17,33 +17,31 @@ pub(crate) fn webhook_cancelled(n: u64) {
     }
 }
 
-/// A batch committed: `inserted` new events, the cursor at `cursor`.
-pub(crate) fn committed(inserted: u64, cursor: BlockNumber) {
-    metrics::counter!("holdfast_events_total").increment(inserted);
-    metrics::gauge!("holdfast_indexed_block").set(cursor as f64);
+/// A batch of chain `chain` committed: `inserted` new events, the cursor at `cursor`.
+pub(crate) fn committed(chain: u64, inserted: u64, cursor: BlockNumber) {
+    metrics::counter!("holdfast_events_total", "chain_id" => chain.to_string()).increment(inserted);
+    metrics::gauge!("holdfast_indexed_block", "chain_id" => chain.to_string()).set(cursor as f64);
 }
 
-/// The chain's heights as last seen, and the lag of the cursor behind the head.
-pub(crate) fn heights(h: &Heights, cursor: BlockNumber) {
-    metrics::gauge!("holdfast_chain_head").set(h.head as f64);
-    metrics::gauge!("holdfast_safe_block").set(h.safe as f64);
-    metrics::gauge!("holdfast_finalized_block").set(h.finalized as f64);
-    metrics::gauge!("holdfast_lag_blocks").set(h.head.saturating_sub(cursor) as f64);
+/// Chain `chain`'s heights as last seen, and the lag of the cursor behind the head.
+pub(crate) fn heights(chain: u64, h: &Heights, cursor: BlockNumber) {
+    let c = chain.to_string();
+    metrics::gauge!("holdfast_chain_head", "chain_id" => c.clone()).set(h.head as f64);
+    metrics::gauge!("holdfast_safe_block", "chain_id" => c.clone()).set(h.safe as f64);
+    metrics::gauge!("holdfast_finalized_block", "chain_id" => c.clone()).set(h.finalized as f64);
+    metrics::gauge!("holdfast_lag_blocks", "chain_id" => c).set(h.head.saturating_sub(cursor) as f64);
 }
 
-/// A reorg of `depth` blocks was rolled back.
-pub(crate) fn reorg(depth: u64) {
-    metrics::counter!("holdfast_reorgs_total").increment(1);
-    metrics::histogram!("holdfast_reorg_depth").record(depth as f64);
+/// A reorg of `depth` blocks of chain `chain` was rolled back.
+pub(crate) fn reorg(chain: u64, depth: u64) {
+    metrics::counter!("holdfast_reorgs_total", "chain_id" => chain.to_string()).increment(1);
+    metrics::histogram!("holdfast_reorg_depth", "chain_id" => chain.to_string()).record(depth as f64);
 }
 
-/// The latest reconciliation of `escrow`.
-pub(crate) fn reconciliation(escrow: Address, ok: bool) {
-    metrics::gauge!("holdfast_reconciliation_ok", "escrow" => escrow.to_string()).set(if ok {
-        1.0
-    } else {
-        0.0
-    });
+/// The latest reconciliation of `escrow` on chain `chain`.
+pub(crate) fn reconciliation(chain: u64, escrow: Address, ok: bool) {
+    metrics::gauge!("holdfast_reconciliation_ok", "chain_id" => chain.to_string(), "escrow" => escrow.to_string())
+        .set(if ok { 1.0 } else { 0.0 });
 }
 
 /// An RPC call failed (`kind`: how it is handled).
@@ -51,13 +49,14 @@ pub(crate) fn rpc_error(kind: &'static str) {
     metrics::counter!("holdfast_rpc_errors_total", "kind" => kind).increment(1);
 }
 
-/// A fault the indexer retries; `retries` in a row so far.
-pub(crate) fn fault(retries: u32) {
-    metrics::counter!("holdfast_indexer_faults_total").increment(1);
-    metrics::gauge!("holdfast_indexer_fault_retries").set(f64::from(retries));
+/// A fault the indexer of chain `chain` retries; `retries` in a row so far.
+pub(crate) fn fault(chain: u64, retries: u32) {
+    metrics::counter!("holdfast_indexer_faults_total", "chain_id" => chain.to_string()).increment(1);
+    metrics::gauge!("holdfast_indexer_fault_retries", "chain_id" => chain.to_string())
+        .set(f64::from(retries));
 }
 
-/// Indexing works (no fault).
-pub(crate) fn recovered() {
-    metrics::gauge!("holdfast_indexer_fault_retries").set(0.0);
+/// Indexing of chain `chain` works (no fault).
+pub(crate) fn recovered(chain: u64) {
+    metrics::gauge!("holdfast_indexer_fault_retries", "chain_id" => chain.to_string()).set(0.0);
 }

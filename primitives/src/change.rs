@@ -216,11 +216,37 @@ pub enum IndexerHealth {
         /// Why.
         reason: String,
     },
+    /// Another process writes this chain (Postgres writer election); this one takes over when that one
+    /// stops. The store stays as fresh as that writer keeps it.
+    Standby {
+        /// The writer's holder string as it recorded it, if known.
+        writer: Option<String>,
+    },
 }
 
 impl IndexerHealth {
     /// Whether indexing is currently working (the store can be fresh).
     pub fn is_running(&self) -> bool {
         matches!(self, Self::Running)
+    }
+
+    /// The role this process plays for the chain: `standby` while another process writes it, else
+    /// `writer` (this process indexes it, or tries to).
+    pub fn role(&self) -> &'static str {
+        match self {
+            Self::Standby { .. } => "standby",
+            _ => "writer",
+        }
+    }
+
+    /// The state's name, as serialised (`starting`, `running`, `faulted`, `halted`, `standby`).
+    pub fn state_name(&self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Faulted { .. } => "faulted",
+            Self::Halted { .. } => "halted",
+            Self::Standby { .. } => "standby",
+        }
     }
 }

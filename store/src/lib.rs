@@ -391,6 +391,16 @@ impl Store {
         }
     }
 
+    /// A handle on the same database (the same pool) with no writer fence of its own yet: give one to each
+    /// chain a process indexes, so that fencing one chain's writes ([`PgStore::fence_writes`]) leaves the
+    /// other chains' handles alone. Clones share their fence; this does not.
+    pub fn unfenced(&self) -> Self {
+        match self {
+            Self::Sqlite(s) => Self::Sqlite(s.clone()),
+            Self::Postgres(s) => Self::Postgres(s.unfenced()),
+        }
+    }
+
     /// Backend name.
     pub fn backend(&self) -> &'static str {
         match self {

@@ -58,6 +58,11 @@ impl PgStore {
         Ok(Self { pool, fence: Default::default() })
     }
 
+    /// A handle on the same pool without a writer fence (clones share theirs): one per indexed chain.
+    pub fn unfenced(&self) -> Self {
+        Self { pool: self.pool.clone(), fence: Default::default() }
+    }
+
     /// A counter bumped whenever another process commits an indexing step or new heights (`LISTEN` on
     /// [`COMMIT_CHANNEL`], on a connection of its own), and also after the listener (re)connects (a
     /// notification may have been missed meanwhile). The listener task ends when every receiver is dropped.

@@ -496,8 +496,26 @@ async fn every_endpoint_and_error_code_sqlite() {
     // --- NOT_READY from the in-process indexer (`holdfast run`): a fault it is retrying, or a halt; ready
     // again once it runs.
     let (health, health_rx) = tokio::sync::watch::channel(IndexerHealth::Running);
-    let hr = router(app(c, &store, None).with_indexer_health(health_rx));
-    assert_eq!(get(&hr, "/readyz").await.status, 200, "a running indexer over a fresh store is ready");
+    let chain_id = c.anvil.chain_id();
+    let reader = get(&router(app(c, &store, None)), "/readyz").await;
+    assert_eq!(reader.json["chains"][0]["role"], "reader", "{}", reader.json);
+    assert!(reader.json["chains"][0].get("indexer").is_none(), "{}", reader.json);
+    let hr = router(app(c, &store, None).with_chain_health(chain_id, health_rx));
+    let running = get(&hr, "/readyz").await;
+    assert_eq!(running.status, 200, "a running indexer over a fresh store is ready");
+    assert_eq!(running.json["chains"][0]["role"], "writer", "{}", running.json);
+    assert_eq!(running.json["chains"][0]["indexer"], "running", "{}", running.json);
+    // Per chain: a chain nobody indexes is not ready; the indexed one is.
+    assert_eq!(get(&hr, &format!("/readyz?chainId={chain_id}")).await.status, 200);
+    let other = get(&hr, "/readyz?chainId=999999").await;
+    err(&other, 503, "NOT_READY");
+    assert!(other.json["error"]["message"].as_str().unwrap().contains("chain 999999 is not indexed yet"));
+    err(&get(&hr, "/readyz?chainId=x").await, 400, "VALIDATION_ERROR");
+    // A standby serves what the writer commits: ready while the store is fresh, with its role.
+    health.send_replace(IndexerHealth::Standby { writer: Some("pid=1".into()) });
+    let standby = get(&hr, "/readyz").await;
+    assert_eq!(standby.status, 200, "{}", standby.json);
+    assert_eq!(standby.json["chains"][0]["role"], "standby", "{}", standby.json);
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 7;
     health.send_replace(IndexerHealth::Faulted {
         fault: "rpc: cannot connect to http://127.0.0.1:1/: connection refused".into(),
@@ -514,7 +532,7 @@ async fn every_endpoint_and_error_code_sqlite() {
     assert!(
         halted.json["error"]["details"]["reasons"]
             .to_string()
-            .contains("indexing halted: the chain was reset")
+            .contains(&format!("chain {chain_id}: indexing halted: the chain was reset"))
     );
     health.send_replace(IndexerHealth::Running);
     assert_eq!(get(&hr, "/readyz").await.status, 200, "ready again once the indexer runs");

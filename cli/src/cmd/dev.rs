@@ -231,7 +231,7 @@ async fn run_with_anvil(
     // would never reach the last transaction's block on an idle devnet.
     let miner = args.block_time.is_none().then(|| tokio::spawn(mine_until_finalized(args.port)));
     let result = super::run::run_stack(
-        cfg,
+        vec![cfg],
         &dir.db_url(),
         api_cfg,
         dev_delivery(),

@@ -1,13 +1,17 @@
 //! `holdfast index`.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use clap::Args;
 use eyre::Context;
-use holdfast_indexer::sync::{BackfillProgress, Indexer};
+use holdfast_indexer::sync::BackfillProgress;
 use holdfast_store::Store;
 
-use crate::opts::{DbOpts, DeploymentOpts, IndexOpts, RpcOpts, Shutdown, indexer_config};
+use crate::{
+    chain_task::{ChainTask, OnProgress},
+    chains::ChainsOpts,
+    opts::{DbOpts, DeploymentOpts, IndexOpts, RpcOpts, Shutdown},
+};
 
 pub(crate) const EXAMPLES: &str = "\
 Examples:
@@ -19,7 +23,10 @@ Examples:
       --database-url postgres://holdfast@db/holdfast --metrics-addr 0.0.0.0:9100
 
   # One-shot backfill
-  holdfast index --escrow 0x… --start-block 123456 --chain-id 8453 --exit-when-caught-up";
+  holdfast index --escrow 0x… --start-block 123456 --chain-id 8453 --exit-when-caught-up
+
+  # Several chains, one writer per chain across all the processes run like this (Postgres)
+  holdfast index --chains chains.toml --database-url postgres://holdfast@db/holdfast";
 
 /// Arguments of `holdfast index`.
 #[derive(Debug, Clone, Args)]
@@ -30,6 +37,8 @@ pub(crate) struct IndexArgs {
     pub(crate) db: DbOpts,
     #[command(flatten)]
     pub(crate) deployments: DeploymentOpts,
+    #[command(flatten)]
+    pub(crate) chains: ChainsOpts,
     #[command(flatten)]
     pub(crate) index: IndexOpts,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100).
@@ -50,96 +59,62 @@ pub(crate) async fn run(args: IndexArgs) -> eyre::Result<()> {
             .install()
             .wrap_err("cannot start the metrics listener")?;
     }
-    let cfg = indexer_config(&args.rpc, &args.deployments, &args.index)?;
+    let chains = args.chains.resolve(&args.rpc, &args.deployments, &args.index)?.configs;
     let url = args.db.url()?;
     let store = Store::connect(&url).await.wrap_err_with(|| format!("cannot open store {url}"))?;
-    tracing::info!(rpc = %cfg.rpc_url, store = store.backend(), escrows = cfg.deployments.len(), "indexing");
-    let Store::Postgres(pg) = &store else {
-        return index_once(cfg, store, shutdown).await;
-    };
-    // Postgres: one writer per chain. Stand by until this process holds the chain's writer lock, write
-    // while it does, and stand by again when another process took over (fenced).
-    let chain_id = cfg.chain_id()?;
-    let holder = format!(
-        "pid={} host={}",
-        std::process::id(),
-        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim()
-    );
+    // The progress bar: one chain, on a terminal.
+    let on_progress: Option<OnProgress> =
+        (chains.len() == 1 && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+            let f: OnProgress = Arc::new(|rx| {
+                tokio::spawn(draw_progress(rx));
+            });
+            f
+        });
+    // Postgres: one writer per chain. Each chain's task stands by until this process holds the chain's
+    // writer lock, writes while it does, and stands by again when another process took over (fenced).
+    let holder = crate::chain_task::holder("holdfast index");
     let liveness = std::time::Duration::from_secs(args.writer_liveness_secs.max(1));
-    let mut standing_by = false;
-    loop {
-        let mut lease = match pg.try_acquire_writer(chain_id, &holder, liveness).await {
-            Ok(Some(lease)) => lease,
-            Ok(None) => {
-                if !standing_by {
-                    let current = pg.writer_lease(chain_id).await.ok().flatten();
-                    tracing::info!(
-                        chain_id,
-                        writer = current.as_ref().map(|l| l.holder.as_str()).unwrap_or("?"),
-                        "standby: another process writes this chain; taking over when it stops"
-                    );
-                    metrics::gauge!("holdfast_writer_role", "role" => "standby").set(1.0);
-                    metrics::gauge!("holdfast_writer_role", "role" => "writer").set(0.0);
-                    standing_by = true;
-                }
-                tokio::select! {
-                    () = shutdown.clone().requested() => return Ok(()),
-                    () = tokio::time::sleep(std::time::Duration::from_millis(250)) => continue,
-                }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for cfg in chains {
+        let chain_id = cfg.chain_id()?;
+        tracing::info!(chain_id, rpc = %cfg.rpc_url, store = store.backend(), escrows = cfg.deployments.len(), "indexing");
+        let task = ChainTask {
+            cfg,
+            store: store.clone(),
+            holder: holder.clone(),
+            liveness,
+            health: tokio::sync::watch::Sender::new(holdfast_primitives::IndexerHealth::Starting),
+            notify: None,
+            floor: None,
+            on_progress: on_progress.clone(),
+        };
+        let stop = stop_rx.clone();
+        tasks.spawn(async move { (chain_id, task.run(stop).await) });
+    }
+    tokio::spawn(async move {
+        shutdown.requested().await;
+        let _ = stop_tx.send(true);
+    });
+    // Every chain runs until the process is stopped (or caught up, one-shot). A chain that halts is
+    // reported and the others go on; the process then exits with its error.
+    let mut halted = None;
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok((_, Ok(()))) => {}
+            Ok((chain_id, Err(e))) => {
+                tracing::error!(chain_id, error = %e, "indexing of this chain halted; the other chains go on");
+                halted.get_or_insert(
+                    eyre::Report::new(e).wrap_err(format!("indexing of chain {chain_id} halted")),
+                );
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot reach the writer lock; retrying");
-                tokio::select! {
-                    () = shutdown.clone().requested() => return Ok(()),
-                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
-                }
+                halted.get_or_insert(eyre::Report::new(e).wrap_err("an indexer task failed"));
             }
-        };
-        standing_by = false;
-        tracing::info!(chain_id, epoch = lease.epoch, "writer of this chain");
-        metrics::gauge!("holdfast_writer_role", "role" => "writer").set(1.0);
-        metrics::gauge!("holdfast_writer_role", "role" => "standby").set(0.0);
-        metrics::gauge!("holdfast_writer_epoch").set(lease.epoch as f64);
-        let indexer = match Indexer::new(cfg.clone(), store.clone()).await {
-            Ok(i) => i,
-            Err(e) if is_fenced(&e) => {
-                tracing::warn!(error = %e, "fenced before starting; standing by");
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        tokio::select! {
-            r = indexer.run(shutdown.clone().requested()) => match r {
-                Ok(()) => return Ok(()),
-                Err(e) if is_fenced(&e) => tracing::warn!(error = %e, "fenced: another process took over; standing by"),
-                Err(e) => return Err(e.into()),
-            },
-            () = lease.lost() => tracing::warn!(chain_id, "lost the writer lock; standing by"),
         }
     }
-}
-
-/// Whether indexing stopped because this process's writer lease was taken over.
-fn is_fenced(e: &holdfast_indexer::Error) -> bool {
-    matches!(e, holdfast_indexer::Error::Store(holdfast_store::Error::Fenced { .. }))
-}
-
-/// Index without a writer lock (SQLite: one process owns the file).
-async fn index_once(
-    cfg: holdfast_indexer::IndexerConfig,
-    store: Store,
-    shutdown: crate::opts::Shutdown,
-) -> eyre::Result<()> {
-    let indexer = Indexer::new(cfg, store).await?;
-    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        .then(|| tokio::spawn(draw_progress(indexer.progress())));
-    let result = indexer.run(shutdown.requested()).await;
-    if let Some(bar) = bar {
-        bar.abort();
-        clear_progress();
-    }
-    result?;
-    Ok(())
+    clear_progress();
+    halted.map_or(Ok(()), Err)
 }
 
 /// What the progress bar shows for one [`BackfillProgress`]: its length and position (blocks), and the

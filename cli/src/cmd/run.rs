@@ -3,13 +3,15 @@
 use clap::Args;
 use eyre::Context;
 use holdfast_api::{ApiConfig, AppState, router, serve_with};
-use holdfast_indexer::{IndexerConfig, sync::Indexer};
+use holdfast_indexer::IndexerConfig;
 use holdfast_primitives::IndexerHealth;
 use holdfast_store::Store;
 use tokio::sync::{broadcast, watch};
 
-use crate::opts::{
-    ApiOpts, DbOpts, DeploymentOpts, IndexOpts, RpcOpts, Shutdown, indexer_config, install_metrics,
+use crate::{
+    chain_task::ChainTask,
+    chains::ChainsOpts,
+    opts::{ApiOpts, DbOpts, DeploymentOpts, IndexOpts, RpcOpts, Shutdown, install_metrics},
 };
 
 pub(crate) const EXAMPLES: &str = "\
@@ -19,7 +21,10 @@ Examples:
 
   # Production
   holdfast run --rpc-url wss://node.example/ws --deployment deployments/8453.json \\
-      --database-url postgres://holdfast@db/holdfast --listen 0.0.0.0:8080";
+      --database-url postgres://holdfast@db/holdfast --listen 0.0.0.0:8080
+
+  # Several chains in one process (see the README, \"Several chains\")
+  holdfast run --chains chains.toml --database-url postgres://holdfast@db/holdfast";
 
 /// Arguments of `holdfast run`.
 #[derive(Debug, Clone, Args)]
@@ -31,6 +36,8 @@ pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) deployments: DeploymentOpts,
     #[command(flatten)]
+    pub(crate) chains: ChainsOpts,
+    #[command(flatten)]
     pub(crate) index: IndexOpts,
     #[command(flatten)]
     pub(crate) api: ApiOpts,
@@ -41,20 +48,26 @@ pub(crate) struct RunArgs {
 pub(crate) async fn run(args: RunArgs) -> eyre::Result<()> {
     let shutdown = Shutdown::install()?;
     let render = install_metrics()?;
-    let cfg = indexer_config(&args.rpc, &args.deployments, &args.index)?;
+    let chains = args.chains.resolve(&args.rpc, &args.deployments, &args.index)?;
     let url = args.db.url()?;
-    let api_cfg = args.api.config(&args.deployments)?;
+    let api_cfg = args.api.config(&chains.deployments)?;
     let delivery = args.delivery.config()?;
     let listener = tokio::net::TcpListener::bind(args.api.listen)
         .await
         .wrap_err_with(|| format!("cannot listen on {}", args.api.listen))?;
-    tracing::info!(addr = %args.api.listen, rpc = %args.rpc.rpc_url, "indexing and serving the API (docs at /docs)");
-    run_stack(cfg, &url, api_cfg, delivery, render, listener, shutdown.requested()).await
+    for cfg in &chains.configs {
+        tracing::info!(addr = %args.api.listen, chain_id = ?cfg.chain_id().ok(), rpc = %cfg.rpc_url,
+            "indexing and serving the API (docs at /docs)");
+    }
+    run_stack(chains.configs, &url, api_cfg, delivery, render, listener, shutdown.requested()).await
 }
 
-/// Index and serve until `shutdown` resolves or the indexer halts (shared by `run` and `dev`).
+/// Index every chain of `chains` (one task each) and serve until `shutdown` resolves, or until every
+/// one-shot indexer caught up (shared by `run` and `dev`). A chain whose indexer halts leaves the other
+/// chains and the API running (the API reports it not ready, with the reason) until the process is told
+/// to stop; the process then exits with the error.
 pub(crate) async fn run_stack(
-    cfg: IndexerConfig,
+    chains: Vec<IndexerConfig>,
     db_url: &str,
     api_cfg: ApiConfig,
     delivery: holdfast_webhooks::WorkerConfig,
@@ -63,17 +76,20 @@ pub(crate) async fn run_stack(
     shutdown: impl Future<Output = ()>,
 ) -> eyre::Result<()> {
     let store = Store::connect(db_url).await.wrap_err_with(|| format!("cannot open store {db_url}"))?;
-    // The channels exist before the indexer does: the API serves (and reports the indexer's health) while
-    // the node is still unreachable.
+    // The channels exist before the indexers do: the API serves (and reports each indexer's health) while
+    // a node is still unreachable.
     let (notify, notifications) = broadcast::channel(1024);
-    let (health, health_rx) = watch::channel(IndexerHealth::Starting);
-    let exit_when_caught_up = cfg.exit_when_caught_up;
-    let mut state = AppState::new(store.clone(), api_cfg.clone())
-        .with_notifications(notifications)
-        .with_indexer_health(health_rx)
-        .with_metrics(render);
-    if let Ok(chain_id) = cfg.chain_id() {
-        state = state.with_tx_lookup(crate::node_lookup::NodeLookup::new(cfg.rpc_url.clone(), chain_id));
+    let exit_when_caught_up = chains.iter().all(|c| c.exit_when_caught_up);
+    let mut state =
+        AppState::new(store.clone(), api_cfg.clone()).with_notifications(notifications).with_metrics(render);
+    let mut tasks = Vec::new();
+    for cfg in chains {
+        let chain_id = cfg.chain_id()?;
+        let (health, health_rx) = watch::channel(IndexerHealth::Starting);
+        state = state
+            .with_chain_health(chain_id, health_rx)
+            .with_tx_lookup(crate::node_lookup::NodeLookup::new(cfg.rpc_url.clone(), chain_id));
+        tasks.push((chain_id, cfg, health));
     }
 
     // The webhook worker: woken by each commit, reads the queue every second regardless.
@@ -83,11 +99,8 @@ pub(crate) async fn run_stack(
         let wake = notify.subscribe();
         (worker, wake)
     };
-    // One stop signal for both halves: Ctrl-C/SIGTERM (or a one-shot indexer that caught up).
+    // One stop signal for everything: Ctrl-C/SIGTERM (or one-shot indexers that caught up).
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
     let api = {
         let state = state.clone();
         let shutdown = stopped(stop_rx.clone());
@@ -106,138 +119,67 @@ pub(crate) async fn run_stack(
         let (worker, wake) = worker;
         tokio::spawn(worker.run(Some(wake), stopped(stop_rx.clone())))
     };
-    let mut idx_task = {
-        let shutdown = stopped(stop_rx.clone());
-        let floor = state.change_floor();
-        tokio::spawn(async move {
-            tokio::select! {
-                r = index(cfg, store, notify, health, floor) => r,
-                () = shutdown => Ok(()),
-            }
-        })
-    };
+    // SQLite: one process owns the file; Postgres: each chain's writer is elected (`holdfast index`).
+    let holder = crate::chain_task::holder("holdfast run");
+    let mut indexers = tokio::task::JoinSet::new();
+    for (chain_id, cfg, health) in tasks {
+        let task = ChainTask {
+            cfg,
+            store: store.clone(),
+            holder: holder.clone(),
+            liveness: std::time::Duration::from_secs(5),
+            health,
+            notify: Some(notify.clone()),
+            floor: Some(state.change_floor()),
+            on_progress: None,
+        };
+        let stop = stop_rx.clone();
+        indexers.spawn(async move { (chain_id, task.run(stop).await) });
+    }
     tokio::pin!(shutdown);
-    let early = tokio::select! {
-        _ = &mut shutdown => None,
-        r = &mut idx_task => Some(r),
-    };
-    if let Some(Ok(Err(e))) = &early {
-        // A halted indexer does not take the API down: it keeps serving what was indexed (not ready, with
-        // the reason) until the process is told to stop.
-        tracing::error!(error = %e, "indexing halted; the API keeps serving the indexed data until stopped");
-        shutdown.await;
-    } else if matches!(early, Some(Ok(Ok(())))) && !exit_when_caught_up {
-        shutdown.await;
+    let mut halted = Vec::new();
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            next = indexers.join_next() => match next {
+                Some(Ok((chain_id, Err(e)))) => {
+                    // A halted chain does not take the API or the other chains down: the API keeps serving
+                    // what was indexed (not ready, with the reason) until the process is told to stop.
+                    tracing::error!(chain_id, error = %e,
+                        "indexing of this chain halted; the API and the other chains keep running until stopped");
+                    halted.push(eyre::Report::new(e).wrap_err(format!("indexing of chain {chain_id} halted")));
+                }
+                Some(Ok((_, Ok(())))) => {}
+                Some(Err(e)) => halted.push(eyre::Report::new(e).wrap_err("an indexer task failed")),
+                None => {
+                    if !exit_when_caught_up || !halted.is_empty() {
+                        (&mut shutdown).await;
+                    }
+                    break;
+                }
+            }
+        }
     }
     let _ = stop_tx.send(true);
-    let idx = match early {
-        Some(r) => r,
-        None => idx_task.await,
-    };
+    while let Some(r) = indexers.join_next().await {
+        match r {
+            Ok((chain_id, Err(e))) => {
+                halted.push(eyre::Report::new(e).wrap_err(format!("indexing of chain {chain_id} halted")))
+            }
+            Ok((_, Ok(()))) => {}
+            Err(e) => halted.push(eyre::Report::new(e).wrap_err("an indexer task failed")),
+        }
+    }
     let api = api.await;
     let _ = worker.await;
-    idx?.wrap_err("indexing halted")?;
+    if let Some(first) = halted.into_iter().next() {
+        return Err(first);
+    }
     api?.wrap_err("API server failed")?;
     Ok(())
 }
 
-/// Connect to the node (retrying while it is unreachable, reporting the fault in `health`), then index
-/// until stopped. Returns only for a fault retrying cannot fix (the indexer halted) or a one-shot run that
-/// caught up.
-async fn index(
-    cfg: IndexerConfig,
-    store: Store,
-    notify: broadcast::Sender<holdfast_primitives::IndexNotification>,
-    health: watch::Sender<IndexerHealth>,
-    floor: watch::Receiver<Option<i64>>,
-) -> holdfast_indexer::Result<()> {
-    let started =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let Store::Postgres(pg) = &store else {
-        return index_as_writer(cfg, store, notify, health, floor, None).await;
-    };
-    // Postgres: index only while this process holds the chain's writer lock (see `holdfast index`); until
-    // then, or after another process took over, the API serves what the writer commits, not ready.
-    let chain_id = cfg.chain_id()?;
-    let holder = format!("pid={} (holdfast run)", std::process::id());
-    let liveness = std::time::Duration::from_secs(5);
-    let mut retries = 0;
-    loop {
-        let lease = match pg.try_acquire_writer(chain_id, &holder, liveness).await {
-            Ok(Some(lease)) => lease,
-            found => {
-                retries += 1;
-                let fault = match found {
-                    Err(e) => format!("cannot take the writer lock: {e}"),
-                    _ => format!("standby: another process writes chain {chain_id}"),
-                };
-                if retries == 1 {
-                    tracing::info!(chain_id, "{fault}; retrying");
-                }
-                health.send_replace(IndexerHealth::Faulted { fault, since: started, retries });
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-                continue;
-            }
-        };
-        retries = 0;
-        tracing::info!(chain_id, epoch = lease.epoch, "writer of this chain");
-        match index_as_writer(
-            cfg.clone(),
-            store.clone(),
-            notify.clone(),
-            health.clone(),
-            floor.clone(),
-            Some(lease),
-        )
-        .await
-        {
-            Err(holdfast_indexer::Error::Store(e @ holdfast_store::Error::Fenced { .. })) => {
-                tracing::warn!(error = %e, "fenced: another process took over; standing by");
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Connect to the node (retrying while it is unreachable), then index until stopped, or until `lease` (the
-/// writer lock on Postgres) is lost, which is reported as the fenced error it would meet at its next commit.
-async fn index_as_writer(
-    cfg: IndexerConfig,
-    store: Store,
-    notify: broadcast::Sender<holdfast_primitives::IndexNotification>,
-    health: watch::Sender<IndexerHealth>,
-    floor: watch::Receiver<Option<i64>>,
-    lease: Option<holdfast_store::WriterLease>,
-) -> holdfast_indexer::Result<()> {
-    let mut backoff = holdfast_indexer::sync::fault_backoff();
-    let started =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let mut retries = 0;
-    let indexer = loop {
-        match Indexer::new(cfg.clone(), store.clone()).await {
-            Ok(indexer) => break indexer,
-            Err(e) if e.is_fatal() => {
-                health.send_replace(IndexerHealth::Halted { reason: e.to_string() });
-                return Err(e);
-            }
-            Err(e) => {
-                retries += 1;
-                if retries == 1 {
-                    tracing::warn!(error = %e, "cannot reach the node; serving the stored data and retrying");
-                }
-                health.send_replace(IndexerHealth::Faulted { fault: e.to_string(), since: started, retries });
-                tokio::time::sleep(backoff.next().unwrap_or(std::time::Duration::from_secs(15))).await;
-            }
-        }
-    };
-    // Retention never compacts what the API's open streams have not been sent.
-    let indexer = indexer.with_notify(notify).with_health(health).with_change_floor(floor);
-    let Some(mut lease) = lease else { return indexer.run(std::future::pending()).await };
-    let (chain_id, epoch) = (lease.chain_id, lease.epoch);
-    tokio::select! {
-        r = indexer.run(std::future::pending()) => r,
-        () = lease.lost() => {
-            Err(holdfast_store::Error::Fenced { chain_id, epoch, current: None }.into())
-        }
-    }
+/// Resolves once `stop` turns true.
+async fn stopped(stop: watch::Receiver<bool>) {
+    crate::chain_task::stopped(stop).await;
 }

@@ -30,6 +30,10 @@ pub(crate) struct ServeArgs {
     pub(crate) api: ApiOpts,
     #[command(flatten)]
     pub(crate) deployments: DeploymentOpts,
+    /// With --chains, the chains' deployments give the token symbols, and their nodes answer about
+    /// transactions (instead of --deployment and --rpc-url).
+    #[command(flatten)]
+    pub(crate) chains: crate::chains::ChainsOpts,
     /// A node of the deployments' chain, asked for the receipt of a transaction the store has no escrow
     /// event of, so that a failed one is answered `TX_FAILED` at once (optional: without it such a
     /// transaction looks like one not mined yet).
@@ -43,7 +47,9 @@ pub(crate) struct ServeArgs {
 
 pub(crate) async fn run(args: ServeArgs) -> eyre::Result<()> {
     let stop = Shutdown::install()?;
-    let mut cfg = args.api.config(&args.deployments)?;
+    let chains = args.chains.nodes()?;
+    let deployments = chains.as_ref().map_or(&args.deployments, |(_, d)| d);
+    let mut cfg = args.api.config(deployments)?;
     cfg.poll_interval = std::time::Duration::from_millis(args.store_poll_ms.max(10));
     let render = install_metrics()?;
     let url = args.db.url()?;
@@ -53,7 +59,10 @@ pub(crate) async fn run(args: ServeArgs) -> eyre::Result<()> {
     if let Some(rx) = signals {
         state = state.with_commit_signals(rx);
     }
-    if let Some(rpc) = args.rpc_url {
+    for (chain_id, rpc) in chains.map(|(nodes, _)| nodes).unwrap_or_default() {
+        state = state.with_tx_lookup(crate::node_lookup::NodeLookup::new(rpc, chain_id));
+    }
+    if let Some(rpc) = args.rpc_url.filter(|_| args.chains.chains.is_none()) {
         let chain_id = match cfg.escrows.first() {
             Some(e) => e.chain_id,
             None => eyre::bail!("--rpc-url needs the deployments (--deployment) to know the node's chain"),

@@ -182,8 +182,8 @@ async fn a_paused_writer_is_taken_over_and_stops_writing_when_it_resumes() {
     let _ = std::fs::remove_file(deployment);
 }
 
-/// Two `holdfast run` on one Postgres: the second serves but does not write (not ready, "standby"), and
-/// takes over, ready, when the first is killed.
+/// Two `holdfast run` on one Postgres: the second serves what the first writes (ready, role `standby` in
+/// `/readyz`), and takes over, role `writer`, when the first is killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_stands_by_and_takes_over() {
     use serde_json::Value;
@@ -204,25 +204,35 @@ async fn a_second_run_stands_by_and_takes_over() {
         let r = reqwest::get(format!("{base_b}/readyz")).await.unwrap();
         (r.status().as_u16(), r.json::<Value>().await.unwrap())
     };
+    let role = |body: &Value| body["chains"][0]["role"].as_str().unwrap_or_default().to_string();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (status, body) = readiness().await;
-        if status == 503 && body.to_string().contains("standby") {
+        if status == 200 && role(&body) == "standby" && body["chains"][0]["indexer"] == "standby" {
             break;
         }
-        assert!(Instant::now() < deadline, "the second run is not a standby: {status} {body}");
+        assert!(Instant::now() < deadline, "the second run is not a ready standby: {status} {body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The standby serves what the writer committed.
+    let first = reqwest::get(format!("{base_b}/v1/orders/{}", B256::with_last_byte(1))).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let (_, body_a) = {
+        let r = reqwest::get(format!("http://127.0.0.1:{pa}/readyz")).await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(role(&body_a), "writer", "{body_a}");
     drop(a); // SIGKILL
     let id = B256::with_last_byte(2);
     c.lock(1, id, c.addr(2), 20, Address::ZERO, deliver_by, 60).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let order = reqwest::get(format!("{base_b}/v1/orders/{id}")).await.unwrap();
-        if order.status() == 200 && readiness().await.0 == 200 {
+        let (status, body) = readiness().await;
+        if order.status() == 200 && status == 200 && role(&body) == "writer" {
             break;
         }
-        assert!(Instant::now() < deadline, "the standby run did not take over: {:?}", readiness().await);
+        assert!(Instant::now() < deadline, "the standby run did not take over: {status} {body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(b);

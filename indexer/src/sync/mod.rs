@@ -232,7 +232,7 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
             if faults.should_log() {
                 tracing::warn!(error = %err, retries = faults.retries, retry_in = ?delay, "indexing fault; retrying");
             }
-            metrics::fault(faults.retries);
+            metrics::fault(self.chain_id, faults.retries);
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = &mut shutdown => return Ok(()),
@@ -268,7 +268,7 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
             };
             if let Some(down) = faults.clear() {
                 tracing::info!(down_for = ?down, "indexing recovered");
-                metrics::recovered();
+                metrics::recovered(self.chain_id);
             }
             self.health.send_if_modified(|h| {
                 let changed = *h != IndexerHealth::Running;
@@ -409,7 +409,7 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
         let cursor = batch.cursor;
         let heights = batch.heights;
         let out = writer::commit_batch(&self.store, &batch).await?;
-        metrics::committed(out.inserted, cursor);
+        metrics::committed(self.chain_id, out.inserted, cursor);
         if out.duplicates > 0 {
             tracing::debug!(duplicates = out.duplicates, "events already stored were skipped");
         }
@@ -419,7 +419,7 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
     }
 
     fn record_heights(&self, h: &Heights, cursor: BlockNumber) {
-        metrics::heights(h, cursor);
+        metrics::heights(self.chain_id, h, cursor);
     }
 }
 

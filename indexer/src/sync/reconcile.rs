@@ -43,7 +43,7 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
             } else {
                 "deficit"
             };
-            metrics::reconciliation(*escrow, r.ok);
+            metrics::reconciliation(self.chain_id, *escrow, r.ok);
             if actual < expected {
                 tracing::error!(%escrow, %expected, %actual, block = meta.cursor,
                     "RECONCILIATION DEFICIT: the escrow holds less than the indexer derived");

@@ -75,7 +75,7 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
         let fork = fork_decision(meta, fork, stored.first().map(|b| b.number), node_hash)?;
         let depth = meta.cursor - fork.number;
         let out = writer::rollback_to(&self.store, self.chain_id, fork).await?;
-        metrics::reorg(depth);
+        metrics::reorg(self.chain_id, depth);
         tracing::warn!(
             fork = fork.number,
             depth,

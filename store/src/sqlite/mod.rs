@@ -154,7 +154,10 @@ impl Storage for SqliteStore {
         let conn = self.pool.acquire().await?;
         // Constructed before `BEGIN` runs, so that a failed `BEGIN` also closes the connection.
         let mut tx = SqliteTx { conn, committed: false };
-        sqlx::query("BEGIN").execute(&mut *tx.conn).await?;
+        // IMMEDIATE: the write lock is taken (or waited for, up to the busy timeout) now. A deferred
+        // transaction that read first could not upgrade once another writer (a second chain's indexer, the
+        // webhook queue) committed after its snapshot: WAL answers that with SQLITE_BUSY at once, no wait.
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *tx.conn).await?;
         Ok(tx)
     }
 }
