@@ -118,7 +118,8 @@ impl ChainTask {
         }
     }
 
-    /// Connect to the node (retrying while it is unreachable), then index until stopped, or until `lease`
+    /// Connect to the node (retrying while it is unreachable, unless one-shot), then index until stopped, or
+    /// until `lease`
     /// (the writer lock on Postgres) is lost, which is reported as the fenced error it would meet at its
     /// next commit.
     async fn index_as_writer(
@@ -137,7 +138,9 @@ impl ChainTask {
             };
             match attempt {
                 Ok(indexer) => break indexer,
-                Err(e) if e.is_fatal() || is_fenced(&e) => {
+                // A one-shot backfill (`--exit-when-caught-up`) fails fast on a node it cannot reach; a
+                // running service reports the fault and retries.
+                Err(e) if e.is_fatal() || is_fenced(&e) || self.cfg.exit_when_caught_up => {
                     if !is_fenced(&e) {
                         self.health.send_replace(IndexerHealth::Halted { reason: e.to_string() });
                     }

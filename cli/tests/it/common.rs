@@ -53,7 +53,7 @@ pub(crate) async fn wait_ready(base: &str) {
 pub(crate) fn deployment_file(c: &Chain, prefix: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("holdfast-{prefix}-{}.json", random_hex()));
     let json = serde_json::json!({
-        "chainId": 31337,
+        "chainId": c.anvil.chain_id(),
         "escrow": c.escrow.to_string(),
         "deploymentBlock": c.deploy_block,
         "token": { "address": c.token.to_string(), "symbol": "USDC", "decimals": 6 },

@@ -9,6 +9,7 @@ mod crash;
 mod dev;
 mod failover;
 mod help;
+mod multichain;
 mod order;
 mod outage;
 mod quickstart;

@@ -139,8 +139,20 @@ impl Chain {
     /// `~/.foundry/anvil/tmp`, where nothing removes them (gigabytes over a test run, tens of GB for a
     /// large bench chain, which passes a smaller number).
     pub async fn start_with(args: &[&str]) -> Self {
-        let mut anvil =
-            Anvil::at(root().join("node_modules/.bin/anvil")).arg("--accounts").arg("10").args(args);
+        // `--chain-id N` goes through the builder, so that the instance (and every deployment and signer
+        // made from it) knows it.
+        let chain_at = args.iter().position(|a| *a == "--chain-id");
+        let chain_id = chain_at.map_or(31337, |i| args[i + 1].parse().expect("a chain id"));
+        let args: Vec<&str> = match chain_at {
+            Some(i) => args[..i].iter().chain(&args[i + 2..]).copied().collect(),
+            None => args.to_vec(),
+        };
+        let args = args.as_slice();
+        let mut anvil = Anvil::at(root().join("node_modules/.bin/anvil"))
+            .chain_id(chain_id)
+            .arg("--accounts")
+            .arg("10")
+            .args(args);
         if !args.contains(&"--prune-history") {
             anvil = anvil.args(["--prune-history", "4096"]);
         }
@@ -157,7 +169,7 @@ impl Chain {
                 .disable_recommended_fillers()
                 .with_gas_estimation()
                 .with_simple_nonce_management()
-                .with_chain_id(31337)
+                .with_chain_id(anvil.chain_id())
                 .wallet(wallet)
                 .connect_http(anvil.endpoint_url()),
         );
@@ -228,7 +240,7 @@ impl Chain {
 
     pub fn deployment(&self) -> Deployment {
         Deployment {
-            chain_id: 31337,
+            chain_id: self.anvil.chain_id(),
             escrow: self.escrow,
             start_block: self.deploy_block,
             token: Some(self.token),
@@ -406,7 +418,7 @@ impl Chain {
     /// USDC's EIP-712 domain for the devnet token, written out as a third-party client does (name "USD Coin",
     /// version "2", the chain id, the token's address), never read from the token.
     pub fn usdc_domain(&self) -> alloy::sol_types::Eip712Domain {
-        eip712_domain! { name: "USD Coin", version: "2", chain_id: 31337, verifying_contract: self.token, }
+        eip712_domain! { name: "USD Coin", version: "2", chain_id: self.anvil.chain_id(), verifying_contract: self.token, }
     }
 }
 
