@@ -1,8 +1,8 @@
 //! Several chains in one deployment, as real processes: two anvils with different chain ids followed by
 //! one `holdfast run --chains FILE` into one store (both backends). Reorgs on one chain while locks keep
 //! coming on the other; the API returns both chains' orders (the same order ids on each), filtered by
-//! chain; each chain's records then equal a fresh index of that chain alone; `/readyz` and `/metrics`
-//! report each chain. `HOLDFAST_DRILL_SCALE=N` runs N times as many reorgs.
+//! chain; each chain's records then equal a fresh index of that chain alone; a third chain whose node
+//! never answers stalls neither; `/readyz` and `/metrics` report each chain. `HOLDFAST_DRILL_SCALE=N` runs N times as many reorgs.
 
 use std::{
     sync::Arc,
@@ -24,6 +24,8 @@ use crate::{
 
 const A: u64 = 31337;
 const B: u64 = 31338;
+/// A chain listed in the file whose node never answers.
+const DEAD: u64 = 31339;
 
 fn id(n: u64) -> B256 {
     B256::from(U256::from(n))
@@ -92,17 +94,26 @@ async fn two_chains(backend: &str) {
     // Headroom for the reorgs above anvil's finalized block (head - 64).
     a.provider.anvil_mine(Some(80), None).await.unwrap();
     let (file_a, file_b) = (deployment_file(&a, "multi-a"), deployment_file(&b, "multi-b"));
+    // A third chain whose node never answers: it must not stall the other two.
+    let file_dead = std::env::temp_dir().join(format!("holdfast-multi-dead-{}.json", random_hex()));
+    let dead = serde_json::json!({
+        "chainId": DEAD, "escrow": Address::repeat_byte(0xde).to_string(), "deploymentBlock": 1,
+    });
+    std::fs::write(&file_dead, dead.to_string()).unwrap();
     // Chain A over http, chain B over websocket: each with its own node and poll.
     let chains = std::env::temp_dir().join(format!("holdfast-chains-{}.toml", random_hex()));
     std::fs::write(
         &chains,
         format!(
             "[[chain]]\nrpc_url = \"{}\"\ndeployments = [\"{}\"]\npoll_ms = 100\n\n\
-             [[chain]]\nrpc_url = \"{}\"\ndeployments = [\"{}\"]\npoll_ms = 100\n",
+             [[chain]]\nrpc_url = \"{}\"\ndeployments = [\"{}\"]\npoll_ms = 100\n\n\
+             [[chain]]\nrpc_url = \"http://127.0.0.1:{}\"\ndeployments = [\"{}\"]\n",
             a.anvil.endpoint(),
             file_a.display(),
             b.anvil.ws_endpoint(),
-            file_b.display()
+            file_b.display(),
+            free_port(),
+            file_dead.display()
         ),
     )
     .unwrap();
@@ -204,14 +215,26 @@ async fn two_chains(backend: &str) {
     assert_eq!(listed(&base, &format!("chainId={B}")).await.len() as u64, 3 + rounds * 3);
     assert_eq!(listed(&base, &format!("chainId={A}")).await.len() as u64, 3 + rounds);
 
-    // Readiness and metrics per chain.
+    // Readiness per chain: the dead chain is not ready, with its node's fault; the other two are.
     let (status, ready) = get(&format!("{base}/readyz")).await;
-    assert_eq!(status, 200, "{ready}");
-    let ids: Vec<u64> =
-        ready["chains"].as_array().unwrap().iter().map(|c| c["chainId"].as_u64().unwrap()).collect();
+    assert_eq!(status, 503, "{ready}");
+    let report = &ready["error"]["details"];
+    let reasons = report["reasons"].to_string();
+    assert!(reasons.contains(&format!("chain {DEAD}: indexer:")), "{reasons}");
+    assert!(
+        !reasons.contains(&format!("chain {A}")) && !reasons.contains(&format!("chain {B}")),
+        "{reasons}"
+    );
+    let chains_seen = report["chains"].as_array().unwrap();
+    let ids: Vec<u64> = chains_seen.iter().map(|c| c["chainId"].as_u64().unwrap()).collect();
     assert_eq!(ids, vec![A, B], "{ready}");
-    assert!(ready["chains"].as_array().unwrap().iter().all(|c| c["role"] == "writer"), "{ready}");
-    assert_eq!(get(&format!("{base}/readyz?chainId={B}")).await.0, 200);
+    assert!(chains_seen.iter().all(|c| c["role"] == "writer"), "{ready}");
+    for chain_id in [A, B] {
+        let (status, one) = get(&format!("{base}/readyz?chainId={chain_id}")).await;
+        assert_eq!(status, 200, "{one}");
+        assert_eq!(one["chains"][0]["indexer"], "running", "{one}");
+    }
+    assert_eq!(get(&format!("{base}/readyz?chainId={DEAD}")).await.0, 503);
     let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
     for chain_id in [A, B] {
         assert!(metrics.contains(&format!("holdfast_indexed_block{{chain_id=\"{chain_id}\"}}")), "{metrics}");
@@ -221,7 +244,7 @@ async fn two_chains(backend: &str) {
 
     drop(run);
     db.cleanup(store).await;
-    for f in [file_a, file_b, chains] {
+    for f in [file_a, file_b, file_dead, chains] {
         let _ = std::fs::remove_file(f);
     }
 }
