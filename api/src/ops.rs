@@ -40,6 +40,8 @@ pub(crate) struct ReadyQuery {
     params(ReadyQuery),
     responses(
         (status = 200, description = "Ready", body = Readiness),
+        (status = 400, description = "VALIDATION_ERROR: a bad `chainId`, or an unknown or repeated parameter", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND: `chainId` is neither configured nor indexed", body = ErrorEnvelope),
         (status = 503, description = "NOT_READY; `error.details` is the Readiness report", body = ErrorEnvelope),
     )
 )]
@@ -71,6 +73,16 @@ pub(crate) async fn readyz(
         wanted = snap.chains.keys().copied().collect();
     }
     if let Some(only) = q.chain_id {
+        if only > i64::MAX as u64 {
+            return Err(ApiError::invalid("chainId", "chainId is out of range"));
+        }
+        // A chain this process neither follows nor finds in the store is a wrong question, not a chain
+        // that is not ready (an unreadable store cannot tell: then it is not ready).
+        if snap.is_some() && !wanted.contains(&only) {
+            return Err(ApiError::NotFound(format!(
+                "chain {only} is neither configured here nor indexed in the store"
+            )));
+        }
         wanted = BTreeSet::from([only]);
     }
     if wanted.is_empty() && snap.is_some() {

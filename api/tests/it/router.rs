@@ -508,9 +508,10 @@ async fn every_endpoint_and_error_code_sqlite() {
     // Per chain: a chain nobody indexes is not ready; the indexed one is.
     assert_eq!(get(&hr, &format!("/readyz?chainId={chain_id}")).await.status, 200);
     let other = get(&hr, "/readyz?chainId=999999").await;
-    err(&other, 503, "NOT_READY");
-    assert!(other.json["error"]["message"].as_str().unwrap().contains("chain 999999 is not indexed yet"));
+    err(&other, 404, "NOT_FOUND");
+    assert!(other.json["error"]["message"].as_str().unwrap().contains("chain 999999 is neither configured"));
     err(&get(&hr, "/readyz?chainId=x").await, 400, "VALIDATION_ERROR");
+    err(&get(&hr, "/readyz?chainId=9223372036854775808").await, 400, "VALIDATION_ERROR");
     // A standby serves what the writer commits: ready while the store is fresh, with its role.
     health.send_replace(IndexerHealth::Standby { writer: Some("pid=1".into()) });
     let standby = get(&hr, "/readyz").await;
