@@ -15,12 +15,14 @@ use alloy::{
 };
 use clap::Args;
 use eyre::{Context, bail, eyre};
-use holdfast_api::{ApiConfig, EscrowInfo};
-use holdfast_indexer::IndexerConfig;
+use holdfast_api::{ApiConfig, EscrowInfo, TokenInfo};
+use holdfast_indexer::{Deployment, IndexerConfig};
 use serde::{Deserialize, Serialize};
 use tokio::process::{Child, Command};
 
-use crate::opts::{Shutdown, find_project_root, install_metrics, read_deployment_with_token};
+use crate::opts::{
+    DEFAULT_DEPLOYMENT, Shutdown, find_project_root, install_metrics, read_deployment_with_token,
+};
 
 pub(crate) const EXAMPLES: &str = "\
 Examples:
@@ -35,7 +37,10 @@ Examples:
   holdfast dev --reset
 
   # Other ports, and a block every 2 seconds instead of one per transaction
-  holdfast dev --port 9545 --listen 127.0.0.1:9080 --block-time 2";
+  holdfast dev --port 9545 --listen 127.0.0.1:9080 --block-time 2
+
+  # Two chains (ids 31337 and 31338, on ports 8545 and 8546) indexed into one store, served by one API
+  holdfast dev --chains 2";
 
 /// Arguments of `holdfast dev`.
 #[derive(Debug, Clone, Args)]
@@ -72,8 +77,16 @@ pub(crate) struct DevArgs {
     pub(crate) project_root: Option<PathBuf>,
     /// Deployment file to write (under deployments/, relative to the project root). The default is the file
     /// every `holdfast` command reads when given no --deployment, so they all find this chain's escrow.
+    /// With --chains, this is the first chain's; chain 31338 and later write the same path with their chain
+    /// id in the name: `31337` replaced by it, or else `-<chain id>` added before the name's first dot
+    /// (deployments/31338.local.json; deployments/mine.local.json → deployments/mine-31338.local.json).
     #[arg(long, env = "HOLDFAST_DEV_DEPLOYMENT", default_value = "deployments/31337.local.json")]
     pub(crate) deployment_file: PathBuf,
+    /// How many chains to run: anvils with chain ids 31337, 31338, … on --port, --port + 1, …, each with its
+    /// own MockUSDC and escrow, all indexed into one store and served by one API (`?chainId=` filters it).
+    #[arg(long, env = "HOLDFAST_DEV_CHAINS", default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=MAX_CHAINS as i64))]
+    pub(crate) chains: u16,
     /// anvil binary. Default: node_modules/.bin/anvil of the project (`npm ci`), else `anvil` on PATH.
     #[arg(long, env = "HOLDFAST_ANVIL")]
     pub(crate) anvil: Option<PathBuf>,
@@ -86,46 +99,139 @@ struct AnvilOut {
     private_keys: Vec<String>,
 }
 
+/// Chain id of the first dev chain; chain k (counting from 0) has chain id `FIRST_CHAIN_ID + k`.
+const FIRST_CHAIN_ID: u64 = 31337;
+
+/// The most chains `--chains` runs.
+const MAX_CHAINS: u16 = 4;
+
 /// The files of one dev run.
 struct DevDir {
     dir: PathBuf,
 }
 
 impl DevDir {
-    fn state(&self) -> PathBuf {
-        self.dir.join("anvil-state.json")
-    }
-    fn deployment(&self) -> PathBuf {
-        self.dir.join("deployment.json")
-    }
-    /// The chain's genesis block (timestamp and hash), recorded when the chain was created.
-    fn genesis(&self) -> PathBuf {
-        self.dir.join("genesis.json")
+    /// Chain `index` (from 0) of this run, its anvil on `base_port + index`, its deployment file derived
+    /// from the first chain's `deployment_file` (see [`chain_deployment_file`]).
+    fn chain(&self, index: u16, base_port: u16, deployment_file: &Path) -> DevChain {
+        let chain_id = FIRST_CHAIN_ID + u64::from(index);
+        DevChain {
+            dir: self.dir.clone(),
+            index,
+            chain_id,
+            port: base_port.saturating_add(index),
+            deployment_file: if index == 0 {
+                deployment_file.to_path_buf()
+            } else {
+                chain_deployment_file(deployment_file, chain_id)
+            },
+        }
     }
     fn db_url(&self) -> String {
         format!("sqlite://{}", self.dir.join("holdfast.db").display())
     }
-    /// Remove what a previous run left (only the files this command writes).
+    /// Remove what a previous run left (only the files this command writes), for every chain it may have
+    /// run.
     fn wipe(&self) -> eyre::Result<()> {
-        self.remove(&["anvil-state.json", "deployment.json", "anvil.json", "genesis.json"])?;
+        for index in 0..MAX_CHAINS {
+            self.chain(index, 0, Path::new(DEFAULT_DEPLOYMENT)).wipe()?;
+        }
         self.wipe_store()
     }
     /// Remove the SQLite store.
     fn wipe_store(&self) -> eyre::Result<()> {
-        self.remove(&["holdfast.db", "holdfast.db-wal", "holdfast.db-shm"])
+        remove_files(&["holdfast.db", "holdfast.db-wal", "holdfast.db-shm"].map(|n| self.dir.join(n)))
     }
-    fn remove(&self, names: &[&str]) -> eyre::Result<()> {
-        for name in names {
-            match std::fs::remove_file(self.dir.join(name)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(e)
-                        .wrap_err_with(|| format!("cannot remove {}", self.dir.join(name).display()));
-                }
-            }
+}
+
+/// The deployment file of chain `chain_id` given the first chain's: `first` with `31337` in its name
+/// replaced by the chain id, or, without it, `-<chain id>` added before the name's first dot
+/// (`deployments/mine.local.json` → `deployments/mine-31338.local.json`).
+fn chain_deployment_file(first: &Path, chain_id: u64) -> PathBuf {
+    let name = first.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let first_id = FIRST_CHAIN_ID.to_string();
+    let name = if name.contains(&first_id) {
+        name.replacen(&first_id, &chain_id.to_string(), 1)
+    } else {
+        match name.split_once('.') {
+            Some((stem, rest)) => format!("{stem}-{chain_id}.{rest}"),
+            None => format!("{name}-{chain_id}"),
         }
-        Ok(())
+    };
+    first.with_file_name(name)
+}
+
+/// Remove `paths` that exist.
+fn remove_files(paths: &[PathBuf]) -> eyre::Result<()> {
+    for path in paths {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).wrap_err_with(|| format!("cannot remove {}", path.display())),
+        }
+    }
+    Ok(())
+}
+
+/// One chain of a dev run: its chain id, anvil's port, and its files in the dev directory. The first
+/// chain's files have plain names (`anvil-state.json`, `anvil.pid`, `genesis.json`, …, as before
+/// `--chains` existed); those of chain k > 0 carry its chain id (`anvil-state-31338.json`,
+/// `anvil-31338.pid`, `genesis-31338.json`, …).
+struct DevChain {
+    dir: PathBuf,
+    /// Position in the run, from 0.
+    index: u16,
+    chain_id: u64,
+    /// anvil's port on 127.0.0.1.
+    port: u16,
+    /// The deployment file the commands read, relative to the project root.
+    deployment_file: PathBuf,
+}
+
+impl DevChain {
+    /// `stem.ext` in the dev directory, for chain k > 0 `stem-<chain id>.ext`.
+    fn file(&self, stem: &str, ext: &str) -> PathBuf {
+        if self.index == 0 {
+            self.dir.join(format!("{stem}.{ext}"))
+        } else {
+            self.dir.join(format!("{stem}-{}.{ext}", self.chain_id))
+        }
+    }
+    /// anvil's state file (`--state`).
+    fn state(&self) -> PathBuf {
+        self.file("anvil-state", "json")
+    }
+    /// The copy of the deployment file kept with the chain.
+    fn deployment(&self) -> PathBuf {
+        self.file("deployment", "json")
+    }
+    /// The chain's genesis block (timestamp and hash), recorded when the chain was created.
+    fn genesis(&self) -> PathBuf {
+        self.file("genesis", "json")
+    }
+    /// What anvil writes with `--config-out` (its accounts and keys).
+    fn config_out(&self) -> PathBuf {
+        self.file("anvil", "json")
+    }
+    /// anvil's pid and port, for stopping it after a `holdfast dev` that was killed.
+    fn pid_file(&self) -> PathBuf {
+        self.file("anvil", "pid")
+    }
+    fn anvil_log(&self) -> PathBuf {
+        self.file("anvil", "log")
+    }
+    fn deploy_log(&self) -> PathBuf {
+        self.file("deploy", "log")
+    }
+    fn http(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+    fn ws(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+    /// Remove the chain's files of a previous run (not its logs).
+    fn wipe(&self) -> eyre::Result<()> {
+        remove_files(&[self.state(), self.deployment(), self.config_out(), self.genesis()])
     }
 }
 
@@ -172,21 +278,39 @@ pub(crate) async fn run(args: DevArgs) -> eyre::Result<()> {
     };
     let dir = DevDir { dir: root.join(&args.data_dir) };
     std::fs::create_dir_all(&dir.dir).wrap_err_with(|| format!("cannot create {}", dir.dir.display()))?;
+    if args.port.checked_add(args.chains - 1).is_none() {
+        bail!("--port {} leaves no room for {} chains (ports --port, --port + 1, …)", args.port, args.chains);
+    }
+    let chains: Vec<DevChain> =
+        (0..args.chains).map(|i| dir.chain(i, args.port, &args.deployment_file)).collect();
 
-    stop_leftover_anvil(&dir, args.port).await;
+    // The anvils a killed previous run left, of any chain it may have run (not only the ones run now).
+    for index in 0..MAX_CHAINS {
+        stop_leftover_anvil(&dir.chain(index, args.port, &args.deployment_file)).await;
+    }
     // Ports first: a clear message beats anvil's or the indexer's.
-    std::net::TcpListener::bind(("127.0.0.1", args.port)).map_err(|e| {
-        eyre!(
-            "port {} on 127.0.0.1 is not free ({e}): is another `holdfast dev` or anvil running? Use --port",
-            args.port
-        )
-    })?;
+    for c in &chains {
+        std::net::TcpListener::bind(("127.0.0.1", c.port)).map_err(|e| {
+            let which = if c.index == 0 {
+                String::new()
+            } else {
+                format!(" (chain {}'s anvil: --port + {})", c.chain_id, c.index)
+            };
+            eyre!(
+                "port {} on 127.0.0.1 is not free ({e}): is another `holdfast dev` or anvil running? Use \
+                 --port{which}",
+                c.port
+            )
+        })?;
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| eyre!("cannot serve the API on {} ({e}): use --listen", args.listen))?;
 
     let flag = if args.reset { "--reset" } else { "--keep" };
-    let resume = (args.keep || args.reset) && dir.state().exists() && dir.deployment().exists();
+    let has_run = |c: &DevChain| c.state().exists() && c.deployment().exists();
+    // The first chain decides: without it, everything starts fresh (every chain's files and the store).
+    let resume = (args.keep || args.reset) && has_run(&chains[0]);
     if (args.keep || args.reset) && !resume {
         println!("{flag}: no previous dev run in {} — starting a fresh chain", dir.dir.display());
     }
@@ -195,32 +319,59 @@ pub(crate) async fn run(args: DevArgs) -> eyre::Result<()> {
     } else if args.reset {
         dir.wipe_store()?;
     }
-    let genesis = if resume { Some(Genesis::of(&dir)?) } else { None };
+    let mut genesis = Vec::new();
+    for c in &chains {
+        let resumed = resume && has_run(c);
+        if resume && !resumed {
+            println!("{flag}: no previous chain {} in {} — starting it fresh", c.chain_id, dir.dir.display());
+            c.wipe()?;
+        }
+        genesis.push(if resumed { Some(Genesis::of(c)?) } else { None });
+    }
 
-    let anvil = start_anvil(&anvil_bin, &args, &dir, genesis.as_ref()).await?;
-    // From here on, every exit path stops anvil.
-    let result = run_with_anvil(&args, &root, &dir, genesis.as_ref(), listener, shutdown).await;
-    let stopped = anvil.stop().await;
+    let mut anvils = Vec::new();
+    for (c, g) in chains.iter().zip(&genesis) {
+        match start_anvil(&anvil_bin, &args, c, g.as_ref()).await {
+            Ok(anvil) => anvils.push(anvil),
+            Err(e) => {
+                // No anvil is left behind: the chains started so far stop too.
+                let _ = stop_all(anvils).await;
+                return Err(e);
+            }
+        }
+    }
+    // From here on, every exit path stops every anvil.
+    let result = run_with_anvils(&args, &root, &dir, &chains, &genesis, listener, shutdown).await;
+    let stopped = stop_all(anvils).await;
     result?;
     stopped?;
+    let keep = if chains.len() > 1 { format!(" --keep --chains {}", chains.len()) } else { " --keep".into() };
     println!(
-        "stopped. Chain state and store are in {} (`holdfast dev --keep` resumes them)",
+        "stopped. Chain state and store are in {} (`holdfast dev{keep}` resumes them)",
         dir.dir.display()
     );
     Ok(())
 }
 
-async fn run_with_anvil(
+/// Stop every anvil (at once; each writes its state file), and wait for all of them.
+async fn stop_all(anvils: Vec<Anvil>) -> eyre::Result<()> {
+    let results = futures::future::join_all(anvils.into_iter().map(Anvil::stop)).await;
+    results.into_iter().collect()
+}
+
+/// Deploy (or resume), then index and serve until stopped; the anvils run throughout (`run` stops them).
+async fn run_with_anvils(
     args: &DevArgs,
     root: &Path,
     dir: &DevDir,
-    genesis: Option<&Genesis>,
+    chains: &[DevChain],
+    genesis: &[Option<Genesis>],
     listener: tokio::net::TcpListener,
     shutdown: Shutdown,
 ) -> eyre::Result<()> {
     // A stop signal during start-up (deploying, waiting for anvil) ends it here; `run` then stops anvil.
-    let (cfg, api_cfg) = tokio::select! {
-        prepared = prepare(args, root, dir, genesis) => prepared?,
+    let (cfgs, api_cfg) = tokio::select! {
+        prepared = prepare(args, root, dir, chains, genesis) => prepared?,
         () = shutdown.clone().requested() => {
             println!("interrupted while starting");
             return Ok(());
@@ -229,9 +380,13 @@ async fn run_with_anvil(
     let render = install_metrics()?;
     // Without interval mining, anvil mines only on transactions, and `safe`/`finalized` (head − N, head − 2N)
     // would never reach the last transaction's block on an idle devnet.
-    let miner = args.block_time.is_none().then(|| tokio::spawn(mine_until_finalized(args.port)));
+    let miners: Vec<_> = if args.block_time.is_none() {
+        chains.iter().map(|c| tokio::spawn(mine_until_finalized(c.port))).collect()
+    } else {
+        Vec::new()
+    };
     let result = super::run::run_stack(
-        vec![cfg],
+        cfgs,
         &dir.db_url(),
         api_cfg,
         dev_delivery(),
@@ -240,7 +395,7 @@ async fn run_with_anvil(
         shutdown.requested(),
     )
     .await;
-    if let Some(m) = miner {
+    for m in miners {
         m.abort();
     }
     result
@@ -299,19 +454,19 @@ struct Genesis {
 impl Genesis {
     /// Recorded by the run that created the chain; for a chain from before the record, the earliest block 0
     /// in anvil's state file (every later genesis anvil added to it is stamped later).
-    fn of(dir: &DevDir) -> eyre::Result<Self> {
-        if let Ok(text) = std::fs::read_to_string(dir.genesis()) {
+    fn of(chain: &DevChain) -> eyre::Result<Self> {
+        if let Ok(text) = std::fs::read_to_string(chain.genesis()) {
             return serde_json::from_str(&text)
-                .wrap_err_with(|| format!("{} is not a genesis record", dir.genesis().display()));
+                .wrap_err_with(|| format!("{} is not a genesis record", chain.genesis().display()));
         }
-        Self::repair(dir)
+        Self::repair(chain)
     }
 
     /// The genesis of a state file written before `holdfast dev` recorded it: the earliest block 0 (every
     /// later genesis anvil added to the file is stamped later). Those later ones are removed from the file:
     /// anvil would otherwise pick any of the file's blocks 0 when it loads it.
-    fn repair(dir: &DevDir) -> eyre::Result<Self> {
-        let path = dir.state();
+    fn repair(chain: &DevChain) -> eyre::Result<Self> {
+        let path = chain.state();
         let unreadable =
             || format!("cannot read the blocks of {} (run without --keep for a fresh chain)", path.display());
         let text =
@@ -352,28 +507,97 @@ impl Genesis {
         Ok(Self { timestamp: b.header.timestamp, hash: Some(b.header.hash) })
     }
 
-    fn save(&self, dir: &DevDir) -> eyre::Result<()> {
-        std::fs::write(dir.genesis(), serde_json::to_string_pretty(self)?)
-            .wrap_err_with(|| format!("cannot write {}", dir.genesis().display()))
+    fn save(&self, chain: &DevChain) -> eyre::Result<()> {
+        std::fs::write(chain.genesis(), serde_json::to_string_pretty(self)?)
+            .wrap_err_with(|| format!("cannot write {}", chain.genesis().display()))
     }
 }
 
-/// Deploy (or restore the deployment of a resumed chain), print the banner, and return the indexer's and
-/// the API's configuration.
+/// Deploy to every chain (or restore the deployment of a resumed one), print the banner, and return the
+/// indexer's configuration of each chain and the API's configuration.
 async fn prepare(
     args: &DevArgs,
     root: &Path,
     dir: &DevDir,
+    chains: &[DevChain],
+    genesis: &[Option<Genesis>],
+) -> eyre::Result<(Vec<IndexerConfig>, ApiConfig)> {
+    // One after the other: the deployments share the project's forge build cache.
+    let mut ready = Vec::new();
+    for (c, g) in chains.iter().zip(genesis) {
+        ready.push(prepare_chain(args, root, c, g.as_ref()).await?);
+    }
+    let mut api_cfg = ApiConfig::default();
+    let mut cfgs = Vec::new();
+    for r in &ready {
+        cfgs.push(IndexerConfig::new(r.ws.parse()?, vec![r.deployment.clone()]));
+        api_cfg.escrows.push(EscrowInfo {
+            chain_id: r.chain_id,
+            escrow: r.deployment.escrow,
+            token: r.token.clone(),
+        });
+    }
+    let first = &ready[0];
+    print_banner(&Banner {
+        resumed: first.resumed,
+        reset: first.resumed && args.reset,
+        slots: args.slots_in_an_epoch,
+        block_time: args.block_time,
+        http: &first.http,
+        ws: &first.ws,
+        chain_id: first.chain_id,
+        escrow: first.deployment.escrow,
+        deployment_block: first.deployment.start_block,
+        token_address: first.token.address.unwrap_or_default(),
+        symbol: &first.token.symbol,
+        decimals: first.token.decimals,
+        api: args.listen,
+        dir: &dir.dir,
+        deployment: &first.deployment_file,
+        accounts: &first.accounts,
+        chains: &ready,
+    });
+    Ok((cfgs, api_cfg))
+}
+
+/// A chain of the run, deployed (or resumed) and checked.
+struct ChainReady {
+    chain_id: u64,
+    /// Resumed from the previous run (else a fresh chain).
+    resumed: bool,
+    http: String,
+    ws: String,
+    deployment: Deployment,
+    token: TokenInfo,
+    /// The deployment file the commands read (absolute).
+    deployment_file: PathBuf,
+    /// anvil's accounts and keys.
+    accounts: AnvilOut,
+}
+
+/// Wait for the chain's anvil, check its genesis block (a resumed chain) or record it (a fresh one), and
+/// deploy MockUSDC and the escrow to a fresh chain.
+async fn prepare_chain(
+    args: &DevArgs,
+    root: &Path,
+    chain: &DevChain,
     genesis: Option<&Genesis>,
-) -> eyre::Result<(IndexerConfig, ApiConfig)> {
+) -> eyre::Result<ChainReady> {
     let resume = genesis.is_some();
-    let http = format!("http://127.0.0.1:{}", args.port);
+    let http = chain.http();
     let provider = ProviderBuilder::new().connect_http(http.parse()?);
     wait_for_node(&provider).await?;
     let chain_id = provider.get_chain_id().await?;
+    if chain.index > 0 && chain_id != chain.chain_id {
+        bail!(
+            "the node on port {} is chain {chain_id}, not the chain {} that `holdfast dev` started there",
+            chain.port,
+            chain.chain_id
+        );
+    }
     let now = Genesis::read(&provider).await?;
     match genesis {
-        None => now.save(dir)?,
+        None => now.save(chain)?,
         Some(before) => {
             // Block 1 names the chain's true genesis as its parent.
             if let Some(b1) = provider.get_block_by_number(BlockNumberOrTag::Number(1)).await?
@@ -382,7 +606,7 @@ async fn prepare(
                 bail!(
                     "anvil's state file {} yields a block 0 ({}) that is not the parent of block 1 ({}); run \
                      without --keep for a fresh chain",
-                    dir.state().display(),
+                    chain.state().display(),
                     now.hash.unwrap_or_default(),
                     b1.header.parent_hash
                 );
@@ -395,7 +619,7 @@ async fn prepare(
                     before.hash.unwrap_or_default()
                 );
             }
-            now.save(dir)?;
+            now.save(chain)?;
             // anvil's clock restarts at the genesis timestamp given to it: back to the wall clock (or the
             // latest block's time, if later), so resumed blocks are not stamped in the past.
             let wall =
@@ -411,76 +635,76 @@ async fn prepare(
         }
     }
 
-    let deployment_file = root.join(&args.deployment_file);
+    let accounts = read_anvil_out(chain).await?;
+
+    let deployment_file = root.join(&chain.deployment_file);
     if resume {
         // The commands' default deployment file points at this chain again.
         if let Some(parent) = deployment_file.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::copy(dir.deployment(), &deployment_file)
+        std::fs::copy(chain.deployment(), &deployment_file)
             .wrap_err_with(|| format!("cannot restore {}", deployment_file.display()))?;
     } else {
-        deploy(root, dir, &http, &args.deployment_file).await?;
-        std::fs::copy(&deployment_file, dir.deployment())
+        deploy(root, chain, &http, &accounts).await?;
+        std::fs::copy(&deployment_file, chain.deployment())
             .wrap_err_with(|| format!("cannot keep a copy of {}", deployment_file.display()))?;
     }
-    let (deployment, token) = read_deployment_with_token(&dir.deployment())?;
+    let (deployment, token) = read_deployment_with_token(&chain.deployment())?;
     if provider.get_code_at(deployment.escrow).await?.is_empty() {
         bail!(
             "the escrow {} of {} has no code on this chain: the state file does not match; run without --keep",
             deployment.escrow,
-            dir.deployment().display()
+            chain.deployment().display()
         );
     }
-    let token = token.ok_or_else(|| eyre!("{} has no token entry", dir.deployment().display()))?;
-
-    let ws = format!("ws://127.0.0.1:{}", args.port);
-    let cfg = IndexerConfig::new(ws.parse()?, vec![deployment.clone()]);
-    let mut api_cfg = ApiConfig::default();
-    api_cfg.escrows.push(EscrowInfo { chain_id, escrow: deployment.escrow, token: token.clone() });
-
-    let anvil_out: AnvilOut = serde_json::from_str(
-        &std::fs::read_to_string(dir.dir.join("anvil.json"))
-            .wrap_err("cannot read anvil's --config-out file")?,
-    )
-    .wrap_err("cannot parse anvil's --config-out file")?;
-
-    print_banner(&Banner {
-        resumed: resume,
-        reset: resume && args.reset,
-        slots: args.slots_in_an_epoch,
-        block_time: args.block_time,
-        http: &http,
-        ws: &ws,
+    let token = token.ok_or_else(|| eyre!("{} has no token entry", chain.deployment().display()))?;
+    Ok(ChainReady {
         chain_id,
-        escrow: deployment.escrow,
-        deployment_block: deployment.start_block,
-        token_address: token.address.unwrap_or_default(),
-        symbol: &token.symbol,
-        decimals: token.decimals,
-        api: args.listen,
-        dir: &dir.dir,
-        deployment: &deployment_file,
-        accounts: &anvil_out,
-    });
-    Ok((cfg, api_cfg))
+        resumed: resume,
+        http,
+        ws: chain.ws(),
+        deployment,
+        token,
+        deployment_file,
+        accounts,
+    })
 }
 
+/// anvil's accounts and keys, from its `--config-out` file (written as it starts: read again for up to
+/// 2 s while it is missing or incomplete).
+async fn read_anvil_out(chain: &DevChain) -> eyre::Result<AnvilOut> {
+    let path = chain.config_out();
+    let mut tries = 0;
+    loop {
+        let read = std::fs::read_to_string(&path)
+            .wrap_err("cannot read anvil's --config-out file")
+            .and_then(|text| serde_json::from_str(&text).wrap_err("cannot parse anvil's --config-out file"));
+        match read {
+            Ok(out) => return Ok(out),
+            Err(e) if tries >= 20 => return Err(e).wrap_err_with(|| path.display().to_string()),
+            Err(_) => tries += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Start the chain's anvil (resuming `genesis`'s chain from its state file, if given) and record its pid.
 async fn start_anvil(
     bin: &Path,
     args: &DevArgs,
-    dir: &DevDir,
+    chain: &DevChain,
     genesis: Option<&Genesis>,
 ) -> eyre::Result<Anvil> {
-    let log = std::fs::File::create(dir.dir.join("anvil.log"))?;
+    let log = std::fs::File::create(chain.anvil_log())?;
     let mut cmd = Command::new(bin);
-    cmd.args(["--host", "127.0.0.1", "--port", &args.port.to_string()])
+    cmd.args(["--host", "127.0.0.1", "--port", &chain.port.to_string()])
         .arg("--state")
-        .arg(dir.state())
+        .arg(chain.state())
         // Old blocks stay queryable after a resume (the indexer reconciles against historical balances).
         .arg("--preserve-historical-states")
         .arg("--config-out")
-        .arg(dir.dir.join("anvil.json"))
+        .arg(chain.config_out())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -490,6 +714,10 @@ async fn start_anvil(
         .kill_on_drop(true);
     // safe = head − N, finalized = head − 2N (anvil's default N is 32).
     cmd.args(["--slots-in-an-epoch", &args.slots_in_an_epoch.to_string()]);
+    if chain.index > 0 {
+        // The first chain keeps anvil's default, 31337.
+        cmd.args(["--chain-id", &chain.chain_id.to_string()]);
+    }
     if let Some(g) = genesis {
         cmd.args(["--timestamp", &g.timestamp.to_string()]);
     }
@@ -502,16 +730,19 @@ async fn start_anvil(
             bin.display()
         )
     })?;
-    if let Some(pid) = child.id() {
-        std::fs::write(dir.dir.join("anvil.pid"), format!("{pid} {}", args.port))?;
+    // From here on, dropping `anvil` kills it (an error writing the pid file included).
+    let anvil = Anvil { child };
+    if let Some(pid) = anvil.child.id() {
+        std::fs::write(chain.pid_file(), format!("{pid} {}", chain.port))?;
     }
-    Ok(Anvil { child })
+    Ok(anvil)
 }
 
 /// anvil runs in its own process group, so if `holdfast dev` itself was killed (SIGKILL), its anvil kept
 /// running. Stop such a leftover — only when the recorded pid is still an anvil on the same port.
-async fn stop_leftover_anvil(dir: &DevDir, port: u16) {
-    let pid_file = dir.dir.join("anvil.pid");
+async fn stop_leftover_anvil(chain: &DevChain) {
+    let port = chain.port;
+    let pid_file = chain.pid_file();
     let Ok(text) = std::fs::read_to_string(&pid_file) else { return };
     let _ = std::fs::remove_file(&pid_file);
     let mut parts = text.split_whitespace();
@@ -526,7 +757,14 @@ async fn stop_leftover_anvil(dir: &DevDir, port: u16) {
         && args.first().is_some_and(|a| a.ends_with(b"anvil"))
         && args.windows(2).any(|w| w[0] == b"--port" && w[1] == port.to_string().as_bytes());
     if is_ours {
-        println!("stopping the anvil (pid {pid}) that a previous `holdfast dev` left running");
+        if chain.index == 0 {
+            println!("stopping the anvil (pid {pid}) that a previous `holdfast dev` left running");
+        } else {
+            println!(
+                "stopping the anvil of chain {} (pid {pid}) that a previous `holdfast dev` left running",
+                chain.chain_id
+            );
+        }
         let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status().await;
         if stopped(pid, port, 100).await {
             return;
@@ -570,22 +808,32 @@ async fn wait_for_node(provider: &impl Provider) -> eyre::Result<()> {
     bail!("anvil did not answer within 10 s (see its log in the dev directory)")
 }
 
-async fn deploy(root: &Path, dir: &DevDir, rpc: &str, deployment_file: &Path) -> eyre::Result<()> {
-    let log_path = dir.dir.join("deploy.log");
+/// Deploy MockUSDC and the escrow to `chain` (at `rpc`) with script/deploy.sh, which writes the chain's
+/// deployment file.
+async fn deploy(root: &Path, chain: &DevChain, rpc: &str, accounts: &AnvilOut) -> eyre::Result<()> {
+    let log_path = chain.deploy_log();
     let log = std::fs::File::create(&log_path)?;
-    let status = Command::new("bash")
-        .arg(root.join("script/deploy.sh"))
+    let mut cmd = Command::new("bash");
+    cmd.arg(root.join("script/deploy.sh"))
         .args(["--rpc-url", rpc])
         .current_dir(root)
-        .env("DEPLOYMENT_FILE", deployment_file)
+        .env("DEPLOYMENT_FILE", &chain.deployment_file)
         // forge's broadcast log in this run's own directory: every devnet is chain 31337, and two
         // `holdfast dev` deploying at once would otherwise write (and read) the same
-        // broadcast/Deploy.s.sol/31337/run-latest.json.
-        .env("FOUNDRY_BROADCAST", dir.dir.join("broadcast"))
+        // broadcast/Deploy.s.sol/31337/run-latest.json. (forge keeps one directory per chain id in it.)
+        .env("FOUNDRY_BROADCAST", chain.dir.join("broadcast"))
         .env_remove("PRIVATE_KEY")
         .env_remove("TOKEN")
         .env_remove("MINT_TO")
-        .env_remove("MINT_AMOUNT")
+        .env_remove("MINT_AMOUNT");
+    if chain.chain_id != FIRST_CHAIN_ID {
+        // The script's devnet defaults (anvil's first key, a MockUSDC minted to anvil's accounts) are for
+        // chain 31337 only: the same, spelled out, for the other dev chains.
+        let key = accounts.private_keys.first().ok_or_else(|| eyre!("anvil reported no accounts"))?;
+        let mint_to: Vec<String> = accounts.available_accounts.iter().map(ToString::to_string).collect();
+        cmd.env("PRIVATE_KEY", key).env("ALLOW_MOCK_TOKEN", "true").env("MINT_TO", mint_to.join(","));
+    }
+    let status = cmd
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -624,6 +872,8 @@ struct Banner<'a> {
     dir: &'a Path,
     deployment: &'a Path,
     accounts: &'a AnvilOut,
+    /// Every chain of the run (listed when there are several; the lines above are the first one's).
+    chains: &'a [ChainReady],
 }
 
 /// `text` as one shell word: bare when it needs no quoting, else in double quotes (`expand`: `$PATH` stays
@@ -666,9 +916,13 @@ fn print_banner(b: &Banner<'_>) {
     };
     println!("  Finality    safe = head − {}, finalized = head − {}  ({mining})", b.slots, 2 * b.slots);
     println!("  Data        {}  (SQLite store, anvil state, logs)", b.dir.display());
+    if b.chains.len() > 1 {
+        print_chains(b.chains, &api);
+    }
     println!();
+    let every = if b.chains.len() > 1 { ", on every chain" } else { "" };
     println!(
-        "Funded accounts: 10,000 ETH and 1,000,000 {} each at deployment (anvil's public dev keys)",
+        "Funded accounts: 10,000 ETH and 1,000,000 {} each at deployment{every} (anvil's public dev keys)",
         b.symbol
     );
     for (i, (a, k)) in accounts.iter().zip(keys).enumerate() {
@@ -713,7 +967,43 @@ fn print_banner(b: &Banner<'_>) {
         println!("  holdfast webhooks listen --port 9000 --secret whsec_…");
     }
     println!();
-    println!("Ctrl-C stops everything; `holdfast dev --keep` resumes this chain and store.");
+    if b.chains.len() > 1 {
+        println!(
+            "Ctrl-C stops everything; `holdfast dev --keep --chains {}` resumes these chains and the store.",
+            b.chains.len()
+        );
+    } else {
+        println!("Ctrl-C stops everything; `holdfast dev --keep` resumes this chain and store.");
+    }
+}
+
+/// The banner's list of the chains of a run with several, and how to read one chain's orders.
+fn print_chains(chains: &[ChainReady], api: &str) {
+    println!();
+    println!(
+        "Chains: {}, indexed into one store and served by one API (every order has its chainId; filter by it \
+         with ?chainId=):",
+        chains.len()
+    );
+    for c in chains {
+        let how = if c.resumed { "resumed" } else { "fresh" };
+        println!("  chain {}  RPC {}  (ws: {})  {how}", c.chain_id, c.http, c.ws);
+        println!(
+            "               Escrow {}  (deployed in block {})",
+            c.deployment.escrow, c.deployment.start_block
+        );
+        println!(
+            "               Token {}  {}, {} decimals",
+            c.token.address.unwrap_or_default(),
+            c.token.symbol,
+            c.token.decimals
+        );
+        println!("               Deployment {}", c.deployment_file.display());
+    }
+    if let Some(last) = chains.last() {
+        let url = format!("{api}/v1/orders?chainId={}", last.chain_id);
+        println!("  curl -s {}    # chain {}'s orders only", shell_word(&url, false), last.chain_id);
+    }
 }
 
 /// The devnet's webhook worker: local receivers (`holdfast webhooks listen`) are private targets, so they
