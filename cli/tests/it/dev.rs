@@ -26,29 +26,51 @@ pub(crate) struct DevStack {
     pub(crate) anvil_port: u16,
     pub(crate) deployment: PathBuf,
     lines: mpsc::Receiver<String>,
-    /// The anvil this run started (from its pid file): killed on drop if it outlives `holdfast dev`, so a
-    /// failing test never leaves it behind.
+    /// The anvils this run started (from their pid files): killed on drop if they outlive `holdfast dev`,
+    /// so a failing test never leaves one behind.
     anvil: AnvilGuard,
 }
 
-/// Kills (SIGKILL) the anvil with this pid when dropped, if that pid is still an anvil.
-pub(crate) struct AnvilGuard(Option<u32>);
+/// The most chains `holdfast dev --chains` runs (chain ids 31337 to 31340).
+const MAX_CHAINS: u16 = 4;
+
+/// The dev directory's pid file of chain `index` (from 0): `anvil.pid`, then `anvil-31338.pid`, ….
+fn pid_file(dir: &Path, index: u16) -> PathBuf {
+    if index == 0 {
+        dir.join("anvil.pid")
+    } else {
+        dir.join(format!("anvil-{}.pid", 31337 + u64::from(index)))
+    }
+}
+
+/// Kills (SIGKILL) the anvils with these pids when dropped, those that are still an anvil (`None`:
+/// nothing to kill).
+pub(crate) struct AnvilGuard(Option<Vec<u32>>);
 
 impl AnvilGuard {
-    /// The anvil recorded in `dir/anvil.pid`, if any.
+    /// The anvils recorded in the pid files of `place`'s dev directory, of every chain.
     fn of(place: &DevPlace) -> Self {
-        let text = std::fs::read_to_string(place.dir.join("anvil.pid")).unwrap_or_default();
-        Self(text.split_whitespace().next().and_then(|p| p.parse().ok()))
+        let pids = (0..MAX_CHAINS)
+            .filter_map(|i| std::fs::read_to_string(pid_file(&place.dir, i)).ok())
+            .filter_map(|text| text.split_whitespace().next().and_then(|p| p.parse().ok()))
+            .collect();
+        Self(Some(pids))
+    }
+
+    /// How many anvils this guard holds.
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, Vec::len)
     }
 }
 
 impl Drop for AnvilGuard {
     fn drop(&mut self) {
-        let Some(pid) = self.0.take() else { return };
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
-        if argv0.ends_with(b"anvil") {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        for pid in self.0.take().into_iter().flatten() {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+            if argv0.ends_with(b"anvil") {
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            }
         }
     }
 }
@@ -61,17 +83,51 @@ pub(crate) struct DevPlace {
     pub(crate) deployment_rel: String,
     pub(crate) anvil_port: u16,
     pub(crate) api_port: u16,
+    /// `--chains`: chain k's anvil listens on `anvil_port + k`.
+    pub(crate) chains: u16,
 }
 
 impl DevPlace {
     pub(crate) fn new() -> Self {
+        Self::with_chains(1)
+    }
+
+    /// A place for `holdfast dev --chains N`: ports `anvil_port` to `anvil_port + N - 1` were all free.
+    pub(crate) fn with_chains(chains: u16) -> Self {
         let id = random_hex();
+        let anvil_port = loop {
+            let port = free_port();
+            let rest_free = (1..chains).all(|k| {
+                port.checked_add(k).is_some_and(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+            });
+            if rest_free {
+                break port;
+            }
+        };
+        let api_port = loop {
+            let port = free_port();
+            if !(anvil_port..anvil_port + chains).contains(&port) {
+                break port;
+            }
+        };
         Self {
             dir: std::env::temp_dir().join(format!("holdfast-dev-{id}")),
             deployment_rel: format!("deployments/test-dev-{id}.local.json"),
-            anvil_port: free_port(),
-            api_port: free_port(),
+            anvil_port,
+            api_port,
+            chains,
         }
+    }
+
+    /// Chain `chain_id`'s deployment file, relative to the project root: the first chain's is
+    /// `deployment_rel`, the others' carry their chain id (`test-dev-ID-31338.local.json`), as `holdfast
+    /// dev --chains` names them.
+    pub(crate) fn deployment_rel_of(&self, chain_id: u64) -> String {
+        if chain_id == 31337 {
+            return self.deployment_rel.clone();
+        }
+        let (stem, rest) = self.deployment_rel.split_once('.').unwrap();
+        format!("{stem}-{chain_id}.{rest}")
     }
 
     /// Environment that points `holdfast dev` and every other `holdfast` command at this place.
@@ -84,12 +140,31 @@ impl DevPlace {
             ("HOLDFAST_DEPLOYMENTS".into(), root().join(&self.deployment_rel).display().to_string()),
             ("HOLDFAST_RPC_URL".into(), format!("http://127.0.0.1:{}", self.anvil_port)),
             ("HOLDFAST_API_URL".into(), format!("http://127.0.0.1:{}", self.api_port)),
+            ("HOLDFAST_DEV_CHAINS".into(), self.chains.to_string()),
         ]
     }
 
+    /// A guard that cleans up this place when dropped, also when the test fails (declare it before the
+    /// `DevStack`, so that the stack stops first).
+    pub(crate) fn cleaned_up_on_drop(&self) -> CleanUp {
+        CleanUp(self.clone())
+    }
+
+    /// Remove the dev directory and the deployment files of every chain.
     pub(crate) fn cleanup(&self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-        let _ = std::fs::remove_file(root().join(&self.deployment_rel));
+        for k in 0..MAX_CHAINS {
+            let _ = std::fs::remove_file(root().join(self.deployment_rel_of(31337 + u64::from(k))));
+        }
+    }
+}
+
+/// Cleans up its place (dev directory, deployment files) when dropped.
+pub(crate) struct CleanUp(DevPlace);
+
+impl Drop for CleanUp {
+    fn drop(&mut self) {
+        self.0.cleanup();
     }
 }
 
@@ -220,28 +295,53 @@ pub(crate) fn cast(args: &[&str]) -> String {
 
 /// Lock `amount` base units for `order_id` from anvil account 0 to account 1 with `cast`; returns the tx hash.
 fn lock_with_cast(dev: &DevStack, key0: &str, payee: &str, order_id: &str, amount: u64) -> String {
-    let escrow = dev.banner_field("Escrow");
-    let token = dev.banner_field("Token");
+    let chain = DevChain {
+        rpc: dev.rpc.clone(),
+        escrow: dev.banner_field("Escrow"),
+        token: dev.banner_field("Token"),
+    };
+    lock_on(&chain, key0, payee, order_id, amount)
+}
+
+/// One chain of a `holdfast dev --chains N` run, as its banner lists it.
+struct DevChain {
+    rpc: String,
+    escrow: String,
+    token: String,
+}
+
+impl DevChain {
+    /// Chain `chain_id` in the banner's list of chains: its `chain ID  RPC URL …` line and the `Escrow` and
+    /// `Token` lines under it.
+    fn of(dev: &DevStack, chain_id: u64) -> Self {
+        let head = format!("chain {chain_id} ");
+        let lines: Vec<&str> =
+            dev.banner.lines().map(str::trim_start).skip_while(|l| !l.starts_with(&head)).take(4).collect();
+        let field = |label: &str| -> String {
+            let line = lines
+                .iter()
+                .find_map(|l| l.split_once(&format!("{label} ")).map(|(_, rest)| rest))
+                .unwrap_or_else(|| panic!("no {label} for chain {chain_id} in the banner:\n{}", dev.banner));
+            line.split_whitespace().next().unwrap().to_string()
+        };
+        Self { rpc: field("RPC"), escrow: field("Escrow"), token: field("Token") }
+    }
+}
+
+/// Lock `amount` base units for `order_id` on `chain` from anvil account 0 (`key0`) to `payee` with `cast`;
+/// returns the tx hash.
+fn lock_on(chain: &DevChain, key0: &str, payee: &str, order_id: &str, amount: u64) -> String {
+    let DevChain { rpc, escrow, token } = chain;
     let amount = amount.to_string();
-    cast(&[
-        "send",
-        "--private-key",
-        key0,
-        "-r",
-        &dev.rpc,
-        &token,
-        "approve(address,uint256)",
-        &escrow,
-        &amount,
-    ]);
+    cast(&["send", "--private-key", key0, "-r", rpc, token, "approve(address,uint256)", escrow, &amount]);
     let receipt = cast(&[
         "send",
         "--json",
         "--private-key",
         key0,
         "-r",
-        &dev.rpc,
-        &escrow,
+        rpc,
+        escrow,
         "lock(bytes32,address,uint256,address,uint64,uint32)",
         order_id,
         payee,
@@ -664,4 +764,173 @@ async fn dev_keep_survives_many_restarts_and_reset_reindexes() {
     assert_eq!(status, 404, "the old chain's order is still served: {body}");
     dev.interrupt();
     place.cleanup();
+}
+
+/// The chain ids of `/v1/orders…`'s orders, and their order ids, in the order served.
+fn orders_of(list: &Value) -> Vec<(u64, String)> {
+    list["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list of orders: {list}"))
+        .iter()
+        .map(|o| (o["chainId"].as_u64().unwrap(), o["orderId"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// `holdfast dev --chains 2`: two anvils (chain ids 31337 and 31338, on the port and the next one), each with
+/// its escrow, indexed into one store and served by one API. An order locked on each chain is served under
+/// its own `?chainId=` only, both in the unfiltered list, and `/readyz` reports both chains. Ctrl-C stops
+/// both anvils; `--keep` resumes both chains (same genesis blocks, same orders, and the second chain is
+/// indexed again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_with_two_chains_serves_both_stops_both_and_resumes_both() {
+    let place = DevPlace::with_chains(2);
+    let _cleanup = place.cleaned_up_on_drop();
+    let second_port = place.anvil_port + 1;
+
+    // 1. Both chains are up, listed in the banner, each with its own files and deployment file.
+    let dev = DevStack::start(&place, false);
+    assert_eq!(dev.anvil.len(), 2, "expected two anvil pid files in {}", place.dir.display());
+    for text in ["chain 31337 ", "chain 31338 ", "?chainId=31338", "--keep --chains 2"] {
+        assert!(dev.banner.contains(text), "banner lacks {text:?}:\n{}", dev.banner);
+    }
+    for file in ["anvil-31338.pid", "genesis-31338.json", "deployment-31338.json", "anvil-31338.json"] {
+        assert!(place.dir.join(file).exists(), "{file} was not written in {}", place.dir.display());
+    }
+    let deployment_2 = root().join(place.deployment_rel_of(31338));
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&deployment_2).unwrap()).unwrap();
+    assert_eq!(written["chainId"], 31338, "{written}");
+    let one = DevChain::of(&dev, 31337);
+    let two = DevChain::of(&dev, 31338);
+    assert_eq!(one.rpc, dev.rpc);
+    assert_eq!(two.rpc, format!("http://127.0.0.1:{second_port}"));
+    assert_eq!(cast(&["chain-id", "-r", &one.rpc]), "31337");
+    assert_eq!(cast(&["chain-id", "-r", &two.rpc]), "31338");
+    let genesis_2 = cast(&["block", "0", "-f", "hash", "-r", &two.rpc]);
+
+    // 2. An order on each chain (account 0 holds MockUSDC on both).
+    let (_, key0) = account(&dev.banner, 0);
+    let (a1, _) = account(&dev.banner, 1);
+    let (first, second) = (order_hex(1), order_hex(2));
+    lock_on(&one, &key0, &a1, &first, 12_500_000);
+    lock_on(&two, &key0, &a1, &second, 3_000_000);
+    let both_served = |api: String, first: String, second: String| async move {
+        let (_, list) = until(&format!("{api}/v1/orders?chainId=31337"), |_, b| {
+            b["data"].as_array().is_some_and(|d| !d.is_empty())
+        })
+        .await;
+        assert_eq!(orders_of(&list), vec![(31337, first.clone())], "chain 31337's orders: {list}");
+        let (_, list) = until(&format!("{api}/v1/orders?chainId=31338"), |_, b| {
+            b["data"].as_array().is_some_and(|d| !d.is_empty())
+        })
+        .await;
+        assert_eq!(orders_of(&list), vec![(31338, second.clone())], "chain 31338's orders: {list}");
+        let (_, list) = get(&format!("{api}/v1/orders")).await;
+        let mut all = orders_of(&list);
+        all.sort();
+        assert_eq!(all, vec![(31337, first), (31338, second)], "all orders: {list}");
+    };
+    both_served(dev.api.clone(), first.clone(), second.clone()).await;
+    let (_, order) = get(&format!("{}/v1/orders/{second}?chainId=31338", dev.api)).await;
+    assert_eq!(order["amount"], "3000000", "{order}");
+    let (_, ready) = until(&format!("{}/readyz", dev.api), |_, b| b["status"] == "ready").await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    let chains: Vec<u64> =
+        ready["chains"].as_array().unwrap().iter().map(|c| c["chainId"].as_u64().unwrap()).collect();
+    assert_eq!(chains, vec![31337, 31338], "/readyz: {ready}");
+
+    // 3. Ctrl-C stops both anvils (each writes its state file).
+    let out = dev.interrupt();
+    assert!(out.contains("stopped."), "{out}");
+    for port in [place.anvil_port, second_port] {
+        assert!(port_is_closed(port), "anvil still listens on {port} after Ctrl-C");
+    }
+    assert!(place.dir.join("anvil-state.json").exists());
+    assert!(place.dir.join("anvil-state-31338.json").exists());
+
+    // 4. --keep --chains 2: both chains and the store resume; the second chain is indexed again.
+    let dev = DevStack::start(&place, true);
+    assert!(dev.banner.contains("resumed from the previous run"), "{}", dev.banner);
+    assert_eq!(dev.banner.matches("  resumed\n").count(), 2, "both chains resume:\n{}", dev.banner);
+    let two = DevChain::of(&dev, 31338);
+    assert_eq!(
+        cast(&["block", "0", "-f", "hash", "-r", &two.rpc]),
+        genesis_2,
+        "chain 31338 has another genesis"
+    );
+    both_served(dev.api.clone(), first.clone(), second.clone()).await;
+    let third = order_hex(3);
+    lock_on(&two, &key0, &a1, &third, 1_000_000);
+    let (_, list) = until(&format!("{}/v1/orders?chainId=31338", dev.api), |_, b| {
+        b["data"].as_array().is_some_and(|d| d.len() == 2)
+    })
+    .await;
+    let mut on_two = orders_of(&list);
+    on_two.sort();
+    assert_eq!(
+        on_two,
+        vec![(31338, second), (31338, third)],
+        "a lock on chain 31338 after the resume: {list}"
+    );
+    let (_, ready) = until(&format!("{}/readyz", dev.api), |_, b| b["status"] == "ready").await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    dev.interrupt();
+    for port in [place.anvil_port, second_port] {
+        assert!(port_is_closed(port), "anvil still listens on {port} after Ctrl-C");
+    }
+    place.cleanup();
+    assert!(!deployment_2.exists(), "cleanup left {}", deployment_2.display());
+}
+
+/// A chain that fails to start (here chain 31338's anvil exits at once) fails `holdfast dev --chains 2`, and
+/// stops the anvil of the chain that did start: no process is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_with_two_chains_stops_the_first_anvil_when_the_second_fails() {
+    let place = DevPlace::with_chains(2);
+    let _cleanup = place.cleaned_up_on_drop();
+    std::fs::create_dir_all(&place.dir).unwrap();
+    let wrapper = place.dir.join("fake-bin").join("anvil");
+    std::fs::create_dir_all(wrapper.parent().unwrap()).unwrap();
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/bash\nfor a in \"$@\"; do [[ $a == 31338 ]] && {{ echo 'no chain 31338 today' >&2; exit 3; }}; done\nexec {} \"$@\"\n",
+            root().join("node_modules/.bin/anvil").display()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&wrapper, perms).unwrap();
+
+    let child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .args(["--log", "warn", "dev"])
+        .current_dir(root())
+        .envs(place.env())
+        .env("HOLDFAST_ANVIL", &wrapper)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = crate::common::Killed(child);
+    // The first chain's anvil comes up (and is guarded from then on, should the test fail).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while port_is_closed(place.anvil_port) {
+        assert!(std::time::Instant::now() < deadline, "the first anvil never came up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _anvil = AnvilGuard::of(&place);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "holdfast dev did not give up on the failed chain");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "holdfast dev succeeded without its second chain");
+    assert!(stderr.contains("anvil did not answer"), "{stderr}");
+    assert!(port_is_closed(place.anvil_port), "the first chain's anvil was left running");
+    assert!(port_is_closed(place.anvil_port + 1));
 }
