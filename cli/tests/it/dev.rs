@@ -868,11 +868,32 @@ async fn dev_with_two_chains_serves_both_stops_both_and_resumes_both() {
     on_two.sort();
     assert_eq!(
         on_two,
-        vec![(31338, second), (31338, third)],
+        vec![(31338, second.clone()), (31338, third.clone())],
         "a lock on chain 31338 after the resume: {list}"
     );
     let (_, ready) = until(&format!("{}/readyz", dev.api), |_, b| b["status"] == "ready").await;
     assert_eq!(ready["status"], "ready", "{ready}");
+
+    // 5. After a SIGKILL of `holdfast dev`, both anvils keep running; the next run stops both and resumes.
+    let mut dev = dev;
+    let mut child = dev.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _leftovers = std::mem::replace(&mut dev.anvil, AnvilGuard(None));
+    drop(dev);
+    for port in [place.anvil_port, second_port] {
+        assert!(!port_is_closed(port), "anvil on {port} is expected to survive a SIGKILL of holdfast dev");
+    }
+    let dev = DevStack::start(&place, true);
+    assert!(dev.banner.contains("stopping the anvil (pid"), "{}", dev.banner);
+    assert!(dev.banner.contains("stopping the anvil of chain 31338 (pid"), "{}", dev.banner);
+    assert!(dev.banner.contains("resumed from the previous run"), "{}", dev.banner);
+    let (_, list) =
+        until(&format!("{}/v1/orders", dev.api), |_, b| b["data"].as_array().is_some_and(|d| d.len() == 3))
+            .await;
+    let mut all = orders_of(&list);
+    all.sort();
+    assert_eq!(all, vec![(31337, first), (31338, second), (31338, third)], "after the SIGKILL: {list}");
     dev.interrupt();
     for port in [place.anvil_port, second_port] {
         assert!(port_is_closed(port), "anvil still listens on {port} after Ctrl-C");
