@@ -6,6 +6,7 @@ mod cmd;
 mod logging;
 mod node_lookup;
 mod opts;
+mod sqlite_lock;
 
 use clap::{Parser, Subcommand};
 

@@ -61,6 +61,7 @@ pub(crate) async fn run(args: IndexArgs) -> eyre::Result<()> {
     }
     let chains = args.chains.resolve(&args.rpc, &args.deployments, &args.index)?.configs;
     let url = args.db.url()?;
+    let _writer = crate::sqlite_lock::lock_sqlite_writer(&url, "holdfast index")?;
     let store = Store::connect(&url).await.wrap_err_with(|| format!("cannot open store {url}"))?;
     // The progress bar: one chain, on a terminal.
     let on_progress: Option<OnProgress> =

@@ -29,6 +29,7 @@ pub(crate) async fn run(args: ReindexArgs) -> eyre::Result<()> {
         bail!("reindex needs --from-store (re-deriving from the stored events is the only mode)");
     }
     let url = args.db.url()?;
+    let _writer = crate::sqlite_lock::lock_sqlite_writer(&url, "holdfast reindex")?;
     let store = Store::connect(&url).await.wrap_err_with(|| format!("cannot open store {url}"))?;
     let started = std::time::Instant::now();
     let n = holdfast_indexer::writer::rederive_all(&store, args.chain_id).await?;

@@ -75,6 +75,7 @@ pub(crate) async fn run_stack(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> eyre::Result<()> {
+    let _writer = crate::sqlite_lock::lock_sqlite_writer(db_url, "holdfast run")?;
     let store = Store::connect(db_url).await.wrap_err_with(|| format!("cannot open store {db_url}"))?;
     // The channels exist before the indexers do: the API serves (and reports each indexer's health) while
     // a node is still unreachable.

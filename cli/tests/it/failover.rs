@@ -240,3 +240,44 @@ async fn a_second_run_stands_by_and_takes_over() {
     db.cleanup(store).await;
     let _ = std::fs::remove_file(deployment);
 }
+
+/// SQLite is single-process: a second `holdfast index` (or `run`) on a store file another process writes
+/// is refused with that process's identity, and starts once the first is gone (even killed with SIGKILL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_writer_of_a_sqlite_store_is_refused() {
+    let c = Chain::start().await;
+    let deployment = deployment_file(&c, "sqlite-single");
+    let db = TestDb::sqlite().await;
+    let log = std::env::temp_dir().join(format!("holdfast-single-{}.log", crate::harness::random_hex()));
+    let first = spawn_indexer(&c, &db, &deployment, &log);
+    let store = db.store().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.chain_meta(31337).await.unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the first indexer did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = |command: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_holdfast"));
+        cmd.args(["--log", "warn", command, "--rpc-url", &c.anvil.endpoint(), "--database-url", &db.url])
+            .arg("--deployment")
+            .arg(&deployment)
+            .args(["--exit-when-caught-up"]);
+        if command == "run" {
+            cmd.args(["--listen", &format!("127.0.0.1:{}", crate::common::free_port())]);
+        }
+        cmd.output().unwrap()
+    };
+    for command in ["index", "run"] {
+        let out = second(command);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "a second `holdfast {command}` on the SQLite store started: {err}");
+        assert!(err.contains("another process already writes the SQLite store"), "{err}");
+        assert!(err.contains(&format!("pid={} (holdfast index)", first.0.id())), "{err}");
+    }
+    drop(first); // SIGKILL: the kernel releases the lock
+    let out = second("index");
+    assert!(out.status.success(), "after the first one died: {}", String::from_utf8_lossy(&out.stderr));
+    db.cleanup(store).await;
+    let _ = std::fs::remove_file(deployment);
+    let _ = std::fs::remove_file(log);
+}
