@@ -328,6 +328,10 @@ pub(crate) struct IndexOpts {
     /// Ranges fetched concurrently during backfill.
     #[arg(long, env = "HOLDFAST_CONCURRENCY", default_value_t = 4)]
     pub(crate) concurrency: usize,
+    /// Largest eth_getLogs range response read, in bytes (over ws: the message limit): a larger one is
+    /// abandoned and its range split, so the backfill's memory stays bounded (see the README, "Memory").
+    #[arg(long, env = "HOLDFAST_MAX_RESPONSE_BYTES", default_value_t = holdfast_indexer::config::DEFAULT_MAX_RESPONSE_BYTES)]
+    pub(crate) max_response_bytes: usize,
     /// Poll interval over http, in milliseconds.
     #[arg(long, env = "HOLDFAST_POLL_MS", default_value_t = 500)]
     pub(crate) poll_ms: u64,
@@ -361,6 +365,10 @@ pub(crate) fn indexer_config(
     cfg.backfill.initial_range = idx.log_range;
     cfg.backfill.max_range = idx.max_log_range;
     cfg.backfill.concurrency = idx.concurrency.max(1);
+    if idx.max_response_bytes < 64 * 1024 {
+        bail!("--max-response-bytes must be at least 65536 (one block's logs are never split)");
+    }
+    cfg.retry.max_response_bytes = idx.max_response_bytes;
     cfg.poll_interval = std::time::Duration::from_millis(idx.poll_ms.max(10));
     cfg.reset_on_chain_reset = idx.reset;
     cfg.exit_when_caught_up = idx.exit_when_caught_up;

@@ -92,13 +92,9 @@ impl Heads {
 
 /// The websocket of `url`, with the configured message limit.
 fn ws_connect(url: &Url, retry: &RetryConfig) -> WsConnect {
-    let ws = WsConnect::new(url.as_str());
-    match retry.ws_max_message_bytes {
-        Some(n) => {
-            ws.with_config(WebSocketConfig::default().max_message_size(Some(n)).max_frame_size(Some(n)))
-        }
-        None => ws,
-    }
+    let n = retry.max_response_bytes;
+    WsConnect::new(url.as_str())
+        .with_config(WebSocketConfig::default().max_message_size(Some(n)).max_frame_size(Some(n)))
 }
 
 /// A client over `transport` with the retry behaviour `retries`, numbering its requests from `first_id`
@@ -140,7 +136,11 @@ impl Chain {
         } else {
             return Err(ConfigError::UnsupportedScheme(url.scheme().to_owned()).into());
         };
-        Self::over(transport, guess_local_url(url.as_str()), retry, is_ws, url.clone()).await
+        // Over http, log ranges read at most `max_response_bytes` of a response (see `capped_http`).
+        let ranges = (!is_ws).then(|| {
+            BoxTransport::new(crate::capped_http::CappedHttp::new(url.clone(), retry.max_response_bytes))
+        });
+        Self::over(transport, ranges, guess_local_url(url.as_str()), retry, is_ws, url.clone()).await
     }
 
     /// A fresh connection to the same node with the same retry settings.
@@ -153,6 +153,7 @@ impl Chain {
     /// id.
     async fn over(
         transport: BoxTransport,
+        http_ranges: Option<BoxTransport>,
         is_local: bool,
         retry: RetryConfig,
         is_ws: bool,
@@ -166,8 +167,11 @@ impl Chain {
             RpcError::Transport(_) => Error::Connect { url: url.clone(), source: source.into() },
             source => Error::Rpc { call: "eth_chainId", source },
         })?;
-        let ranges =
-            if is_ws { Self::ws_ranges(&url, &retry).await? } else { client(Retries::LogRange, 1 << 48) };
+        let ranges = match (is_ws, &http_ranges) {
+            (true, _) => Self::ws_ranges(&url, &retry).await?,
+            (false, Some(capped)) => self::client(capped, &retry, Retries::LogRange, 1 << 48, is_local),
+            (false, None) => client(Retries::LogRange, 1 << 48),
+        };
         Ok(Self {
             calls,
             ranges: Arc::new(RwLock::new((0, ranges))),
@@ -415,7 +419,7 @@ mod tests {
             initial_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(1),
             request_timeout: Duration::from_secs(5),
-            ws_max_message_bytes: None,
+            max_response_bytes: crate::config::DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 
@@ -435,9 +439,10 @@ mod tests {
         node.push_success(&"0x7a69"); // eth_chainId
         node.push_success(&serde_json::Value::Null); // eth_getBlockByNumber: no such block
         let url: Url = "http://node.invalid".parse().unwrap();
-        let chain = Chain::over(MockTransport::new(node).into_box_transport(), true, quick(), false, url)
-            .await
-            .unwrap();
+        let chain =
+            Chain::over(MockTransport::new(node).into_box_transport(), None, true, quick(), false, url)
+                .await
+                .unwrap();
         assert_eq!(chain.chain_id(), 31337);
         match chain.headers(7, 7).await {
             Err(Error::MissingBlock { number: 7 }) => {}

@@ -81,11 +81,16 @@ pub struct RetryConfig {
     pub max_backoff: Duration,
     /// Timeout of one RPC request.
     pub request_timeout: Duration,
-    /// Largest websocket message (and frame) accepted, in bytes (`None`: tungstenite's 64 MiB). An
-    /// `eth_getLogs` range whose response is larger breaks its connection: it is replaced and the range
-    /// split (see `Chain::logs`).
-    pub ws_max_message_bytes: Option<usize>,
+    /// Largest `eth_getLogs` range response accepted, in bytes: over http the body is read up to this and
+    /// abandoned beyond it; over a websocket it is the message (and frame) limit, and a larger response
+    /// breaks its connection, which is replaced. Either way the range is split (see `Chain::logs`), so no
+    /// response held in memory is larger, whatever the node sends. See [`DEFAULT_MAX_RESPONSE_BYTES`].
+    pub max_response_bytes: usize,
 }
+
+/// Default [`RetryConfig::max_response_bytes`]: 8 MiB, about 9,000 escrow logs (almost twice the
+/// backfill's target of 5,000 per response, so a well-sized range never meets it).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 
 impl Default for RetryConfig {
     fn default() -> Self {
@@ -94,7 +99,7 @@ impl Default for RetryConfig {
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
-            ws_max_message_bytes: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }

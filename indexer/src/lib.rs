@@ -6,6 +6,7 @@
 //! (`holdfast_primitives`) → [`writer`] (one store transaction per step, `holdfast_store`), driven by
 //! [`sync::Indexer`].
 
+pub mod capped_http;
 pub mod chain;
 pub mod config;
 mod error;

@@ -189,7 +189,9 @@ fn classify_transport(kind: &TransportErrorKind) -> FaultKind {
     match kind {
         TransportErrorKind::HttpError(h) => classify_http(h),
         TransportErrorKind::Custom(e) => {
-            if e.downcast_ref::<AttemptTimedOut>().is_some() {
+            if e.downcast_ref::<AttemptTimedOut>().is_some()
+                || e.downcast_ref::<crate::capped_http::ResponseTooLarge>().is_some()
+            {
                 return FaultKind::TooLarge;
             }
             if let Some(e) = e.downcast_ref::<alloy::transports::http::reqwest::Error>() {
@@ -550,7 +552,7 @@ mod tests {
             initial_backoff: Duration::from_millis(10),
             max_backoff: Duration::from_millis(100),
             request_timeout: Duration::from_secs(1),
-            ws_max_message_bytes: None,
+            max_response_bytes: crate::config::DEFAULT_MAX_RESPONSE_BYTES,
         };
         let timeouts = AttemptTimeoutLayer::new(cfg.request_timeout).layer(inner);
         HoldfastRetryPolicy::new(&cfg, retries).layer().layer(timeouts)

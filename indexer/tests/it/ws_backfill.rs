@@ -27,7 +27,7 @@ async fn a_websocket_backfill_larger_than_one_message_completes() {
     let mut cfg = c.config(true);
     // One range over the whole history, as after growing across empty blocks.
     cfg.backfill.initial_range = 100_000;
-    cfg.retry.ws_max_message_bytes = Some(LIMIT);
+    cfg.retry.max_response_bytes = LIMIT;
     cfg.retry.request_timeout = Duration::from_secs(2);
     let indexer = Indexer::new(cfg, store.clone()).await.unwrap();
     tokio::time::timeout(Duration::from_secs(180), indexer.sync_to_head())
@@ -39,6 +39,53 @@ async fn a_websocket_backfill_larger_than_one_message_completes() {
     let fresh = fresh_db.store().await;
     index(&c, &fresh).await;
     assert_eq!(snapshot(&store).await, snapshot(&fresh).await, "the websocket backfill equals an http index");
+    db.cleanup(store).await;
+    fresh_db.cleanup(fresh).await;
+}
+
+/// Over http, a log range whose response is over `max_response_bytes` is abandoned at the cap and split:
+/// the logs come back complete, from ranges each under the cap (the range hint shrank), and a backfill
+/// with one range over the whole history equals an index without the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_range_over_the_response_cap_is_split_and_completes() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use holdfast_indexer::chain::Chain as Node;
+    use holdfast_primitives::event::event_signatures;
+
+    let c = Chain::start().await;
+    let g = c.load_generator().await;
+    c.generate(g, 1, 4).await;
+    let head = c.provider.get_block_number().await.unwrap();
+    let all = c.provider.get_logs(&Filter::new().address(c.escrow).from_block(0)).await.unwrap();
+    let size = serde_json::to_string(&all).unwrap().len();
+    assert!(size > 2 * LIMIT, "the history ({size} bytes) is larger than the cap ({LIMIT})");
+
+    let mut cfg = c.config(false);
+    cfg.retry.max_response_bytes = LIMIT;
+    let node = Node::connect(&cfg.rpc_url, cfg.retry.clone()).await.unwrap();
+    let span = head - c.deploy_block + 1;
+    let hint = AtomicU64::new(span);
+    let logs = node.logs(&[c.escrow], &event_signatures(), c.deploy_block, head, &hint, 1).await.unwrap();
+    assert_eq!(logs.len(), all.len(), "every log, once");
+    assert!(
+        logs.windows(2).all(|w| (w[0].block_number, w[0].log_index) < (w[1].block_number, w[1].log_index))
+    );
+    assert!(hint.load(Ordering::Relaxed) < span, "the range was not split at the cap");
+
+    let db = TestDb::sqlite().await;
+    let store = db.store().await;
+    cfg.backfill.initial_range = 100_000;
+    let indexer = Indexer::new(cfg, store.clone()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(180), indexer.sync_to_head()).await.expect("stalled").unwrap();
+    let fresh_db = TestDb::sqlite().await;
+    let fresh = fresh_db.store().await;
+    index(&c, &fresh).await;
+    assert_eq!(
+        snapshot(&store).await,
+        snapshot(&fresh).await,
+        "the capped backfill equals an index without it"
+    );
     db.cleanup(store).await;
     fresh_db.cleanup(fresh).await;
 }
