@@ -20,6 +20,20 @@ use url::Url;
 pub struct ResponseTooLarge {
     /// The cap, in bytes.
     pub cap: usize,
+    /// The response's size, when the node said it (`Content-Length`): the range is then split into as
+    /// many parts as it takes at once, instead of in halves, each of which the node would answer in full.
+    pub size: Option<u64>,
+}
+
+impl ResponseTooLarge {
+    /// How many parts a range should be split into so that each is about half the cap: from the size the
+    /// node announced, else 2 (halves).
+    pub fn parts(&self) -> u64 {
+        match self.size {
+            Some(size) => size.div_ceil((self.cap as u64 / 2).max(1)).max(2),
+            None => 2,
+        }
+    }
 }
 
 /// JSON-RPC over http, reading at most `cap` bytes of each response body.
@@ -37,7 +51,8 @@ impl CappedHttp {
     }
 
     async fn request(self, req: RequestPacket) -> Result<ResponsePacket, TransportError> {
-        let too_large = || TransportErrorKind::custom(ResponseTooLarge { cap: self.cap });
+        let cap = self.cap;
+        let too_large = |size| TransportErrorKind::custom(ResponseTooLarge { cap, size });
         let mut resp = self
             .client
             .post(self.url.clone())
@@ -47,14 +62,14 @@ impl CappedHttp {
             .await
             .map_err(TransportErrorKind::custom)?;
         let status = resp.status();
-        if resp.content_length().is_some_and(|n| n > self.cap as u64) {
-            return Err(too_large());
+        if let Some(n) = resp.content_length().filter(|n| *n > self.cap as u64) {
+            return Err(too_large(Some(n)));
         }
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(TransportErrorKind::custom)? {
             if body.len() + chunk.len() > self.cap {
                 // Dropping the response closes its connection: the rest is never read.
-                return Err(too_large());
+                return Err(too_large(None));
             }
             body.extend_from_slice(&chunk);
         }
@@ -80,5 +95,19 @@ impl tower::Service<RequestPacket> for CappedHttp {
 
     fn call(&mut self, req: RequestPacket) -> Self::Future {
         Box::pin(self.clone().request(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_known_size_splits_into_parts_of_half_the_cap_else_halves() {
+        let cap = 8 * 1024 * 1024;
+        assert_eq!(ResponseTooLarge { cap, size: None }.parts(), 2);
+        assert_eq!(ResponseTooLarge { cap, size: Some(cap as u64 + 1) }.parts(), 3);
+        assert_eq!(ResponseTooLarge { cap, size: Some(90 * 1024 * 1024) }.parts(), 23);
+        assert_eq!(ResponseTooLarge { cap: 1, size: Some(5) }.parts(), 5);
     }
 }

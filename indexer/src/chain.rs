@@ -114,6 +114,14 @@ fn client(
     DynProvider::new(ProviderBuilder::new().connect_client(client))
 }
 
+/// The capped http transport's refusal, if `e` is one (it may say the response's size).
+fn response_too_large(e: &TransportError) -> Option<&crate::capped_http::ResponseTooLarge> {
+    match e {
+        RpcError::Transport(TransportErrorKind::Custom(inner)) => inner.downcast_ref(),
+        _ => None,
+    }
+}
+
 /// Whether `e` says the websocket under the request is gone (broken by a response over its message limit,
 /// or by the node).
 fn connection_lost(e: &TransportError) -> bool {
@@ -357,13 +365,22 @@ impl Chain {
                     if self.is_ws {
                         self.replace_ranges(generation).await;
                     }
-                    let mid = a + (b - a) / 2;
-                    let half = (b - a + 1).div_ceil(2).max(min_range.max(1));
-                    range_hint.fetch_min(half, Ordering::Relaxed);
-                    tracing::debug!(from = a, to = b, error = %e, "log range refused; splitting");
-                    // Pushed in reverse so the lower half is fetched first.
-                    stack.push((mid + 1, b));
-                    stack.push((a, mid));
+                    // In halves, or at once into as many parts as a response whose size the node
+                    // announced needs (see `capped_http`).
+                    let span = b - a + 1;
+                    let parts = response_too_large(&e).map_or(2, |t| t.parts()).clamp(2, span);
+                    let part = span.div_ceil(parts);
+                    range_hint.fetch_min(part.max(min_range.max(1)), Ordering::Relaxed);
+                    tracing::debug!(from = a, to = b, parts, error = %e, "log range refused; splitting");
+                    // Pushed in reverse so the lowest part is fetched first.
+                    let mut start = a;
+                    let mut pieces = Vec::new();
+                    while start <= b {
+                        let end = b.min(start + part - 1);
+                        pieces.push((start, end));
+                        start = end + 1;
+                    }
+                    stack.extend(pieces.into_iter().rev());
                 }
                 Err(source) => return Err(Error::Logs { from: a, to: b, source }),
             }
