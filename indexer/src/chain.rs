@@ -114,6 +114,17 @@ fn client(
     DynProvider::new(ProviderBuilder::new().connect_client(client))
 }
 
+/// Every log of blocks `from..=to` (one piece of a range, see [`Chain::logs_in_pieces`]), in chain order.
+#[derive(Debug, Clone)]
+pub struct LogPiece {
+    /// First block.
+    pub from: BlockNumber,
+    /// Last block.
+    pub to: BlockNumber,
+    /// The logs.
+    pub logs: Vec<Log>,
+}
+
 /// The capped http transport's refusal, if `e` is one (it may say the response's size).
 fn response_too_large(e: &TransportError) -> Option<&crate::capped_http::ResponseTooLarge> {
     match e {
@@ -329,9 +340,8 @@ impl Chain {
         }
     }
 
-    /// All logs of `addresses` with `topics0` in `from..=to`. A range the node refuses as too large is
-    /// split in halves (recursively, down to single blocks); `range_hint` is shrunk so later ranges start
-    /// smaller.
+    /// All logs of `addresses` with `topics0` in `from..=to`, in chain order: [`Chain::logs_in_pieces`]
+    /// collected.
     pub async fn logs(
         &self,
         addresses: &[Address],
@@ -341,7 +351,35 @@ impl Chain {
         range_hint: &AtomicU64,
         min_range: u64,
     ) -> Result<Vec<Log>> {
-        let mut out = Vec::new();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let fetch = self.logs_in_pieces(addresses, topics0, from, to, range_hint, min_range, tx);
+        let collect = async {
+            let mut out = Vec::new();
+            while let Some(piece) = rx.recv().await {
+                out.extend(piece.logs);
+            }
+            out
+        };
+        let (fetched, out) = tokio::join!(fetch, collect);
+        fetched.map(|()| out)
+    }
+
+    /// The logs of `addresses` with `topics0` in `from..=to`, sent to `sink` in pieces, in chain order: each
+    /// [`LogPiece`] holds every log of its blocks, and the pieces cover the range without gaps. A range the
+    /// node refuses as too large (or whose response is over the cap, see `capped_http`) is split, and its
+    /// parts are sent as they arrive, so a caller can commit each part without ever holding the whole range
+    /// (recursively, down to single blocks); `range_hint` is lowered so later ranges start smaller.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn logs_in_pieces(
+        &self,
+        addresses: &[Address],
+        topics0: &[B256],
+        from: BlockNumber,
+        to: BlockNumber,
+        range_hint: &AtomicU64,
+        min_range: u64,
+        sink: tokio::sync::mpsc::Sender<LogPiece>,
+    ) -> Result<()> {
         let mut stack = vec![(from, to)];
         while let Some((a, b)) = stack.pop() {
             let filter = Filter::new()
@@ -357,7 +395,13 @@ impl Chain {
                 (0, self.calls.clone())
             };
             match provider.get_logs(&filter).await {
-                Ok(logs) => out.extend(logs),
+                Ok(mut logs) => {
+                    logs.sort_by_key(|l| (l.block_number, l.log_index));
+                    if sink.send(LogPiece { from: a, to: b, logs }).await.is_err() {
+                        // The receiver is gone: nobody wants the rest.
+                        return Ok(());
+                    }
+                }
                 Err(e)
                     if b > a
                         && (classify(&e) == FaultKind::TooLarge || self.is_ws && connection_lost(&e)) =>
@@ -385,8 +429,7 @@ impl Chain {
                 Err(source) => return Err(Error::Logs { from: a, to: b, source }),
             }
         }
-        out.sort_by_key(|l| (l.block_number, l.log_index));
-        Ok(out)
+        Ok(())
     }
 
     /// All logs of `addresses` with `topics0` in the block with this hash (one block: never split). No

@@ -12,7 +12,11 @@ use alloy::{
 use futures::{StreamExt, stream::BoxStream};
 use holdfast_primitives::{BlockRef, Heights};
 
-use crate::{Result, chain::Chain, config::FinalityPolicy};
+use crate::{
+    Result,
+    chain::{Chain, LogPiece},
+    config::FinalityPolicy,
+};
 
 /// Announced heads, in the order the node announced them; ends when the subscription does.
 pub type HeadStream = BoxStream<'static, BlockRef>;
@@ -44,6 +48,26 @@ pub trait ChainSource: Clone + Send + Sync + 'static {
         range: &AtomicU64,
         min_range: u64,
     ) -> impl Future<Output = Result<Vec<Log>>> + Send;
+    /// [`ChainSource::logs`] sent to `sink` in pieces, in chain order, each complete for its blocks and
+    /// together covering `from..=to`: a source that splits a range sends each part as it arrives, so the
+    /// caller never holds more than a part. The default sends the whole range as one piece.
+    #[allow(clippy::too_many_arguments)]
+    fn logs_in_pieces(
+        &self,
+        addresses: &[Address],
+        topics: &[B256],
+        from: BlockNumber,
+        to: BlockNumber,
+        range: &AtomicU64,
+        min_range: u64,
+        sink: tokio::sync::mpsc::Sender<LogPiece>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            let logs = self.logs(addresses, topics, from, to, range, min_range).await?;
+            let _ = sink.send(LogPiece { from, to, logs }).await;
+            Ok(())
+        }
+    }
     /// The logs of one block, by hash (an error if the block is no longer known).
     fn block_logs(
         &self,
@@ -96,6 +120,18 @@ impl ChainSource for Chain {
         min_range: u64,
     ) -> Result<Vec<Log>> {
         Chain::logs(self, addresses, topics, from, to, range, min_range).await
+    }
+    async fn logs_in_pieces(
+        &self,
+        addresses: &[Address],
+        topics: &[B256],
+        from: BlockNumber,
+        to: BlockNumber,
+        range: &AtomicU64,
+        min_range: u64,
+        sink: tokio::sync::mpsc::Sender<LogPiece>,
+    ) -> Result<()> {
+        Chain::logs_in_pieces(self, addresses, topics, from, to, range, min_range, sink).await
     }
     async fn block_logs(&self, addresses: &[Address], topics: &[B256], block: B256) -> Result<Vec<Log>> {
         Chain::block_logs(self, addresses, topics, block).await

@@ -9,8 +9,8 @@ use alloy::{
     eips::BlockNumberOrTag,
     primitives::{B256, BlockNumber},
 };
-use futures::{StreamExt, TryStreamExt};
-use holdfast_primitives::Heights;
+use futures::StreamExt;
+use holdfast_primitives::{BlockRef, Heights};
 
 use super::{BackfillProgress, IndexStore, Indexer, Task, decode::decode_logs, range};
 use crate::{Error, Result, source::ChainSource, writer::Batch};
@@ -63,8 +63,11 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
             self.range.clone(),
         );
         let (backfill_cfg, chain_id) = (self.cfg.backfill.clone(), self.chain_id);
-        // Each range is fetched (and decoded) by its own task, so fetching runs ahead while a batch commits;
-        // at most `concurrency` ranges are fetched or waiting, which bounds memory.
+        // Each range is fetched (and decoded) by its own task, so fetching runs ahead while a batch commits.
+        // A task hands its range over in pieces through a channel of one: a range the node (or the response
+        // cap) made us split is committed part by part, never held whole. At most `concurrency` ranges are
+        // fetched or waiting, each holding at most two pieces (one sent, one being prepared), which bounds
+        // memory whatever the density of the chain.
         let fetched = ranges
             .map(move |(from, to)| {
                 let (chain, addresses, topics, range, sized_tx, cfg) = (
@@ -75,12 +78,29 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
                     sized_tx.clone(),
                     backfill_cfg.clone(),
                 );
-                Task(tokio::spawn(async move {
-                    let logs = chain.logs(&addresses, &topics, from, to, &range, cfg.min_range);
-                    let hdr = chain.header(BlockNumberOrTag::Number(to));
-                    let (logs, hdr) = tokio::try_join!(logs, hdr)?;
-                    let hdr = hdr.ok_or(Error::MissingBlock { number: to })?;
-                    let n = logs.len() as u64;
+                let (out, pieces) = tokio::sync::mpsc::channel::<(BlockNumber, u64, Vec<_>, BlockRef)>(1);
+                let task = Task(tokio::spawn(async move {
+                    let (piece_tx, mut piece_rx) = tokio::sync::mpsc::channel(1);
+                    let fetch =
+                        chain.logs_in_pieces(&addresses, &topics, from, to, &range, cfg.min_range, piece_tx);
+                    let process = async {
+                        let mut n = 0u64;
+                        while let Some(piece) = piece_rx.recv().await {
+                            let hdr = chain
+                                .header(BlockNumberOrTag::Number(piece.to))
+                                .await?
+                                .ok_or(Error::MissingBlock { number: piece.to })?;
+                            let count = piece.logs.len() as u64;
+                            n += count;
+                            let events = decode_logs(&chain, chain_id, &piece.logs, &[hdr]).await?;
+                            drop(piece);
+                            if out.send((hdr.number, count, events, hdr)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Ok::<_, Error>(n)
+                    };
+                    let ((), n) = tokio::try_join!(fetch, process)?;
                     let span = to - from + 1;
                     if from == first {
                         // The probe sizes the next range (at most 4× its own span while it was light).
@@ -96,37 +116,46 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
                         *seen += 1;
                         *parallel |= dense;
                     });
-                    let events = decode_logs(&chain, chain_id, &logs, &[hdr]).await?;
-                    Ok::<_, Error>((to, n, events, hdr))
-                }))
+                    Ok::<_, Error>(())
+                }));
+                async move { (to, pieces, task) }
             })
             .buffered(self.cfg.backfill.concurrency.max(1));
         let mut fetched = std::pin::pin!(fetched);
-        while let Some((to, n, events, hdr)) = fetched.try_next().await? {
-            let batch = Batch {
-                chain_id: self.chain_id,
-                genesis_hash: genesis,
-                events,
-                blocks: vec![hdr],
-                cursor: to,
-                cursor_hash: hdr.hash,
-                heights,
+        while let Some((range_end, mut pieces, task)) = fetched.next().await {
+            let mut reached = None;
+            while let Some((to, n, events, hdr)) = pieces.recv().await {
+                let batch = Batch {
+                    chain_id: self.chain_id,
+                    genesis_hash: genesis,
+                    events,
+                    blocks: vec![hdr],
+                    cursor: to,
+                    cursor_hash: hdr.hash,
+                    heights,
+                };
+                tracing::debug!(
+                    to,
+                    events = n,
+                    range = self.range.load(Ordering::Relaxed),
+                    "backfill range fetched"
+                );
+                self.commit(batch).await?;
+                reached = Some(to);
+                events_done += n;
+                self.progress.send_replace(Some(BackfillProgress {
+                    first,
+                    cursor: to,
+                    end,
+                    events: events_done,
+                    elapsed: started.elapsed(),
+                }));
+            }
+            // The task's own outcome: a fetch error, or a panic, ends its pieces early.
+            task.await?;
+            let Some(to) = reached.filter(|r| *r == range_end) else {
+                return Err(Error::MissingBlock { number: range_end });
             };
-            tracing::debug!(
-                to,
-                events = n,
-                range = self.range.load(Ordering::Relaxed),
-                "backfill range fetched"
-            );
-            self.commit(batch).await?;
-            events_done += n;
-            self.progress.send_replace(Some(BackfillProgress {
-                first,
-                cursor: to,
-                end,
-                events: events_done,
-                elapsed: started.elapsed(),
-            }));
             if last_log.elapsed() >= Duration::from_secs(2) {
                 last_log = Instant::now();
                 let done = to - cursor;
