@@ -118,10 +118,9 @@ impl ChainTask {
         }
     }
 
-    /// Connect to the node (retrying while it is unreachable, unless one-shot), then index until stopped, or
-    /// until `lease`
-    /// (the writer lock on Postgres) is lost, which is reported as the fenced error it would meet at its
-    /// next commit.
+    /// Connect to the node (retrying while it is unreachable, unless one-shot), then index until stopped,
+    /// or until `lease` (the writer lock on Postgres) is lost, which is reported as the fenced error it
+    /// would meet at its next commit.
     async fn index_as_writer(
         &self,
         store: Store,
