@@ -42,6 +42,15 @@ pub enum Error {
     /// The URL names no supported backend.
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
+    /// The lock that serialises SQLite migrations between processes could not be taken.
+    #[error("cannot lock {path} to migrate the SQLite store: {source}")]
+    MigrationLock {
+        /// The lock file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {

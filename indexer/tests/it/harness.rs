@@ -492,7 +492,7 @@ impl TestDb {
                 .unwrap();
         }
         if let Some(f) = self.file {
-            for suffix in ["", "-wal", "-shm", ".writer.lock"] {
+            for suffix in ["", "-wal", "-shm", ".writer.lock", ".migrate.lock"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", f.display()));
             }
         }

@@ -60,10 +60,30 @@ impl SqliteStore {
         if !memory {
             // Create the file, switch it to WAL and migrate on one connection before the pool opens several:
             // concurrent first connections racing to change the journal mode can fail with SQLITE_BUSY.
+            // Under an exclusive lock on `<file>.migrate.lock`: sqlx does not serialise SQLite migrations
+            // between processes, and two processes opening a fresh file at once (`holdfast index` and
+            // `serve`, a test and the process it started) both ran migration 1, the second failing with
+            // "table chain_meta already exists". The lock is released when the file closes (or the process
+            // dies).
             use sqlx::{ConnectOptions, Connection};
+            let path = format!("{}.migrate.lock", opts.get_filename().display());
+            let lock_err = |source| crate::Error::MigrationLock { path: path.clone(), source };
+            let lock = {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || {
+                    let file =
+                        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+                    file.lock()?;
+                    Ok::<_, std::io::Error>(file)
+                })
+                .await
+                .map_err(|e| lock_err(std::io::Error::other(e)))?
+                .map_err(lock_err)?
+            };
             let mut conn = opts.clone().connect().await?;
             MIGRATOR.run(&mut conn).await?;
             conn.close().await?;
+            drop(lock);
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(if memory { 1 } else { 8 })
@@ -885,6 +905,30 @@ mod tests {
         let conn = rusqlite::Connection::open(path).unwrap();
         conn.busy_timeout(Duration::ZERO).unwrap();
         conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK").is_ok()
+    }
+
+    /// Several openers of one fresh file at once (processes, here tasks with their own descriptors of the
+    /// lock file) all get a migrated store: the migrations run under the file lock, once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_openers_of_a_fresh_file_all_get_a_migrated_store() {
+        for _ in 0..5 {
+            let path = std::env::temp_dir().join(format!("holdfast-store-{}.db", rand::random::<u64>()));
+            let url = format!("sqlite://{}", path.display());
+            let open = || SqliteStore::connect(&url);
+            let (a, b, c, d, e, f) = tokio::join!(open(), open(), open(), open(), open(), open());
+            for open in [a, b, c, d, e, f] {
+                let store = open.expect("every opener gets the store");
+                let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM _sqlx_migrations")
+                    .fetch_one(store.pool())
+                    .await
+                    .unwrap();
+                assert_eq!(n as usize, MIGRATOR.iter().count());
+                store.pool().close().await;
+            }
+            for suffix in ["", "-wal", "-shm", ".migrate.lock"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+        }
     }
 
     /// SQLite rolls a whole transaction back by itself on a full disk or an I/O error; `INSERT OR ROLLBACK`
