@@ -38,6 +38,28 @@ pub(crate) fn free_port() -> u16 {
     }
 }
 
+/// GET `url`: its status and JSON body (`null` when the body is not JSON).
+pub(crate) async fn get(url: impl reqwest::IntoUrl) -> (u16, serde_json::Value) {
+    let r = reqwest::get(url).await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Wait (up to 60 s) until `chain_id`'s cursor in `store` reaches `c`'s head.
+pub(crate) async fn caught_up(c: &Chain, store: &holdfast_store::Store, chain_id: u64) {
+    use alloy::providers::Provider;
+    use holdfast_store::ChainReader;
+    let head = c.provider.get_block_number().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while store.chain_meta(chain_id).await.unwrap().is_none_or(|m| m.cursor < head) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "chain {chain_id} did not catch up with its head within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Wait (up to 10 s) until `{base}/healthz` answers 2xx.
 pub(crate) async fn wait_ready(base: &str) {
     for _ in 0..200 {

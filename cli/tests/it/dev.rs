@@ -13,7 +13,7 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    common::free_port,
+    common::{free_port, get},
     harness::{random_hex, root},
 };
 
@@ -353,12 +353,6 @@ fn lock_on(chain: &DevChain, key0: &str, payee: &str, order_id: &str, amount: u6
     let receipt: Value = serde_json::from_str(&receipt).unwrap();
     assert_eq!(receipt["status"], "0x1", "lock reverted: {receipt}");
     receipt["transactionHash"].as_str().unwrap().to_string()
-}
-
-async fn get(url: &str) -> (u16, Value) {
-    let r = reqwest::get(url).await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 fn account(banner: &str, i: usize) -> (String, String) {

@@ -61,13 +61,7 @@ async fn takeover(pg: &PgStore, epoch: i64, since: Instant) -> ((i64, u32), Dura
 
 /// Wait until the store's cursor reaches the chain's head, then compare it with a fresh index.
 async fn converges(c: &Chain, store: &Store) {
-    use alloy::providers::Provider;
-    let head = c.provider.get_block_number().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while store.chain_meta(31337).await.unwrap().is_none_or(|m| m.cursor < head) {
-        assert!(Instant::now() < deadline, "the writer did not catch up with the head within 60 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::common::caught_up(c, store, 31337).await;
     let fresh_db = TestDb::sqlite().await;
     let fresh = fresh_db.store().await;
     index(c, &fresh).await;
@@ -200,10 +194,7 @@ async fn a_second_run_stands_by_and_takes_over() {
     let b = spawn_run(&c, &deployment, &db.url, pb, 5);
     let base_b = format!("http://127.0.0.1:{pb}");
     wait_ready(&base_b).await;
-    let readiness = || async {
-        let r = reqwest::get(format!("{base_b}/readyz")).await.unwrap();
-        (r.status().as_u16(), r.json::<Value>().await.unwrap())
-    };
+    let readiness = || crate::common::get(format!("{base_b}/readyz"));
     let role = |body: &Value| body["chains"][0]["role"].as_str().unwrap_or_default().to_string();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -217,10 +208,7 @@ async fn a_second_run_stands_by_and_takes_over() {
     // The standby serves what the writer committed.
     let first = reqwest::get(format!("{base_b}/v1/orders/{}", B256::with_last_byte(1))).await.unwrap();
     assert_eq!(first.status(), 200);
-    let (_, body_a) = {
-        let r = reqwest::get(format!("http://127.0.0.1:{pa}/readyz")).await.unwrap();
-        (r.status().as_u16(), r.json::<Value>().await.unwrap())
-    };
+    let (_, body_a) = crate::common::get(format!("http://127.0.0.1:{pa}/readyz")).await;
     assert_eq!(role(&body_a), "writer", "{body_a}");
     drop(a); // SIGKILL
     let id = B256::with_last_byte(2);

@@ -12,13 +12,13 @@ use std::{
 use alloy::{
     network::TransactionBuilder,
     primitives::{Address, B256, U256},
-    providers::{Provider, ext::AnvilApi},
+    providers::ext::AnvilApi,
     rpc::types::anvil::{ReorgOptions, TransactionData},
 };
 use serde_json::Value;
 
 use crate::{
-    common::{Killed, deployment_file, free_port, wait_ready},
+    common::{Killed, caught_up, deployment_file, free_port, get, wait_ready},
     harness::{Chain, TestDb, drill_scale, index, random_hex, snapshot},
 };
 
@@ -29,12 +29,6 @@ const DEAD: u64 = 31339;
 
 fn id(n: u64) -> B256 {
     B256::from(U256::from(n))
-}
-
-async fn get(url: &str) -> (u16, Value) {
-    let r = reqwest::get(url).await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 /// The order ids the API lists for `query` (all pages).
@@ -74,17 +68,6 @@ async fn reorg_with_lock(c: &Chain, depth: u64, new_id: B256, deliver_by: u64) {
         .anvil_reorg(ReorgOptions { depth, tx_block_pairs: vec![(TransactionData::JSON(tx), depth - 1)] })
         .await
         .unwrap();
-}
-
-/// Wait until `chain_id`'s cursor in `store` reaches `c`'s head.
-async fn caught_up(c: &Chain, store: &holdfast_store::Store, chain_id: u64) {
-    use holdfast_store::ChainReader;
-    let head = c.provider.get_block_number().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while store.chain_meta(chain_id).await.unwrap().is_none_or(|m| m.cursor < head) {
-        assert!(Instant::now() < deadline, "chain {chain_id} did not catch up with its head within 60 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn two_chains(backend: &str) {

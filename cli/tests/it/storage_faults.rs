@@ -15,7 +15,7 @@ use alloy::primitives::{Address, B256};
 use serde_json::Value;
 
 use crate::{
-    common::{Killed, deployment_file, free_port, spawn_run, wait_ready},
+    common::{Killed, deployment_file, free_port, get, spawn_run, wait_ready},
     harness::{Chain, TestDb, drill_scale, index, pg_admin_url, random_hex, snapshot},
 };
 
@@ -103,12 +103,6 @@ fn fill(dir: &Path) -> PathBuf {
 async fn lock(c: &Chain, id: B256) {
     let deliver_by = c.now().await + 86_400;
     c.lock(1, id, c.addr(2), 2_000_000, Address::ZERO, deliver_by, 60).await;
-}
-
-async fn get(url: String) -> (u16, Value) {
-    let r = reqwest::get(url).await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 /// Wait (up to `limit`) until `/readyz` answers `want`; returns its body.
