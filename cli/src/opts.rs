@@ -332,6 +332,11 @@ pub(crate) struct IndexOpts {
     /// abandoned and its range split, so the backfill's memory stays bounded (see the README, "Memory").
     #[arg(long, env = "HOLDFAST_MAX_RESPONSE_BYTES", default_value_t = holdfast_indexer::config::DEFAULT_MAX_RESPONSE_BYTES)]
     pub(crate) max_response_bytes: usize,
+    /// On a store that holds no events yet, drop its read-path indexes for the backfill and build them in
+    /// one pass when it reaches the finalized block (much faster on large histories; reads are slower
+    /// meanwhile). `false`: maintain them row by row.
+    #[arg(long, env = "HOLDFAST_DEFER_INDEXES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) defer_indexes: bool,
     /// Poll interval over http, in milliseconds.
     #[arg(long, env = "HOLDFAST_POLL_MS", default_value_t = 500)]
     pub(crate) poll_ms: u64,
@@ -365,6 +370,7 @@ pub(crate) fn indexer_config(
     cfg.backfill.initial_range = idx.log_range;
     cfg.backfill.max_range = idx.max_log_range;
     cfg.backfill.concurrency = idx.concurrency.max(1);
+    cfg.backfill.defer_indexes = idx.defer_indexes;
     if idx.max_response_bytes < 64 * 1024 {
         bail!("--max-response-bytes must be at least 65536 (one block's logs are never split)");
     }

@@ -60,11 +60,21 @@ pub struct BackfillConfig {
     /// Logs wanted per `eth_getLogs` response: ranges shrink when one returns more, so memory stays
     /// bounded by about `concurrency × target_logs` logs.
     pub target_logs: u64,
+    /// On a store that holds no events yet, defer its read-path indexes until the backfill reaches the
+    /// finalized height, and build them then in one pass (see `holdfast_store::DeferredIndexes`).
+    pub defer_indexes: bool,
 }
 
 impl Default for BackfillConfig {
     fn default() -> Self {
-        Self { initial_range: 100, min_range: 1, max_range: 100_000, concurrency: 4, target_logs: 5_000 }
+        Self {
+            initial_range: 100,
+            min_range: 1,
+            max_range: 100_000,
+            concurrency: 4,
+            target_logs: 5_000,
+            defer_indexes: true,
+        }
     }
 }
 

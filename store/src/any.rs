@@ -13,8 +13,8 @@ use holdfast_primitives::{
 use holdfast_primitives::webhook::{Announced, FanoutChange, FanoutSubscription};
 
 use crate::{
-    AfterAttempt, Attempt, AttemptRecord, ChainReader, ChangeWriter, Claim, CursorWriter, Delivery,
-    EncodedOrder, EventWriter, FeedReader, LedgerWriter, MetaWriter, NewSubscription, OrderFilter,
+    AfterAttempt, Attempt, AttemptRecord, ChainReader, ChangeWriter, Claim, CursorWriter, DeferredIndexes,
+    Delivery, EncodedOrder, EventWriter, FeedReader, LedgerWriter, MetaWriter, NewSubscription, OrderFilter,
     OrderReader, OrderWriter, OutboxWriter, PgTx, QueueStats, Result, ScanPosition, SqliteTx, Storage, Store,
     StoredEvent, Subscription, SubscriptionState, WebhookStore, WriteTx,
 };
@@ -58,6 +58,27 @@ impl ChainReader for Store {
         match self {
             Self::Sqlite(s) => s.blocks_from(chain_id, from).await,
             Self::Postgres(s) => s.blocks_from(chain_id, from).await,
+        }
+    }
+}
+
+impl DeferredIndexes for Store {
+    async fn defer_indexes(&self) -> Result<bool> {
+        match self {
+            Self::Sqlite(s) => s.defer_indexes().await,
+            Self::Postgres(s) => s.defer_indexes().await,
+        }
+    }
+    async fn build_deferred_indexes(&self) -> Result<bool> {
+        match self {
+            Self::Sqlite(s) => s.build_deferred_indexes().await,
+            Self::Postgres(s) => s.build_deferred_indexes().await,
+        }
+    }
+    async fn indexes_deferred(&self) -> Result<bool> {
+        match self {
+            Self::Sqlite(s) => s.indexes_deferred().await,
+            Self::Postgres(s) => s.indexes_deferred().await,
         }
     }
 }

@@ -25,6 +25,7 @@ use holdfast_primitives::{
 
 mod any;
 mod error;
+mod indexes;
 mod lease;
 mod postgres;
 mod query;
@@ -202,6 +203,28 @@ pub trait MetaWriter {
             }
         }
     }
+}
+
+/// Secondary indexes built once, after a store's first backfill, instead of row by row during it: on a store
+/// that holds no events yet, the read path's indexes (those no indexing write reads: orders by payer,
+/// payee, status, …; events by order, block, transaction) are dropped, and built in one pass when the
+/// backfill reaches the finalized height. Maintaining a dozen B-trees per row is most of a large backfill's
+/// cost, and grows with the table; one sorted build does not. Reads stay correct meanwhile, only slower.
+///
+/// Crash safety: dropping the indexes and recording that they are deferred is one transaction, and so is
+/// building them all and clearing the record (DDL is transactional on both backends). A crash in the bulk
+/// phase leaves them deferred, and the restarted indexer goes on and builds them; a crash during the build
+/// rolls it back whole, and the next call builds them again.
+pub trait DeferredIndexes {
+    /// If the store holds no events (of any chain), drop the deferrable indexes and record that they are
+    /// deferred, in one transaction. Returns whether they are deferred now: also `true` when they already
+    /// were, and `false` (nothing changed) on a store that holds events.
+    fn defer_indexes(&self) -> impl Future<Output = Result<bool>> + Send;
+    /// Build every deferred index (and refresh the planner's statistics, on Postgres) and clear the record,
+    /// in one transaction. Returns whether anything was deferred; `false`: a no-op.
+    fn build_deferred_indexes(&self) -> impl Future<Output = Result<bool>> + Send;
+    /// Whether the indexes are deferred now.
+    fn indexes_deferred(&self) -> impl Future<Output = Result<bool>> + Send;
 }
 
 /// A store whose indexing steps run in one transaction each.

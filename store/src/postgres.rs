@@ -17,8 +17,11 @@ use sqlx::{
 };
 
 use crate::{
-    ChainReader, ChangeWriter, CursorWriter, EncodedOrder, EventWriter, FeedReader, LedgerWriter, MetaWriter,
-    OrderFilter, OrderReader, OrderWriter, Result, ScanPosition, Storage, StoredEvent, WriteTx, now,
+    ChainReader, ChangeWriter, CursorWriter, DeferredIndexes, EncodedOrder, EventWriter, FeedReader,
+    LedgerWriter, MetaWriter, OrderFilter, OrderReader, OrderWriter, Result, ScanPosition, Storage,
+    StoredEvent, WriteTx,
+    indexes::DEFERRABLE,
+    now,
     query::{self, Param, SqlQuery},
     rows::{
         AmountRow, BlockRow, ChainMetaRow, ChangeRow, CountRow, CreditRow, EVENT_COLUMNS, EncodedChange,
@@ -590,6 +593,57 @@ impl CursorWriter for PgTx {
         .execute(&mut *self.0)
         .await?;
         Ok(())
+    }
+}
+
+impl DeferredIndexes for PgStore {
+    async fn defer_indexes(&self) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        // One decider at a time: two chains' indexers may start on one fresh store together.
+        sqlx::query("LOCK TABLE deferred_indexes IN EXCLUSIVE MODE").execute(&mut *tx.0).await?;
+        let (deferred, has_events): (bool, bool) =
+            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM deferred_indexes), EXISTS (SELECT 1 FROM events)")
+                .fetch_one(&mut *tx.0)
+                .await?;
+        if deferred || has_events {
+            return Ok(deferred);
+        }
+        for (name, _) in DEFERRABLE {
+            sqlx::query(&format!("DROP INDEX IF EXISTS {name}")).execute(&mut *tx.0).await?;
+        }
+        sqlx::query("INSERT INTO deferred_indexes (id, since) VALUES (1, $1)")
+            .bind(i(now()))
+            .execute(&mut *tx.0)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn build_deferred_indexes(&self) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        sqlx::query("LOCK TABLE deferred_indexes IN EXCLUSIVE MODE").execute(&mut *tx.0).await?;
+        let (deferred,): (bool,) =
+            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM deferred_indexes)").fetch_one(&mut *tx.0).await?;
+        if !deferred {
+            return Ok(false);
+        }
+        // Sort memory for the builds (the server's default is 64 MB), for this transaction only.
+        sqlx::query("SET LOCAL maintenance_work_mem = '256MB'").execute(&mut *tx.0).await?;
+        for (_, create) in DEFERRABLE {
+            sqlx::query(create).execute(&mut *tx.0).await?;
+        }
+        // The statistics a backfill leaves behind are those of empty tables (autovacuum may be off, or
+        // not have run yet).
+        sqlx::query("ANALYZE events, orders, changes").execute(&mut *tx.0).await?;
+        sqlx::query("DELETE FROM deferred_indexes").execute(&mut *tx.0).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn indexes_deferred(&self) -> Result<bool> {
+        let (deferred,): (bool,) =
+            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM deferred_indexes)").fetch_one(&self.pool).await?;
+        Ok(deferred)
     }
 }
 

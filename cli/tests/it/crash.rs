@@ -9,7 +9,7 @@ use std::{
 
 use alloy::providers::Provider;
 use alloy::providers::ext::AnvilApi;
-use holdfast_store::{ChainReader, OrderReader};
+use holdfast_store::{ChainReader, DeferredIndexes, OrderReader};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::{
@@ -51,7 +51,17 @@ async fn drill(backend: &str) {
     let store = db.store().await; // runs the migrations once, before any child races on them
     let head = c.provider.get_block_number().await.unwrap();
     let cursor = async || store.chain_meta(31337).await.unwrap().map_or(0, |m| m.cursor);
-    let (mut kills, mut mid_backfill_kills, mut max_delay) = (0, 0, 250u64);
+    //
+    // The first run defers the read-path indexes (the store is empty), so every kill inside the backfill
+    // lands in the bulk phase. On Postgres, once they are deferred, the drill also holds a lock on `orders`
+    // that lets rows in but keeps an index from being built (ROW EXCLUSIVE: the build waits for its SHARE
+    // lock), so a run that reaches the finalized block stops inside the build, half done (the events'
+    // indexes built, the orders' not), and is killed there.
+    let pg = backend == "postgres";
+    let pool = if pg { Some(sqlx::PgPool::connect(&db.url).await.unwrap()) } else { None };
+    let mut build_lock: Option<sqlx::Transaction<'static, sqlx::Postgres>> = None;
+    let (mut kills, mut mid_backfill_kills, mut deferred_kills, mut max_delay) = (0, 0, 0, 250u64);
+    let mut build_killed: Option<i32> = None;
     let mut finished = false;
     while mid_backfill_kills < 4 {
         let before = cursor().await;
@@ -62,22 +72,94 @@ async fn drill(backend: &str) {
             finished = true;
             break;
         }
+        if let (Some(pool), Some(_)) = (&pool, &build_lock)
+            && let Some(backend_pid) = waiting_build(pool).await
+        {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            kills += 1;
+            build_killed = Some(backend_pid);
+            break;
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         kills += 1;
         let after = cursor().await;
+        let deferred = store.indexes_deferred().await.unwrap();
         if after > before && after < head {
             mid_backfill_kills += 1;
+            deferred_kills += usize::from(deferred);
         } else if after == before {
             max_delay = (max_delay * 2).min(10_000); // killed before its first commit: wait longer
         }
+        if let Some(pool) = pool.as_ref().filter(|_| deferred && build_lock.is_none()) {
+            let mut lock = pool.begin().await.unwrap();
+            sqlx::query("LOCK TABLE orders IN ROW EXCLUSIVE MODE").execute(&mut *lock).await.unwrap();
+            build_lock = Some(lock);
+        }
         assert!(kills < 60, "no kill landed inside the backfill after {kills} tries (seed {seed})");
+    }
+    assert!(deferred_kills > 0 || finished, "no kill landed in the bulk phase (seed {seed})");
+    eprintln!("crash drill on {backend}: {deferred_kills} of {kills} kills inside the bulk phase");
+    if let (Some(pool), Some(lock)) = (&pool, build_lock) {
+        assert!(!finished, "a run finished past the held lock (seed {seed})");
+        let backend_pid = match build_killed {
+            Some(p) => p,
+            None => {
+                // Let a run reach the build, and kill it there.
+                let mut child = spawn(&c, &deployment, &db.url, false, true);
+                let mut waited = 0;
+                let p = loop {
+                    if let Some(p) = waiting_build(pool).await {
+                        break p;
+                    }
+                    assert!(
+                        child.try_wait().unwrap().is_none(),
+                        "the run ended before the build (seed {seed})"
+                    );
+                    waited += 1;
+                    assert!(waited < 2400, "no run reached the index build (seed {seed})");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                };
+                child.kill().unwrap();
+                child.wait().unwrap();
+                kills += 1;
+                p
+            }
+        };
+        eprintln!("crash drill: killed a run inside the index build (server pid {backend_pid})");
+        lock.rollback().await.unwrap();
+        // The killed run's server session ends once it finds its client gone; its transaction rolls back.
+        for _ in 0..400 {
+            let alive: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)")
+                    .bind(backend_pid)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+            if !alive {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(store.indexes_deferred().await.unwrap(), "a build killed half way left them deferred");
+        assert!(
+            !index_exists(pool, "events_by_order").await,
+            "the half-done build was rolled back whole (seed {seed})"
+        );
     }
     if !finished {
         let status = spawn(&c, &deployment, &db.url, false, true).wait().unwrap();
         assert!(status.success(), "indexer failed after {kills} kills: {status}");
     }
     assert_eq!(cursor().await, head, "the backfill did not reach the head");
+    assert!(!store.indexes_deferred().await.unwrap(), "the deferred indexes were not built");
+    if let Some(pool) = &pool {
+        for name in ["events_by_order", "orders_by_payee_status"] {
+            assert!(index_exists(pool, name).await, "{name} was not built");
+        }
+        pool.close().await;
+    }
 
     // Live mode over ws: new orders arrive while the process is killed and restarted.
     for _ in 0..4 * crate::harness::drill_scale() {
@@ -104,6 +186,25 @@ async fn drill(backend: &str) {
     fresh_db.cleanup(fresh).await;
     db.cleanup(store).await;
     let _ = std::fs::remove_file(deployment);
+}
+
+/// The server process of a run waiting for a lock inside the index build, if one is.
+async fn waiting_build(pool: &sqlx::PgPool) -> Option<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' \
+         AND query LIKE 'CREATE INDEX%'",
+    )
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+}
+
+async fn index_exists(pool: &sqlx::PgPool, name: &str) -> bool {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = $1)")
+        .bind(name)
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,7 +21,7 @@ use tokio::sync::broadcast;
 
 pub use holdfast_primitives::IndexNotification;
 use holdfast_primitives::{BlockRef, Heights, IndexerHealth, event::event_signatures};
-use holdfast_store::{ChainReader, FeedReader, MetaWriter, OrderReader, Storage};
+use holdfast_store::{ChainReader, DeferredIndexes, FeedReader, MetaWriter, OrderReader, Storage};
 
 use crate::{
     ConfigError, Error, ResetReason, Result,
@@ -40,10 +40,28 @@ mod reconcile;
 mod reorg;
 pub mod retention;
 
-/// What the indexer needs of a store: its readers, the chain-state writer and one-transaction steps.
-pub trait IndexStore: ChainReader + FeedReader + MetaWriter + OrderReader + Storage + Send + Sync {}
+/// What the indexer needs of a store: its readers, the chain-state writer, one-transaction steps and the
+/// deferred index build.
+pub trait IndexStore:
+    ChainReader + DeferredIndexes + FeedReader + MetaWriter + OrderReader + Storage + Send + Sync
+{
+}
 
-impl<T: ChainReader + FeedReader + MetaWriter + OrderReader + Storage + Send + Sync> IndexStore for T {}
+impl<T: ChainReader + DeferredIndexes + FeedReader + MetaWriter + OrderReader + Storage + Send + Sync>
+    IndexStore for T
+{
+}
+
+/// Where this process stands with the store's deferred indexes ([`DeferredIndexes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IndexPhase {
+    /// Not asked yet.
+    Unknown,
+    /// Deferred: to be built once the cursor reaches the finalized height.
+    Deferred,
+    /// Built, or never deferred: nothing to do.
+    Settled,
+}
 
 /// Whether work done at most once per `every` is due; if so, marks it done now (in `last`).
 fn due(last: &std::sync::Mutex<Option<Instant>>, every: std::time::Duration) -> bool {
@@ -104,6 +122,7 @@ pub struct Indexer<S, C = Chain> {
     /// Heights as last fetched (the fast path's finality).
     heights: std::sync::Mutex<Heights>,
     progress: tokio::sync::watch::Sender<Option<BackfillProgress>>,
+    index_phase: std::sync::Mutex<IndexPhase>,
 }
 
 impl<S: IndexStore> Indexer<S, Chain> {
@@ -148,6 +167,7 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
             heartbeat: std::sync::Mutex::new(None),
             heights: std::sync::Mutex::new(Heights::default()),
             progress: tokio::sync::watch::Sender::new(None),
+            index_phase: std::sync::Mutex::new(IndexPhase::Unknown),
         })
     }
 
@@ -384,6 +404,12 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
                 return Ok(StepOutcome::Progressed);
             }
         }
+        if cursor < heights.finalized {
+            self.enter_bulk_phase().await?;
+            self.backfill(cursor, heights.finalized, genesis, heights).await?;
+            return Ok(StepOutcome::Progressed);
+        }
+        self.leave_bulk_phase().await?;
         if heights.head <= cursor {
             // New heights, or a heartbeat: the stored update time says when the indexer last confirmed the
             // node's head, so that readiness can tell an idle chain (ready) from an unreachable node.
@@ -398,11 +424,40 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
             }
             return Ok(StepOutcome::CaughtUp);
         }
-        if cursor < heights.finalized {
-            self.backfill(cursor, heights.finalized, genesis, heights).await?;
-            return Ok(StepOutcome::Progressed);
-        }
         self.tail(cursor, cursor_hash, genesis, heights).await
+    }
+
+    /// Before a backfill: defer the store's read-path indexes if it holds no events yet (and
+    /// `defer_indexes` is set), or learn that an earlier process deferred them. Asked once per process.
+    async fn enter_bulk_phase(&self) -> Result<()> {
+        if *self.index_phase.lock().expect("not poisoned") != IndexPhase::Unknown {
+            return Ok(());
+        }
+        let deferred = if self.cfg.backfill.defer_indexes {
+            self.store.defer_indexes().await?
+        } else {
+            self.store.indexes_deferred().await?
+        };
+        if deferred {
+            tracing::info!("read-path indexes deferred: built once the backfill reaches the finalized block");
+        }
+        *self.index_phase.lock().expect("not poisoned") =
+            if deferred { IndexPhase::Deferred } else { IndexPhase::Settled };
+        Ok(())
+    }
+
+    /// At or above the finalized height: build the indexes a backfill deferred (this process's, or one that
+    /// crashed before building them), once.
+    async fn leave_bulk_phase(&self) -> Result<()> {
+        if *self.index_phase.lock().expect("not poisoned") == IndexPhase::Settled {
+            return Ok(());
+        }
+        let started = Instant::now();
+        if self.store.build_deferred_indexes().await? {
+            tracing::info!(secs = started.elapsed().as_secs_f64(), "deferred indexes built");
+        }
+        *self.index_phase.lock().expect("not poisoned") = IndexPhase::Settled;
+        Ok(())
     }
 
     async fn commit(&self, batch: Batch) -> Result<()> {

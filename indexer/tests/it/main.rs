@@ -1,6 +1,7 @@
 //! Indexer integration tests against a real anvil and real SQLite / Postgres stores.
 #![allow(missing_docs, unreachable_pub, clippy::too_many_arguments)]
 
+mod deferred_indexes;
 mod faults;
 mod fencing;
 mod generator;

@@ -20,8 +20,11 @@ use sqlx::{
 
 use self::read::SqliteReader;
 use crate::{
-    ChainReader, ChangeWriter, CursorWriter, EncodedOrder, EventWriter, FeedReader, LedgerWriter, MetaWriter,
-    OrderFilter, OrderReader, OrderWriter, Result, ScanPosition, Storage, StoredEvent, WriteTx, now,
+    ChainReader, ChangeWriter, CursorWriter, DeferredIndexes, EncodedOrder, EventWriter, FeedReader,
+    LedgerWriter, MetaWriter, OrderFilter, OrderReader, OrderWriter, Result, ScanPosition, Storage,
+    StoredEvent, WriteTx,
+    indexes::DEFERRABLE,
+    now,
     query::{self, Param, SqlQuery},
     rows::{
         AmountRow, BlockRow, ChainMetaRow, ChangeRow, CountRow, CreditRow, EVENT_COLUMNS, EncodedChange,
@@ -622,6 +625,52 @@ impl CursorWriter for SqliteTx {
         .execute(&mut *self.conn)
         .await?;
         Ok(())
+    }
+}
+
+impl DeferredIndexes for SqliteStore {
+    async fn defer_indexes(&self) -> Result<bool> {
+        // `begin` takes the write lock: one decider at a time.
+        let mut tx = self.begin().await?;
+        let (deferred, has_events): (bool, bool) =
+            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM deferred_indexes), EXISTS (SELECT 1 FROM events)")
+                .fetch_one(&mut *tx.conn)
+                .await?;
+        if deferred || has_events {
+            tx.commit().await?;
+            return Ok(deferred);
+        }
+        for (name, _) in DEFERRABLE {
+            sqlx::query(&format!("DROP INDEX IF EXISTS {name}")).execute(&mut *tx.conn).await?;
+        }
+        sqlx::query("INSERT INTO deferred_indexes (id, since) VALUES (1, $1)")
+            .bind(i(now()))
+            .execute(&mut *tx.conn)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn build_deferred_indexes(&self) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let (deferred,): (bool,) =
+            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM deferred_indexes)").fetch_one(&mut *tx.conn).await?;
+        if !deferred {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        for (_, create) in DEFERRABLE {
+            sqlx::query(create).execute(&mut *tx.conn).await?;
+        }
+        sqlx::query("DELETE FROM deferred_indexes").execute(&mut *tx.conn).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn indexes_deferred(&self) -> Result<bool> {
+        let (deferred,): (bool,) =
+            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM deferred_indexes)").fetch_one(&self.pool).await?;
+        Ok(deferred)
     }
 }
 
