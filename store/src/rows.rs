@@ -39,6 +39,16 @@ fn parse_topics(v: &[u8]) -> Result<Vec<B256>> {
 pub(crate) fn parse_state(json: &str) -> Result<OrderState> {
     serde_json::from_str(json).map_err(|e| Error::corrupt("order state", e))
 }
+/// The `remaining` amount of a stored order state, without decoding the rest of it (reconciliation sums
+/// it over every open order).
+pub(crate) fn state_remaining(json: &str) -> Result<U256> {
+    #[derive(serde::Deserialize)]
+    struct Remaining {
+        remaining: String,
+    }
+    let r: Remaining = serde_json::from_str(json).map_err(|e| Error::corrupt("order state", e))?;
+    u256(&r.remaining)
+}
 /// Encode an order state for the `state` column.
 pub(crate) fn state_json(o: &OrderState) -> Result<String> {
     serde_json::to_string(o).map_err(|e| Error::corrupt("order state", e))

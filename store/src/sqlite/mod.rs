@@ -8,6 +8,7 @@ mod read;
 use std::{collections::HashMap, str::FromStr, time::Duration};
 
 use alloy::primitives::{Address, B256, BlockNumber, U256};
+use futures::TryStreamExt;
 use holdfast_primitives::{
     BlockRef, ChainMeta, Change, DecodedEvent, Heights, OrderKey, OrderState, Reconciliation,
     change::{LastChange, NewChange},
@@ -29,7 +30,7 @@ use crate::{
     rows::{
         AmountRow, BlockRow, ChainMetaRow, ChangeRow, CountRow, CreditRow, EVENT_COLUMNS, EncodedChange,
         EventKeyRow, EventRow, KeyRow, LastChangeRow, OrderRow, ReconciliationRow, StateRow, i, parse_state,
-        state_json, topics_bytes, u, u256,
+        state_json, state_remaining, topics_bytes, u, u256,
     },
 };
 
@@ -846,17 +847,19 @@ impl OrderReader for SqliteStore {
     }
 
     async fn escrow_liabilities(&self, chain_id: u64, escrow: Address) -> Result<(U256, U256)> {
-        let rows: Vec<StateRow> = sqlx::query_as(
+        // Streamed and folded: the open orders grow with the history, so they are never held at once
+        // (collected, they were the largest allocation of a 1M-event backfill: 235 MB).
+        let mut rows = sqlx::query_as::<_, StateRow>(
             "SELECT state FROM orders WHERE chain_id = $1 AND escrow = $2 AND status IN ('held', 'delivered', 'frozen')",
         )
         .bind(i(chain_id))
         .bind(escrow.as_slice())
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch(&self.pool);
         let mut remaining = U256::ZERO;
-        for r in &rows {
-            remaining += parse_state(&r.state)?.remaining;
+        while let Some(r) = rows.try_next().await? {
+            remaining += state_remaining(&r.state)?;
         }
+        drop(rows);
         let rows: Vec<AmountRow> =
             sqlx::query_as("SELECT amount FROM credits WHERE chain_id = $1 AND escrow = $2")
                 .bind(i(chain_id))
