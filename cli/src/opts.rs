@@ -333,10 +333,10 @@ pub(crate) struct IndexOpts {
     #[arg(long, env = "HOLDFAST_MAX_RESPONSE_BYTES", default_value_t = holdfast_indexer::config::DEFAULT_MAX_RESPONSE_BYTES)]
     pub(crate) max_response_bytes: usize,
     /// On a store that holds no events yet, drop its read-path indexes for the backfill and build them in
-    /// one pass when it reaches the finalized block (much faster on large histories; reads are slower
-    /// meanwhile). `false`: maintain them row by row.
-    #[arg(long, env = "HOLDFAST_DEFER_INDEXES", default_value_t = true, action = clap::ArgAction::Set)]
-    pub(crate) defer_indexes: bool,
+    /// one pass when it reaches the finalized block (reads are slower meanwhile); `false`: maintain them
+    /// row by row. Unset: yes on Postgres, no on SQLite (see the README, "Deferred indexes").
+    #[arg(long, env = "HOLDFAST_DEFER_INDEXES")]
+    pub(crate) defer_indexes: Option<bool>,
     /// Poll interval over http, in milliseconds.
     #[arg(long, env = "HOLDFAST_POLL_MS", default_value_t = 500)]
     pub(crate) poll_ms: u64,

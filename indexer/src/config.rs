@@ -61,8 +61,9 @@ pub struct BackfillConfig {
     /// bounded by about `concurrency × target_logs` logs.
     pub target_logs: u64,
     /// On a store that holds no events yet, defer its read-path indexes until the backfill reaches the
-    /// finalized height, and build them then in one pass (see `holdfast_store::DeferredIndexes`).
-    pub defer_indexes: bool,
+    /// finalized height, and build them then in one pass (see `holdfast_store::DeferredIndexes`). `None`:
+    /// the store's default (Postgres yes, SQLite no).
+    pub defer_indexes: Option<bool>,
 }
 
 impl Default for BackfillConfig {
@@ -73,7 +74,7 @@ impl Default for BackfillConfig {
             max_range: 100_000,
             concurrency: 4,
             target_logs: 5_000,
-            defer_indexes: true,
+            defer_indexes: None,
         }
     }
 }

@@ -63,6 +63,12 @@ impl ChainReader for Store {
 }
 
 impl DeferredIndexes for Store {
+    fn defers_by_default(&self) -> bool {
+        match self {
+            Self::Sqlite(s) => s.defers_by_default(),
+            Self::Postgres(s) => s.defers_by_default(),
+        }
+    }
     async fn defer_indexes(&self) -> Result<bool> {
         match self {
             Self::Sqlite(s) => s.defer_indexes().await,

@@ -216,6 +216,11 @@ pub trait MetaWriter {
 /// phase leaves them deferred, and the restarted indexer goes on and builds them; a crash during the build
 /// rolls it back whole, and the next call builds them again.
 pub trait DeferredIndexes {
+    /// Whether deferring pays on this backend, measured (BENCHMARKS.md, 1M events): on Postgres the build
+    /// replaces random B-tree inserts that slow down as the tables outgrow the buffer cache; on SQLite,
+    /// whose writer maintains these indexes cheaply, the build (one thread, 8 s at 1M events) cost more
+    /// than it saved. The indexer's default when its configuration does not say.
+    fn defers_by_default(&self) -> bool;
     /// If the store holds no events (of any chain), drop the deferrable indexes and record that they are
     /// deferred, in one transaction. Returns whether they are deferred now: also `true` when they already
     /// were, and `false` (nothing changed) on a store that holds events.

@@ -594,6 +594,10 @@ impl CursorWriter for PgTx {
 }
 
 impl DeferredIndexes for PgStore {
+    fn defers_by_default(&self) -> bool {
+        true
+    }
+
     async fn defer_indexes(&self) -> Result<bool> {
         let mut tx = self.begin().await?;
         // One decider at a time: two chains' indexers may start on one fresh store together.

@@ -25,6 +25,8 @@ fn spawn(c: &Chain, deployment: &PathBuf, db: &str, ws: bool, once: bool) -> Chi
         .arg(deployment)
         // Tiny ranges: many small commits, so kills land between and inside them.
         .args(["--log-range", "2", "--max-log-range", "4", "--poll-ms", "20"])
+        // Deferred indexes on both backends (SQLite's default is off), so the kills land in a bulk phase.
+        .args(["--defer-indexes", "true"])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     if once {

@@ -433,7 +433,7 @@ impl<S: IndexStore, C: ChainSource> Indexer<S, C> {
         if *self.index_phase.lock().expect("not poisoned") != IndexPhase::Unknown {
             return Ok(());
         }
-        let deferred = if self.cfg.backfill.defer_indexes {
+        let deferred = if self.cfg.backfill.defer_indexes.unwrap_or_else(|| self.store.defers_by_default()) {
             self.store.defer_indexes().await?
         } else {
             self.store.indexes_deferred().await?

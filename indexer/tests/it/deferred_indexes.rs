@@ -61,8 +61,11 @@ async fn drill(backend: &str) {
     let kept: BTreeSet<String> = all.difference(&deferred).cloned().collect();
     assert!(kept.contains("changes_by_order"), "the change log's index is kept: {kept:?}");
 
+    assert_eq!(store.defers_by_default(), backend == "postgres");
     // The first step backfills up to the finalized height, with the read indexes dropped.
-    let indexer = Indexer::new(c.config(false), store.clone()).await.unwrap();
+    let mut cfg = c.config(false);
+    cfg.backfill.defer_indexes = Some(true);
+    let indexer = Indexer::new(cfg, store.clone()).await.unwrap();
     assert_eq!(indexer.step().await.unwrap(), StepOutcome::Progressed);
     assert!(store.indexes_deferred().await.unwrap(), "a first backfill defers the indexes");
     assert_eq!(index_names(&store).await, kept, "only the read-path indexes are dropped");
@@ -90,7 +93,7 @@ async fn drill(backend: &str) {
     assert!(!plain.build_deferred_indexes().await.unwrap());
     assert_eq!(index_names(&plain).await, all);
     let mut cfg = c.config(false);
-    cfg.backfill.defer_indexes = false;
+    cfg.backfill.defer_indexes = Some(false);
     let indexer2 = Indexer::new(cfg, plain.clone()).await.unwrap();
     assert_eq!(indexer2.step().await.unwrap(), StepOutcome::Progressed);
     assert!(!plain.indexes_deferred().await.unwrap(), "--defer-indexes false keeps them");

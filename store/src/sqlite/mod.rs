@@ -630,6 +630,10 @@ impl CursorWriter for SqliteTx {
 }
 
 impl DeferredIndexes for SqliteStore {
+    fn defers_by_default(&self) -> bool {
+        false
+    }
+
     async fn defer_indexes(&self) -> Result<bool> {
         // `begin` takes the write lock: one decider at a time.
         let mut tx = self.begin().await?;
