@@ -36,6 +36,20 @@ pub(crate) struct ChainTask {
 }
 
 /// Resolves once `stop` turns true (at once if it is).
+/// What one chain's finished task (`(chain id, ChainTask::run's result)` from a `JoinSet`) means for the
+/// process: `Ok` when it ended cleanly; else why it halted, or that its task panicked or was cancelled.
+pub(crate) fn join_outcome(
+    joined: Result<(u64, holdfast_indexer::Result<()>), tokio::task::JoinError>,
+) -> eyre::Result<()> {
+    match joined {
+        Ok((_, Ok(()))) => Ok(()),
+        Ok((chain_id, Err(e))) => {
+            Err(eyre::Report::new(e).wrap_err(format!("indexing of chain {chain_id} halted")))
+        }
+        Err(e) => Err(eyre::Report::new(e).wrap_err("an indexer task failed")),
+    }
+}
+
 pub(crate) async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }

@@ -100,18 +100,10 @@ pub(crate) async fn run(args: IndexArgs) -> eyre::Result<()> {
     // Every chain runs until the process is stopped (or caught up, one-shot). A chain that halts is
     // reported and the others go on; the process then exits with its error.
     let mut halted = None;
-    while let Some(r) = tasks.join_next().await {
-        match r {
-            Ok((_, Ok(()))) => {}
-            Ok((chain_id, Err(e))) => {
-                tracing::error!(chain_id, error = %e, "indexing of this chain halted; the other chains go on");
-                halted.get_or_insert(
-                    eyre::Report::new(e).wrap_err(format!("indexing of chain {chain_id} halted")),
-                );
-            }
-            Err(e) => {
-                halted.get_or_insert(eyre::Report::new(e).wrap_err("an indexer task failed"));
-            }
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(report) = crate::chain_task::join_outcome(joined) {
+            tracing::error!(error = format!("{report:#}"), "the other chains go on");
+            halted.get_or_insert(report);
         }
     }
     clear_progress();

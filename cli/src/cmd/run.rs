@@ -143,15 +143,16 @@ pub(crate) async fn run_stack(
         tokio::select! {
             () = &mut shutdown => break,
             next = indexers.join_next() => match next {
-                Some(Ok((chain_id, Err(e)))) => {
-                    // A halted chain does not take the API or the other chains down: the API keeps serving
-                    // what was indexed (not ready, with the reason) until the process is told to stop.
-                    tracing::error!(chain_id, error = %e,
-                        "indexing of this chain halted; the API and the other chains keep running until stopped");
-                    halted.push(eyre::Report::new(e).wrap_err(format!("indexing of chain {chain_id} halted")));
+                Some(joined) => {
+                    if let Err(report) = crate::chain_task::join_outcome(joined) {
+                        // A halted chain does not take the API or the other chains down: the API keeps
+                        // serving what was indexed (not ready, with the reason) until the process is told
+                        // to stop.
+                        tracing::error!(error = format!("{report:#}"),
+                            "the API and the other chains keep running until stopped");
+                        halted.push(report);
+                    }
                 }
-                Some(Ok((_, Ok(())))) => {}
-                Some(Err(e)) => halted.push(eyre::Report::new(e).wrap_err("an indexer task failed")),
                 None => {
                     if !exit_when_caught_up || !halted.is_empty() {
                         (&mut shutdown).await;
@@ -162,14 +163,8 @@ pub(crate) async fn run_stack(
         }
     }
     let _ = stop_tx.send(true);
-    while let Some(r) = indexers.join_next().await {
-        match r {
-            Ok((chain_id, Err(e))) => {
-                halted.push(eyre::Report::new(e).wrap_err(format!("indexing of chain {chain_id} halted")))
-            }
-            Ok((_, Ok(()))) => {}
-            Err(e) => halted.push(eyre::Report::new(e).wrap_err("an indexer task failed")),
-        }
+    while let Some(joined) = indexers.join_next().await {
+        halted.extend(crate::chain_task::join_outcome(joined).err());
     }
     let api = api.await;
     let _ = worker.await;
