@@ -90,6 +90,12 @@ impl DeferredIndexes for Store {
 }
 
 impl MetaWriter for Store {
+    async fn refresh_statistics(&self) -> Result<()> {
+        match self {
+            Self::Sqlite(s) => s.refresh_statistics().await,
+            Self::Postgres(s) => s.refresh_statistics().await,
+        }
+    }
     async fn mark_compacted(&self, upto: i64) -> Result<()> {
         match self {
             Self::Sqlite(s) => s.mark_compacted(upto).await,

@@ -174,6 +174,11 @@ pub trait MetaWriter {
     fn update_heights(&self, chain_id: u64, heights: Heights) -> impl Future<Output = Result<()>> + Send;
     /// Delete everything stored about a chain (events, orders, credits, anomalies, headers, cursor).
     fn reset_chain(&self, chain_id: u64) -> impl Future<Output = Result<()>> + Send;
+    /// Refresh the query planner's statistics of the event, order and change-log tables (Postgres:
+    /// `ANALYZE`; nothing on SQLite, whose planner uses none unless asked to). A re-derivation reads them
+    /// whole, and on tables filled since their last statistics Postgres planned it 2.4–3.7× slower
+    /// (BENCHMARKS.md, issue 10).
+    fn refresh_statistics(&self) -> impl Future<Output = Result<()>> + Send;
     /// Record a reconciliation result (replacing the escrow's previous one).
     fn record_reconciliation(&self, r: &Reconciliation) -> impl Future<Output = Result<()>> + Send;
     /// Record `upto` as the position change-log entries may be missing through

@@ -649,6 +649,11 @@ impl DeferredIndexes for PgStore {
 }
 
 impl MetaWriter for PgStore {
+    async fn refresh_statistics(&self) -> Result<()> {
+        sqlx::query("ANALYZE events, orders, changes").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn mark_compacted(&self, upto: i64) -> Result<()> {
         sqlx::query(query::MARK_COMPACTED).bind(upto).execute(&self.pool).await?;
         Ok(())

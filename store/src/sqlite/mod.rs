@@ -680,6 +680,10 @@ impl DeferredIndexes for SqliteStore {
 }
 
 impl MetaWriter for SqliteStore {
+    async fn refresh_statistics(&self) -> Result<()> {
+        Ok(())
+    }
+
     async fn mark_compacted(&self, upto: i64) -> Result<()> {
         sqlx::query(query::MARK_COMPACTED).bind(upto).execute(&self.pool).await?;
         Ok(())
