@@ -213,18 +213,19 @@ pub trait MetaWriter {
 /// Secondary indexes built once, after a store's first backfill, instead of row by row during it: on a store
 /// that holds no events yet, the read path's indexes (those no indexing write reads: orders by payer,
 /// payee, status, …; events by order, block, transaction) are dropped, and built in one pass when the
-/// backfill reaches the finalized height. Maintaining a dozen B-trees per row is most of a large backfill's
-/// cost, and grows with the table; one sorted build does not. Reads stay correct meanwhile, only slower.
+/// backfill reaches the finalized height: one sorted build per index instead of a dozen B-tree inserts per
+/// row. Reads stay correct meanwhile, only slower.
 ///
 /// Crash safety: dropping the indexes and recording that they are deferred is one transaction, and so is
 /// building them all and clearing the record (DDL is transactional on both backends). A crash in the bulk
 /// phase leaves them deferred, and the restarted indexer goes on and builds them; a crash during the build
 /// rolls it back whole, and the next call builds them again.
 pub trait DeferredIndexes {
-    /// Whether deferring pays on this backend, measured (BENCHMARKS.md, 1M events): on Postgres the build
-    /// replaces random B-tree inserts that slow down as the tables outgrow the buffer cache; on SQLite,
-    /// whose writer maintains these indexes cheaply, the build (one thread, 8 s at 1M events) cost more
-    /// than it saved. The indexer's default when its configuration does not say.
+    /// Whether this backend defers by default (the indexer's choice when its configuration does not say).
+    /// Measured at 1M events (BENCHMARKS.md, issue 10): on Postgres the build costs about what the
+    /// row-by-row upkeep does (~10 s each), and is expected to win once the indexes outgrow the buffer cache
+    /// and row-by-row inserts turn into random reads (not measured); on SQLite the one-threaded build (8 s)
+    /// cost more than it saved.
     fn defers_by_default(&self) -> bool;
     /// If the store holds no events (of any chain), drop the deferrable indexes and record that they are
     /// deferred, in one transaction. Returns whether they are deferred now: also `true` when they already
