@@ -35,7 +35,6 @@ pub(crate) struct ChainTask {
     pub(crate) on_progress: Option<OnProgress>,
 }
 
-/// Resolves once `stop` turns true (at once if it is).
 /// What one chain's finished task (`(chain id, ChainTask::run's result)` from a `JoinSet`) means for the
 /// process: `Ok` when it ended cleanly; else why it halted, or that its task panicked or was cancelled.
 pub(crate) fn join_outcome(
@@ -50,6 +49,7 @@ pub(crate) fn join_outcome(
     }
 }
 
+/// Resolves once `stop` turns true (at once if it is).
 pub(crate) async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }

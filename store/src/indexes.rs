@@ -4,6 +4,16 @@
 //! index (retractions, compaction). Both backends accept the same statements; a test checks that a build
 //! restores exactly the indexes the migrations create.
 
+/// Whether the indexes are deferred now.
+pub(crate) const IS_DEFERRED: &str = "SELECT EXISTS (SELECT 1 FROM deferred_indexes)";
+/// Whether they are deferred, and whether the store holds any event (a store with events keeps them).
+pub(crate) const DEFERRED_AND_HAS_EVENTS: &str =
+    "SELECT EXISTS (SELECT 1 FROM deferred_indexes), EXISTS (SELECT 1 FROM events)";
+/// Record that they are deferred (`$1`: unix seconds).
+pub(crate) const RECORD_DEFERRED: &str = "INSERT INTO deferred_indexes (id, since) VALUES (1, $1)";
+/// Clear the record, after the build.
+pub(crate) const CLEAR_DEFERRED: &str = "DELETE FROM deferred_indexes";
+
 /// `(name, statement that creates it)`, events' indexes first, then the orders'.
 pub(crate) const DEFERRABLE: &[(&str, &str)] = &[
     (

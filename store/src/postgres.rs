@@ -21,7 +21,7 @@ use crate::{
     ChainReader, ChangeWriter, CursorWriter, DeferredIndexes, EncodedOrder, EventWriter, FeedReader,
     LedgerWriter, MetaWriter, OrderFilter, OrderReader, OrderWriter, Result, ScanPosition, Storage,
     StoredEvent, WriteTx,
-    indexes::DEFERRABLE,
+    indexes::{self, DEFERRABLE},
     now,
     query::{self, Param, SqlQuery},
     rows::{
@@ -603,19 +603,14 @@ impl DeferredIndexes for PgStore {
         // One decider at a time: two chains' indexers may start on one fresh store together.
         sqlx::query("LOCK TABLE deferred_indexes IN EXCLUSIVE MODE").execute(&mut *tx.0).await?;
         let (deferred, has_events): (bool, bool) =
-            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM deferred_indexes), EXISTS (SELECT 1 FROM events)")
-                .fetch_one(&mut *tx.0)
-                .await?;
+            sqlx::query_as(indexes::DEFERRED_AND_HAS_EVENTS).fetch_one(&mut *tx.0).await?;
         if deferred || has_events {
             return Ok(deferred);
         }
         for (name, _) in DEFERRABLE {
             sqlx::query(&format!("DROP INDEX IF EXISTS {name}")).execute(&mut *tx.0).await?;
         }
-        sqlx::query("INSERT INTO deferred_indexes (id, since) VALUES (1, $1)")
-            .bind(i(now()))
-            .execute(&mut *tx.0)
-            .await?;
+        sqlx::query(indexes::RECORD_DEFERRED).bind(i(now())).execute(&mut *tx.0).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -623,8 +618,7 @@ impl DeferredIndexes for PgStore {
     async fn build_deferred_indexes(&self) -> Result<bool> {
         let mut tx = self.begin().await?;
         sqlx::query("LOCK TABLE deferred_indexes IN EXCLUSIVE MODE").execute(&mut *tx.0).await?;
-        let (deferred,): (bool,) =
-            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM deferred_indexes)").fetch_one(&mut *tx.0).await?;
+        let (deferred,): (bool,) = sqlx::query_as(indexes::IS_DEFERRED).fetch_one(&mut *tx.0).await?;
         if !deferred {
             return Ok(false);
         }
@@ -636,14 +630,13 @@ impl DeferredIndexes for PgStore {
         // The statistics a backfill leaves behind are those of empty tables (autovacuum may be off, or
         // not have run yet).
         sqlx::query("ANALYZE events, orders, changes").execute(&mut *tx.0).await?;
-        sqlx::query("DELETE FROM deferred_indexes").execute(&mut *tx.0).await?;
+        sqlx::query(indexes::CLEAR_DEFERRED).execute(&mut *tx.0).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     async fn indexes_deferred(&self) -> Result<bool> {
-        let (deferred,): (bool,) =
-            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM deferred_indexes)").fetch_one(&self.pool).await?;
+        let (deferred,): (bool,) = sqlx::query_as(indexes::IS_DEFERRED).fetch_one(&self.pool).await?;
         Ok(deferred)
     }
 }

@@ -32,11 +32,12 @@ pub(crate) async fn run(args: ReindexArgs) -> eyre::Result<()> {
     let _writer = crate::sqlite_lock::lock_sqlite_writer(&url, "holdfast reindex")?;
     let store = Store::connect(&url).await.wrap_err_with(|| format!("cannot open store {url}"))?;
     // The replay scans events by order: build the indexes a backfill deferred, if any, first, and give the
-    // planner current statistics of the tables it reads whole.
+    // planner current statistics of the tables it reads whole (a build refreshes them itself).
     if store.build_deferred_indexes().await? {
         tracing::info!("built the indexes an unfinished backfill had deferred");
+    } else {
+        store.refresh_statistics().await?;
     }
-    store.refresh_statistics().await?;
     let started = std::time::Instant::now();
     let n = holdfast_indexer::writer::rederive_all(&store, args.chain_id).await?;
     let secs = started.elapsed().as_secs_f64();

@@ -24,7 +24,7 @@ use crate::{
     ChainReader, ChangeWriter, CursorWriter, DeferredIndexes, EncodedOrder, EventWriter, FeedReader,
     LedgerWriter, MetaWriter, OrderFilter, OrderReader, OrderWriter, Result, ScanPosition, Storage,
     StoredEvent, WriteTx,
-    indexes::DEFERRABLE,
+    indexes::{self, DEFERRABLE},
     now,
     query::{self, Param, SqlQuery},
     rows::{
@@ -638,9 +638,7 @@ impl DeferredIndexes for SqliteStore {
         // `begin` takes the write lock: one decider at a time.
         let mut tx = self.begin().await?;
         let (deferred, has_events): (bool, bool) =
-            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM deferred_indexes), EXISTS (SELECT 1 FROM events)")
-                .fetch_one(&mut *tx.conn)
-                .await?;
+            sqlx::query_as(indexes::DEFERRED_AND_HAS_EVENTS).fetch_one(&mut *tx.conn).await?;
         if deferred || has_events {
             tx.commit().await?;
             return Ok(deferred);
@@ -648,18 +646,14 @@ impl DeferredIndexes for SqliteStore {
         for (name, _) in DEFERRABLE {
             sqlx::query(&format!("DROP INDEX IF EXISTS {name}")).execute(&mut *tx.conn).await?;
         }
-        sqlx::query("INSERT INTO deferred_indexes (id, since) VALUES (1, $1)")
-            .bind(i(now()))
-            .execute(&mut *tx.conn)
-            .await?;
+        sqlx::query(indexes::RECORD_DEFERRED).bind(i(now())).execute(&mut *tx.conn).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     async fn build_deferred_indexes(&self) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let (deferred,): (bool,) =
-            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM deferred_indexes)").fetch_one(&mut *tx.conn).await?;
+        let (deferred,): (bool,) = sqlx::query_as(indexes::IS_DEFERRED).fetch_one(&mut *tx.conn).await?;
         if !deferred {
             tx.commit().await?;
             return Ok(false);
@@ -667,14 +661,13 @@ impl DeferredIndexes for SqliteStore {
         for (_, create) in DEFERRABLE {
             sqlx::query(create).execute(&mut *tx.conn).await?;
         }
-        sqlx::query("DELETE FROM deferred_indexes").execute(&mut *tx.conn).await?;
+        sqlx::query(indexes::CLEAR_DEFERRED).execute(&mut *tx.conn).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     async fn indexes_deferred(&self) -> Result<bool> {
-        let (deferred,): (bool,) =
-            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM deferred_indexes)").fetch_one(&self.pool).await?;
+        let (deferred,): (bool,) = sqlx::query_as(indexes::IS_DEFERRED).fetch_one(&self.pool).await?;
         Ok(deferred)
     }
 }
@@ -1044,7 +1037,7 @@ mod tests {
             assert_eq!(rolled_back, 0, "round {round}: nothing of a dropped transaction reached the file");
         }
         store.close().await;
-        for suffix in ["", "-wal", "-shm"] {
+        for suffix in ["", "-wal", "-shm", ".migrate.lock"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
     }

@@ -221,7 +221,7 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(1));
         drop(writer);
         assert!(matches!(reader.for_each_state(&q, |_| {}), Some(Ok(()))));
-        for suffix in ["", "-wal", "-shm"] {
+        for suffix in ["", "-wal", "-shm", ".migrate.lock"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
     }
