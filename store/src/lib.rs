@@ -288,6 +288,8 @@ pub trait EventWriter {
     fn live_credit_events(&mut self, chain_id: u64)
     -> impl Future<Output = Result<Vec<DecodedEvent>>> + Send;
     /// Up to `limit` live order events ordered by (escrow, order id, block, log index), after `after`.
+    /// Re-derivation's scan. A transaction that has not written to `events` sees the events as committed,
+    /// and a backend may read them off the writer connection (SQLite does).
     fn live_events_by_order(
         &mut self,
         chain_id: u64,

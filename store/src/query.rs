@@ -9,7 +9,9 @@ use std::fmt::Write as _;
 
 use alloy::primitives::{Address, B256};
 
-use super::OrderFilter;
+use holdfast_primitives::OrderKey;
+
+use super::{OrderFilter, ScanPosition};
 
 /// A bound parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +55,50 @@ impl SqlQuery {
 
 fn int(v: u64) -> Param {
     Param::Int(v as i64)
+}
+
+/// The re-derivation's scan: live (not reverted) order events of `chain_id` in (escrow, order id, block,
+/// log index) order, after the position `after`, at most `limit`. Columns: [`crate::rows::EVENT_COLUMNS`].
+pub(crate) fn live_events_by_order(chain_id: u64, after: Option<ScanPosition>, limit: u32) -> SqlQuery {
+    let mut q =
+        SqlQuery::new(&format!("SELECT {} FROM events WHERE chain_id = ", crate::rows::EVENT_COLUMNS));
+    q.bind(int(chain_id)).push(" AND order_id IS NOT NULL AND NOT reverted");
+    if let Some((escrow, order_id, block, log)) = after {
+        q.push(" AND (escrow, order_id, block_number, log_index) > (")
+            .bind(Param::Addr(escrow))
+            .push(", ")
+            .bind(Param::Word(order_id))
+            .push(", ")
+            .bind(int(block))
+            .push(", ")
+            .bind(int(log))
+            .push(")");
+    }
+    q.push(" ORDER BY escrow, order_id, block_number, log_index LIMIT ").bind(Param::Int(i64::from(limit)));
+    q
+}
+
+/// The orders of `chain_id` with keys in (`after`, `upto`] (unbounded where `None`), in key order: the
+/// re-derivation compares them with the orders it replayed. Columns: escrow, order_id, state.
+pub(crate) fn orders_in_range(chain_id: u64, after: Option<OrderKey>, upto: Option<OrderKey>) -> SqlQuery {
+    let mut q = SqlQuery::new("SELECT escrow, order_id, state FROM orders WHERE chain_id = ");
+    q.bind(int(chain_id));
+    if let Some((escrow, order_id)) = after {
+        q.push(" AND (escrow, order_id) > (")
+            .bind(Param::Addr(escrow))
+            .push(", ")
+            .bind(Param::Word(order_id))
+            .push(")");
+    }
+    if let Some((escrow, order_id)) = upto {
+        q.push(" AND (escrow, order_id) <= (")
+            .bind(Param::Addr(escrow))
+            .push(", ")
+            .bind(Param::Word(order_id))
+            .push(")");
+    }
+    q.push(" ORDER BY escrow, order_id");
+    q
 }
 
 /// One order's state. With `escrow` `None`, the first escrow (by chain id, escrow) that has this id.

@@ -61,18 +61,18 @@ pub(crate) const EVENT_COLUMNS: &str = "seq, chain_id, escrow, block_number, blo
 /// A row of `events`.
 #[derive(sqlx::FromRow)]
 pub(crate) struct EventRow {
-    seq: i64,
-    chain_id: i64,
-    escrow: Vec<u8>,
-    block_number: i64,
-    block_hash: Vec<u8>,
-    block_timestamp: i64,
-    tx_hash: Vec<u8>,
-    tx_index: i64,
-    log_index: i64,
-    topics: Vec<u8>,
-    data: Vec<u8>,
-    reverted: bool,
+    pub(crate) seq: i64,
+    pub(crate) chain_id: i64,
+    pub(crate) escrow: Vec<u8>,
+    pub(crate) block_number: i64,
+    pub(crate) block_hash: Vec<u8>,
+    pub(crate) block_timestamp: i64,
+    pub(crate) tx_hash: Vec<u8>,
+    pub(crate) tx_index: i64,
+    pub(crate) log_index: i64,
+    pub(crate) topics: Vec<u8>,
+    pub(crate) data: Vec<u8>,
+    pub(crate) reverted: bool,
 }
 
 impl EventRow {
@@ -182,9 +182,9 @@ impl KeyRow {
 /// An order key with its stored state.
 #[derive(sqlx::FromRow)]
 pub(crate) struct OrderRow {
-    escrow: Vec<u8>,
-    order_id: Vec<u8>,
-    state: String,
+    pub(crate) escrow: Vec<u8>,
+    pub(crate) order_id: Vec<u8>,
+    pub(crate) state: String,
 }
 
 impl OrderRow {

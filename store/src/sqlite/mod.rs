@@ -141,7 +141,10 @@ impl SqliteStore {
     }
 
     /// `q` with its parameters bound, to run on the pool.
-    fn bound(q: &SqlQuery) -> sqlx::query::QueryAs<'_, Sqlite, StateRow, sqlx::sqlite::SqliteArguments<'_>> {
+    fn bound<R>(q: &SqlQuery) -> sqlx::query::QueryAs<'_, Sqlite, R, sqlx::sqlite::SqliteArguments<'_>>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+    {
         let mut s = sqlx::query_as(&q.sql);
         for p in &q.params {
             s = match p {
@@ -170,6 +173,13 @@ impl SqliteStore {
 pub struct SqliteTx {
     pub(crate) conn: sqlx::pool::PoolConnection<Sqlite>,
     committed: bool,
+    /// The store's inline reader, for [`EventWriter::live_events_by_order`] (see there).
+    reader: Option<SqliteReader>,
+    /// Whether this transaction has written to `events` (its own reads must then see its writes).
+    events_written: bool,
+    /// The greatest order key this transaction has upserted or deleted (reads of greater keys may skip
+    /// its writes).
+    orders_written_upto: Option<OrderKey>,
 }
 
 impl Storage for SqliteStore {
@@ -177,7 +187,13 @@ impl Storage for SqliteStore {
     async fn begin(&self) -> Result<SqliteTx> {
         let conn = self.pool.acquire().await?;
         // Constructed before `BEGIN` runs, so that a failed `BEGIN` also closes the connection.
-        let mut tx = SqliteTx { conn, committed: false };
+        let mut tx = SqliteTx {
+            conn,
+            committed: false,
+            reader: self.inline_reader().cloned(),
+            events_written: false,
+            orders_written_upto: None,
+        };
         // IMMEDIATE: the write lock is taken (or waited for, up to the busy timeout) now. A deferred
         // transaction that read first could not upgrade once another writer (a second chain's indexer, the
         // webhook queue) committed after its snapshot: WAL answers that with SQLITE_BUSY at once, no wait.
@@ -204,6 +220,7 @@ impl Drop for SqliteTx {
 
 impl EventWriter for SqliteTx {
     async fn insert_events(&mut self, events: &[&DecodedEvent]) -> Result<Vec<bool>> {
+        self.events_written = true;
         let mut fresh = std::collections::HashSet::with_capacity(events.len());
         for chunk in events.chunks(rows_per_statement(12)) {
             let topics: Vec<Vec<u8>> = chunk.iter().map(|e| topics_bytes(&e.raw.topics)).collect();
@@ -237,6 +254,7 @@ impl EventWriter for SqliteTx {
     }
 
     async fn revert_events_above(&mut self, chain_id: u64, block: BlockNumber) -> Result<u64> {
+        self.events_written = true;
         let done = sqlx::query(
             "UPDATE events SET reverted = TRUE WHERE chain_id = $1 AND block_number > $2 AND NOT reverted",
         )
@@ -299,30 +317,24 @@ impl EventWriter for SqliteTx {
         rows.into_iter().map(EventRow::decoded).collect()
     }
 
+    /// Scanned off the writer connection, by the inline reader on a blocking thread, when this transaction
+    /// has not written to `events`: every row then skips the handoff through sqlx's worker thread, which
+    /// dominated a re-derivation on SQLite (a channel send and wake-up per row). That reader sees what was
+    /// committed, which is exactly what this transaction sees: it holds the database's write lock since
+    /// `BEGIN IMMEDIATE`, so nothing can commit in between, and it has not changed `events` itself.
     async fn live_events_by_order(
         &mut self,
         chain_id: u64,
         after: Option<ScanPosition>,
         limit: u32,
     ) -> Result<Vec<DecodedEvent>> {
-        let mut q =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE chain_id = "));
-        q.push_bind(i(chain_id));
-        q.push(" AND order_id IS NOT NULL AND NOT reverted");
-        if let Some((e, o, b, l)) = after {
-            q.push(" AND (escrow, order_id, block_number, log_index) > (");
-            q.push_bind(e.to_vec());
-            q.push(", ");
-            q.push_bind(o.to_vec());
-            q.push(", ");
-            q.push_bind(i(b));
-            q.push(", ");
-            q.push_bind(i(l));
-            q.push(")");
+        let q = query::live_events_by_order(chain_id, after, limit);
+        if !self.events_written
+            && let Some(events) = self.scan_inline(&q, |row| read::event_row(row)?.decoded()).await
+        {
+            return events;
         }
-        q.push(" ORDER BY escrow, order_id, block_number, log_index LIMIT ");
-        q.push_bind(i64::from(limit));
-        let rows = q.build_query_as::<EventRow>().fetch_all(&mut *self.conn).await?;
+        let rows = SqliteStore::bound::<EventRow>(&q).fetch_all(&mut *self.conn).await?;
         rows.into_iter().map(EventRow::decoded).collect()
     }
 }
@@ -363,35 +375,26 @@ impl OrderWriter for SqliteTx {
         Ok(out)
     }
 
+    /// Scanned off the writer connection like [`EventWriter::live_events_by_order`] when this transaction
+    /// has written no order key above `after` (so none in the range): re-derivation reads each range before
+    /// it writes it, in key order.
     async fn orders_in_range(
         &mut self,
         chain_id: u64,
         after: Option<OrderKey>,
         upto: Option<OrderKey>,
     ) -> Result<Vec<(OrderKey, EncodedOrder)>> {
-        let mut q =
-            QueryBuilder::<Sqlite>::new("SELECT escrow, order_id, state FROM orders WHERE chain_id = ");
-        q.push_bind(i(chain_id));
-        if let Some((e, o)) = &after {
-            q.push(" AND (escrow, order_id) > (");
-            q.push_bind(e.to_vec());
-            q.push(", ");
-            q.push_bind(o.to_vec());
-            q.push(")");
+        let q = query::orders_in_range(chain_id, after, upto);
+        let untouched = self.orders_written_upto.is_none_or(|w| after.is_some_and(|a| w <= a));
+        if untouched && let Some(orders) = self.scan_inline(&q, |row| read::order_row(row)?.encoded()).await {
+            return orders;
         }
-        if let Some((e, o)) = &upto {
-            q.push(" AND (escrow, order_id) <= (");
-            q.push_bind(e.to_vec());
-            q.push(", ");
-            q.push_bind(o.to_vec());
-            q.push(")");
-        }
-        q.push(" ORDER BY escrow, order_id");
-        let rows = q.build_query_as::<OrderRow>().fetch_all(&mut *self.conn).await?;
+        let rows = SqliteStore::bound::<OrderRow>(&q).fetch_all(&mut *self.conn).await?;
         rows.into_iter().map(OrderRow::encoded).collect()
     }
 
     async fn upsert_orders(&mut self, orders: &[OrderState], log: bool) -> Result<()> {
+        self.wrote_orders(orders.iter().map(|o| (o.escrow, o.order_id)));
         let encoded: Vec<String> = orders.iter().map(state_json).collect::<Result<_>>()?;
         for (chunk, json) in orders.chunks(rows_per_statement(13)).zip(encoded.chunks(rows_per_statement(13)))
         {
@@ -429,6 +432,7 @@ impl OrderWriter for SqliteTx {
     }
 
     async fn delete_orders(&mut self, chain_id: u64, keys: &[OrderKey]) -> Result<()> {
+        self.wrote_orders(keys.iter().copied());
         for (escrow, order_id) in keys {
             sqlx::query("DELETE FROM orders WHERE chain_id = $1 AND escrow = $2 AND order_id = $3")
                 .bind(i(chain_id))
@@ -808,7 +812,7 @@ impl OrderReader for SqliteStore {
                 return done.map(|()| found);
             }
         }
-        let row = Self::bound(&q).fetch_optional(&self.pool).await?;
+        let row = Self::bound::<StateRow>(&q).fetch_optional(&self.pool).await?;
         row.map(|r| parse_state(&r.state)).transpose()
     }
 
@@ -820,7 +824,7 @@ impl OrderReader for SqliteStore {
                 return done.map(|()| page);
             }
         }
-        let rows = Self::bound(&q).fetch_all(&self.pool).await?;
+        let rows = Self::bound::<StateRow>(&q).fetch_all(&self.pool).await?;
         rows.iter().map(|r| parse_state(&r.state)).collect()
     }
 
@@ -919,6 +923,38 @@ impl OrderReader for SqliteStore {
 }
 
 impl SqliteTx {
+    fn wrote_orders(&mut self, keys: impl Iterator<Item = OrderKey>) {
+        self.orders_written_upto = self.orders_written_upto.into_iter().chain(keys).max();
+    }
+
+    /// Run `q` on the inline reader, on a blocking thread, mapping each row with `f`. `None`: no reader, or
+    /// it cannot answer now (closed, busy); the caller reads through its connection instead. Only for reads
+    /// that this transaction's own writes cannot affect: the reader sees what was committed, which (this
+    /// transaction holding the write lock since `BEGIN IMMEDIATE`) is all that was committed since it
+    /// began.
+    async fn scan_inline<T: Send + 'static>(
+        &self,
+        q: &SqlQuery,
+        f: impl Fn(&rusqlite::Row<'_>) -> Result<T> + Send + 'static,
+    ) -> Option<Result<Vec<T>>> {
+        let (reader, q) = (self.reader.clone()?, q.clone());
+        let scanned = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            reader
+                .for_each_row(&q, |row| {
+                    out.push(f(row)?);
+                    Ok(())
+                })
+                .map(|done| done.map(|()| out))
+        })
+        .await;
+        match scanned {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => None,
+        }
+    }
+
     /// The change-log inserts. SQLite writers are serialised by the database lock, held until the commit:
     /// sequence numbers become visible in order without a lock of our own.
     async fn insert_changes(&mut self, rows: &[EncodedChange<'_>]) -> Result<()> {
@@ -958,6 +994,88 @@ mod tests {
         let conn = rusqlite::Connection::open(path).unwrap();
         conn.busy_timeout(Duration::ZERO).unwrap();
         conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK").is_ok()
+    }
+
+    /// A stored `Locked` event of order `n` in block `n`.
+    fn locked(n: u8) -> DecodedEvent {
+        use alloy::sol_types::SolEvent;
+        use holdfast_primitives::{EventPos, RawEvent, bindings::IHoldfastEscrow};
+        let log = IHoldfastEscrow::Locked {
+            orderId: B256::with_last_byte(n),
+            payer: Address::with_last_byte(1),
+            payee: Address::with_last_byte(2),
+            arbiter: Address::ZERO,
+            amount: U256::from(1_000 + u64::from(n)),
+            deliverBy: 10_000,
+            disputeWindow: 60,
+            status: IHoldfastEscrow::Status::Held,
+        }
+        .encode_log_data();
+        let pos = EventPos {
+            block_number: n.into(),
+            block_hash: B256::with_last_byte(n),
+            block_timestamp: 100 + u64::from(n),
+            tx_hash: B256::with_last_byte(n),
+            tx_index: 0,
+            log_index: 0,
+        };
+        let raw = RawEvent {
+            chain_id: 1,
+            escrow: Address::with_last_byte(9),
+            pos,
+            topics: log.topics().to_vec(),
+            data: log.data.clone(),
+        };
+        raw.decode().expect("an escrow event")
+    }
+
+    fn keys(orders: &[(OrderKey, EncodedOrder)]) -> Vec<u8> {
+        orders.iter().map(|((_, id), _)| id.0[31]).collect()
+    }
+
+    /// The re-derivation's scans read off the writer connection (the inline reader sees only what was
+    /// committed), but only while this transaction's own writes cannot be missed: events it inserted, orders
+    /// it wrote at or above the range.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scans_off_the_writer_never_miss_the_transactions_own_writes() {
+        let path = std::env::temp_dir().join(format!("holdfast-store-{}.db", rand::random::<u64>()));
+        let store = SqliteStore::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        assert!(store.inline_reads());
+        let events: Vec<DecodedEvent> = (1..=3).map(locked).collect();
+        let refs: Vec<&DecodedEvent> = events.iter().collect();
+        let orders = holdfast_primitives::derive::apply_batch(HashMap::new(), &refs).orders;
+        assert_eq!(orders.len(), 3);
+
+        // Uncommitted inserts: both scans see them.
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_events(&refs).await.unwrap();
+        assert_eq!(tx.live_events_by_order(1, None, 10).await.unwrap(), events);
+        tx.upsert_orders(&orders, false).await.unwrap();
+        assert_eq!(keys(&tx.orders_in_range(1, None, None).await.unwrap()), [1, 2, 3]);
+        tx.commit().await.unwrap();
+
+        // A transaction that wrote nothing reads what was committed (off the writer), page by page.
+        let mut tx = store.begin().await.unwrap();
+        let first = tx.live_events_by_order(1, None, 2).await.unwrap();
+        assert_eq!(first, events[..2]);
+        let at = |e: &DecodedEvent| (e.raw.escrow, e.event.order_id().unwrap(), e.raw.pos.block_number, 0);
+        assert_eq!(tx.live_events_by_order(1, Some(at(&first[1])), 2).await.unwrap(), events[2..]);
+        let key = |n: u8| (Address::with_last_byte(9), B256::with_last_byte(n));
+        assert_eq!(keys(&tx.orders_in_range(1, None, Some(key(2))).await.unwrap()), [1, 2]);
+        // Order 3 deleted in this transaction: a range from order 1 must not see it, a range from order 3
+        // (nothing written above it) holds nothing.
+        tx.delete_orders(1, &[key(3)]).await.unwrap();
+        assert_eq!(keys(&tx.orders_in_range(1, Some(key(1)), None).await.unwrap()), [2]);
+        assert!(tx.orders_in_range(1, Some(key(3)), None).await.unwrap().is_empty());
+        // An event reverted in this transaction: the scan reads through the writer from then on.
+        tx.revert_events_above(1, 2).await.unwrap();
+        assert_eq!(tx.live_events_by_order(1, None, 10).await.unwrap(), events[..2]);
+        drop(tx);
+
+        store.close().await;
+        for suffix in ["", "-wal", "-shm", ".migrate.lock"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 
     /// Several openers of one fresh file at once (processes, here tasks with their own descriptors of the

@@ -32,7 +32,7 @@ use holdfast_primitives::OrderState;
 use crate::{
     Error, Result,
     query::{Param, SqlQuery},
-    rows::parse_state,
+    rows::{EventRow, OrderRow, parse_state},
 };
 
 /// How long a read waits for a busy database before the caller falls back to sqlx.
@@ -148,6 +148,20 @@ impl SqliteReader {
     /// Run `q`, a `SELECT state …` query, and pass each row's decoded state to `f`, in row order. `None`:
     /// the reader cannot answer now (closed, or the database is busy); run the query through sqlx instead.
     pub(crate) fn for_each_state(&self, q: &SqlQuery, mut f: impl FnMut(OrderState)) -> Option<Result<()>> {
+        self.for_each_row(q, |row| {
+            let json = row.get_ref(0)?.as_str().map_err(|e| Error::corrupt("order state", e))?;
+            f(parse_state(json)?);
+            Ok(())
+        })
+    }
+
+    /// Run `q` and pass each row to `f`, in row order; `f`'s error ends the query with it. `None`: the
+    /// reader cannot answer now (closed, or the database is busy); run the query through sqlx instead.
+    pub(crate) fn for_each_row(
+        &self,
+        q: &SqlQuery,
+        mut f: impl FnMut(&rusqlite::Row<'_>) -> Result<()>,
+    ) -> Option<Result<()>> {
         let conn = match self.take()? {
             Ok(c) => c,
             Err(e) if is_busy(&e) => return None,
@@ -157,8 +171,7 @@ impl SqliteReader {
             let mut stmt = conn.prepare_cached(&q.sql)?;
             let mut rows = stmt.query(rusqlite::params_from_iter(&q.params))?;
             while let Some(row) = rows.next()? {
-                let json = row.get_ref(0)?.as_str().map_err(|e| Error::corrupt("order state", e))?;
-                f(parse_state(json)?);
+                f(row)?;
             }
             Ok(())
         })();
@@ -171,6 +184,29 @@ impl SqliteReader {
             r => Some(r),
         }
     }
+}
+
+/// A row of `escrow, order_id, state`.
+pub(crate) fn order_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
+    Ok(OrderRow { escrow: row.get(0)?, order_id: row.get(1)?, state: row.get(2)? })
+}
+
+/// A row of [`crate::rows::EVENT_COLUMNS`], in that order.
+pub(crate) fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        seq: row.get(0)?,
+        chain_id: row.get(1)?,
+        escrow: row.get(2)?,
+        block_number: row.get(3)?,
+        block_hash: row.get(4)?,
+        block_timestamp: row.get(5)?,
+        tx_hash: row.get(6)?,
+        tx_index: row.get(7)?,
+        log_index: row.get(8)?,
+        topics: row.get(9)?,
+        data: row.get(10)?,
+        reverted: row.get(11)?,
+    })
 }
 
 fn is_busy(e: &Error) -> bool {
