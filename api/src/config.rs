@@ -84,6 +84,12 @@ pub struct ApiConfig {
     /// [`crate::serve_with`]: most connections open at once. Further clients wait in the listen backlog
     /// (their connect succeeds; their request is read once a connection closes).
     pub max_connections: usize,
+    /// Single-order lookups (`GET /v1/orders/{id}`, `GET /v1/payments/{id}`) kept in memory, at most this
+    /// many, each valid until the watcher sees the next commit; 0: off. Only used while the watcher is woken
+    /// by commits ([`crate::AppState::with_notifications`] or [`crate::AppState::with_commit_signals`]):
+    /// meant for Postgres, where every read is a round trip. A read from memory may lag a commit by the
+    /// watcher's wake-up (see the README, "Order cache").
+    pub order_cache: usize,
 }
 
 impl Default for ApiConfig {
@@ -108,6 +114,7 @@ impl Default for ApiConfig {
             shutdown_grace: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             max_connections: 512,
+            order_cache: 0,
         }
     }
 }

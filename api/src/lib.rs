@@ -33,6 +33,7 @@ use tower_http::{
     cors::{AllowOrigin, Any, CorsLayer},
 };
 
+mod cache;
 pub mod config;
 pub mod docs;
 pub mod error;

@@ -1,6 +1,6 @@
 //! Order, payment, event and transaction endpoints.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use alloy::primitives::{Address, B256};
 use axum::{
@@ -164,14 +164,10 @@ fn payouts_etag(
     (version, cache)
 }
 
-async fn find_order(state: &AppState, id: &str, q: &OrderQuery) -> ApiResult<OrderState> {
+async fn find_order(state: &AppState, id: &str, q: &OrderQuery) -> ApiResult<Arc<OrderState>> {
     let order_id = parse_b256("orderId", id)?;
     let escrow = q.escrow()?;
-    state
-        .store
-        .order(q.chain_id, escrow, order_id)
-        .await?
-        .ok_or_else(|| ApiError::OrderNotFound(id.to_string()))
+    state.order(q.chain_id, escrow, order_id).await?.ok_or_else(|| ApiError::OrderNotFound(id.to_string()))
 }
 
 /// `GET /v1/orders/{orderId}`: which order, and an optional long-poll.

@@ -16,12 +16,13 @@ use std::{
     time::Duration,
 };
 
-use alloy::primitives::B256;
-use holdfast_primitives::{ChainMeta, Heights, IndexNotification, IndexerHealth};
-use holdfast_store::{FeedReader, Store};
+use alloy::primitives::{Address, B256};
+use holdfast_primitives::{ChainMeta, Heights, IndexNotification, IndexerHealth, OrderState};
+use holdfast_store::{FeedReader, OrderReader, Store};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 
 use crate::{
+    cache::OrderCache,
     config::ApiConfig,
     error::{ApiError, ApiResult},
 };
@@ -66,6 +67,13 @@ struct Feed {
     next_reader: AtomicU64,
     /// The lowest of them (`None`: no stream open), for the change-log retention of `holdfast run`.
     floor: watch::Sender<Option<i64>>,
+    /// Bumped each time the watcher publishes a different snapshot, or fails to read one: the validity of
+    /// the order cache's entries.
+    generation: AtomicU64,
+    /// Single-order reads kept in memory (`ApiConfig::order_cache`), once the watcher is woken by commits.
+    orders: Option<OrderCache>,
+    /// Whether the watcher is woken by commits (notifications or signals), not only by its poll.
+    signalled: std::sync::atomic::AtomicBool,
 }
 
 impl Feed {
@@ -196,6 +204,7 @@ impl AppState {
         let (tx, rx) = watch::channel(Snapshot::default());
         let (shutdown, _) = watch::channel(false);
         let waits = Arc::new(Semaphore::new(config.max_waits));
+        let orders = (config.order_cache > 0).then(|| OrderCache::new(config.order_cache));
         Self {
             store,
             config: Arc::new(config),
@@ -211,6 +220,9 @@ impl AppState {
                 readers: Mutex::new(BTreeMap::new()),
                 next_reader: AtomicU64::new(0),
                 floor: watch::Sender::new(None),
+                generation: AtomicU64::new(0),
+                orders,
+                signalled: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -288,6 +300,7 @@ impl AppState {
     /// Start the watcher (once; later calls do nothing). Needs a Tokio runtime.
     pub(crate) fn start(&self) {
         let Some(p) = self.feed.pending.lock().expect("not poisoned").take() else { return };
+        self.feed.signalled.store(p.notifications.is_some() || p.signals.is_some(), Ordering::Release);
         let store = self.store.clone();
         let poll = self.config.poll_interval.max(Duration::from_millis(10));
         let feed = Arc::downgrade(&self.feed);
@@ -312,6 +325,30 @@ impl AppState {
         let permit = waits.clone().try_acquire_owned().map_err(|_| ApiError::TooManyWaits(max))?;
         WaitSlot::record(waits, max);
         Ok(WaitSlot { permit: Some(permit), waits: waits.clone(), max })
+    }
+
+    /// One order, as [`holdfast_store::OrderReader::order`] reads it; from memory when the order cache
+    /// is on (`ApiConfig::order_cache`, and the watcher woken by commits) and holds it for the current
+    /// snapshot (see [`crate::cache`]).
+    pub(crate) async fn order(
+        &self,
+        chain_id: Option<u64>,
+        escrow: Option<Address>,
+        order_id: B256,
+    ) -> holdfast_store::Result<Option<Arc<OrderState>>> {
+        let feed = &self.feed;
+        let Some(cache) = feed.orders.as_ref().filter(|_| feed.signalled.load(Ordering::Acquire)) else {
+            return Ok(self.store.order(chain_id, escrow, order_id).await?.map(Arc::new));
+        };
+        let key = (chain_id, escrow, order_id);
+        // Read before the store: what the store answers is at least as new as this generation's snapshot.
+        let generation = feed.generation.load(Ordering::Acquire);
+        if let Some(hit) = cache.get(&key, generation) {
+            return Ok(hit);
+        }
+        let order = self.store.order(chain_id, escrow, order_id).await?.map(Arc::new);
+        cache.put(key, generation, order.clone());
+        Ok(order)
     }
 
     /// Unix milliseconds of the watcher's last successful read (0: never).
@@ -397,11 +434,17 @@ async fn watch_loop(
                         false
                     } else {
                         *cur = snap;
+                        // Before the receivers are woken: whoever sees the new snapshot misses old entries.
+                        feed.generation.fetch_add(1, Ordering::AcqRel);
                         true
                     }
                 });
             }
             Err(e) => {
+                // Nothing from memory while the store cannot be checked for commits.
+                if let Some(feed) = feed.upgrade() {
+                    feed.generation.fetch_add(1, Ordering::AcqRel);
+                }
                 if !failing {
                     tracing::warn!(error = %e, "the API watcher cannot read the indexing state");
                     failing = true;

@@ -43,6 +43,10 @@ pub(crate) struct ServeArgs {
     /// of the indexer (LISTEN/NOTIFY), so this is only a safety net there; on SQLite it is the only wake-up.
     #[arg(long, env = "HOLDFAST_STORE_POLL_MS", default_value_t = 200)]
     pub(crate) store_poll_ms: u64,
+    /// On Postgres, most single-order lookups (GET /v1/orders/{id}, /v1/payments/{id}) answered from
+    /// memory, each until the next commit is signalled; 0: off. Ignored on SQLite (reads are inline there).
+    #[arg(long, env = "HOLDFAST_ORDER_CACHE", default_value_t = 10_000)]
+    pub(crate) order_cache: usize,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> eyre::Result<()> {
@@ -55,6 +59,8 @@ pub(crate) async fn run(args: ServeArgs) -> eyre::Result<()> {
     let url = args.db.url()?;
     let store = Store::connect(&url).await.wrap_err_with(|| format!("cannot open store {url}"))?;
     let signals = store.commit_signals();
+    // Only where commits are signalled (Postgres): an entry lives until the next one is.
+    cfg.order_cache = if signals.is_some() { args.order_cache } else { 0 };
     let mut state = AppState::new(store, cfg.clone()).with_metrics(render);
     if let Some(rx) = signals {
         state = state.with_commit_signals(rx);

@@ -1,6 +1,7 @@
 //! API replicas on Postgres wake on the indexer's commits (LISTEN/NOTIFY), not by polling: a `holdfast
 //! serve` that re-reads the store only once a minute still answers a long-poll and streams a change within
-//! seconds of the commit made by a `holdfast index` in another process.
+//! seconds of the commit made by a `holdfast index` in another process, and its order cache answers what
+//! was committed: a remembered "not found" or state is replaced once the commit is signalled.
 
 use std::{
     process::{Command, Stdio},
@@ -47,6 +48,12 @@ async fn a_serve_replica_wakes_on_commits_of_another_process() {
     let mut stream = stream.bytes_stream();
 
     let id = B256::with_last_byte(0x77);
+    // The replica keeps single-order lookups in memory (`--order-cache`, on by default on Postgres): this
+    // "not found" is remembered until a commit is signalled.
+    let order_url = format!("{base}/v1/orders/{id}");
+    for _ in 0..2 {
+        assert_eq!(reqwest::get(&order_url).await.unwrap().status(), 404);
+    }
     let deliver_by = c.now().await + 86_400;
     let sent = Instant::now();
     let tx = c.lock(1, id, c.addr(2), 4_000_000, Address::ZERO, deliver_by, 60).await;
@@ -57,6 +64,13 @@ async fn a_serve_replica_wakes_on_commits_of_another_process() {
     assert_eq!(status, 200, "the replica's long-poll was not woken by the commit: {body}");
     assert!(waited < Duration::from_secs(20), "answered only at the wait's end ({waited:?})");
     assert!(body.to_string().contains(&id.to_string()), "{body}");
+    // The long-poll was woken by the snapshot that saw the commit: the remembered 404 is gone with it.
+    let held: Value = {
+        let r = reqwest::get(&order_url).await.unwrap();
+        assert_eq!(r.status(), 200, "the order cache answered from before the commit");
+        r.json().await.unwrap()
+    };
+    assert_eq!(held["status"], "held", "{held}");
 
     // The replica's stream delivers the change too.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -69,6 +83,23 @@ async fn a_serve_replica_wakes_on_commits_of_another_process() {
         }
     }
     drop(stream);
+
+    // A later commit replaces what the cache holds, without the replica's store poll (once a minute).
+    let before: Value = reqwest::get(&order_url).await.unwrap().json().await.unwrap();
+    assert_eq!(before, held, "two reads without a commit between them differ");
+    c.release_all(1, id).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now: Value = reqwest::get(&order_url).await.unwrap().json().await.unwrap();
+        if now["status"] == "released" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica still answers the order as before the release: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     drop(serve);
     drop(index);
     let store = db.store().await;
