@@ -203,8 +203,30 @@ impl OrderRow {
 pub struct EncodedOrder(String);
 
 impl holdfast_primitives::derive::StoredOrder for EncodedOrder {
+    /// Whether `o` encodes to exactly the stored JSON: encoded straight into a comparison with it, with
+    /// no buffer, stopping at the first byte that differs.
     fn holds(&self, o: &OrderState) -> bool {
-        state_json(o).is_ok_and(|json| json == self.0)
+        let mut rest = Matches(self.0.as_bytes());
+        serde_json::to_writer(&mut rest, o).is_ok() && rest.0.is_empty()
+    }
+}
+
+/// A writer that accepts exactly the bytes it holds, in order (and fails at the first other byte).
+struct Matches<'a>(&'a [u8]);
+
+impl std::io::Write for Matches<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.0.strip_prefix(buf) {
+            Some(rest) => {
+                self.0 = rest;
+                Ok(buf.len())
+            }
+            None => Err(std::io::Error::other("differs from the stored state")),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -1061,7 +1061,15 @@ mod tests {
         let at = |e: &DecodedEvent| (e.raw.escrow, e.event.order_id().unwrap(), e.raw.pos.block_number, 0);
         assert_eq!(tx.live_events_by_order(1, Some(at(&first[1])), 2).await.unwrap(), events[2..]);
         let key = |n: u8| (Address::with_last_byte(9), B256::with_last_byte(n));
-        assert_eq!(keys(&tx.orders_in_range(1, None, Some(key(2))).await.unwrap()), [1, 2]);
+        let stored = tx.orders_in_range(1, None, Some(key(2))).await.unwrap();
+        assert_eq!(keys(&stored), [1, 2]);
+        // The stored states compare equal to the derived ones, and unequal once a field differs.
+        use holdfast_primitives::derive::StoredOrder;
+        assert!(stored[0].1.holds(&orders[0]) && stored[1].1.holds(&orders[1]));
+        assert!(!stored[0].1.holds(&orders[1]));
+        let mut changed = orders[0].clone();
+        changed.remaining -= U256::from(1);
+        assert!(!stored[0].1.holds(&changed));
         // Order 3 deleted in this transaction: a range from order 1 must not see it, a range from order 3
         // (nothing written above it) holds nothing.
         tx.delete_orders(1, &[key(3)]).await.unwrap();
