@@ -481,21 +481,49 @@ impl TestDb {
         Store::connect(&self.url).await.unwrap_or_else(|e| panic!("cannot open {}: {e}", self.url))
     }
 
-    pub async fn cleanup(self, store: Store) {
+    pub async fn cleanup(mut self, store: Store) {
         store.close().await;
-        if let Some(name) = self.pg_name {
-            use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(&pg_admin_url()).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
+        if let Some(name) = self.pg_name.take() {
+            drop_database(&name).await;
         }
-        if let Some(f) = self.file {
-            for suffix in ["", "-wal", "-shm", ".writer.lock", ".migrate.lock"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", f.display()));
+        if let Some(f) = self.file.take() {
+            remove_sqlite_files(&f);
+        }
+    }
+}
+
+/// A test that ends without `cleanup` (it failed, or never called it) still leaves no database or file
+/// behind: the database is dropped on a thread of its own (this may run inside a runtime, or during a
+/// panic's unwinding).
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(f) = self.file.take() {
+            remove_sqlite_files(&f);
+        }
+        if let Some(name) = self.pg_name.take() {
+            let dropped = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|rt| rt.block_on(drop_database(&name)))
+            })
+            .join();
+            if !matches!(dropped, Ok(Ok(()))) {
+                eprintln!("could not drop a test database");
             }
         }
+    }
+}
+
+async fn drop_database(name: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&pg_admin_url()).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await.unwrap();
+}
+
+fn remove_sqlite_files(f: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm", ".writer.lock", ".migrate.lock"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", f.display()));
     }
 }
 
