@@ -1015,6 +1015,24 @@ mod tests {
 
     use super::*;
 
+    /// A store file for one test: removed with its WAL, shared-memory and lock files when dropped, also when
+    /// the test fails.
+    struct TempFile(std::path::PathBuf);
+
+    impl TempFile {
+        fn new() -> Self {
+            Self(std::env::temp_dir().join(format!("holdfast-store-{}.db", rand::random::<u64>())))
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm", ".migrate.lock"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+            }
+        }
+    }
+
     /// Whether another connection (as another process would) can take the write lock right now.
     fn writable_from_outside(path: &std::path::Path) -> bool {
         let conn = rusqlite::Connection::open(path).unwrap();
@@ -1064,7 +1082,8 @@ mod tests {
     /// it wrote at or above the range.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn scans_off_the_writer_never_miss_the_transactions_own_writes() {
-        let path = std::env::temp_dir().join(format!("holdfast-store-{}.db", rand::random::<u64>()));
+        let file = TempFile::new();
+        let path = &file.0;
         let store = SqliteStore::connect(&format!("sqlite://{}", path.display())).await.unwrap();
         assert!(store.inline_reads());
         let events: Vec<DecodedEvent> = (1..=3).map(locked).collect();
@@ -1107,16 +1126,14 @@ mod tests {
         drop(tx);
 
         store.close().await;
-        for suffix in ["", "-wal", "-shm", ".migrate.lock"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
     }
 
     /// Which events of a batch are fresh: new ones and reverted ones revived are, live ones already stored
     /// are not (and are left alone), whether or not the chunk held any of the latter.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn insert_events_tells_fresh_from_already_stored() {
-        let path = std::env::temp_dir().join(format!("holdfast-store-{}.db", rand::random::<u64>()));
+        let file = TempFile::new();
+        let path = &file.0;
         let store = SqliteStore::connect(&format!("sqlite://{}", path.display())).await.unwrap();
         let events: Vec<DecodedEvent> = (1..=4).map(locked).collect();
         let refs: Vec<&DecodedEvent> = events.iter().collect();
@@ -1140,9 +1157,6 @@ mod tests {
         drop(tx);
 
         store.close().await;
-        for suffix in ["", "-wal", "-shm", ".migrate.lock"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
     }
 
     /// Several openers of one fresh file at once (processes, here tasks with their own descriptors of the
@@ -1150,7 +1164,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_openers_of_a_fresh_file_all_get_a_migrated_store() {
         for _ in 0..5 {
-            let path = std::env::temp_dir().join(format!("holdfast-store-{}.db", rand::random::<u64>()));
+            let file = TempFile::new();
+            let path = &file.0;
             let url = format!("sqlite://{}", path.display());
             let open = || SqliteStore::connect(&url);
             let (a, b, c, d, e, f) = tokio::join!(open(), open(), open(), open(), open(), open());
@@ -1163,9 +1178,6 @@ mod tests {
                 assert_eq!(n as usize, MIGRATOR.iter().count());
                 store.pool().close().await;
             }
-            for suffix in ["", "-wal", "-shm", ".migrate.lock"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
         }
     }
 
@@ -1175,7 +1187,8 @@ mod tests {
     /// reach the file.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_transaction_sqlite_rolled_back_itself_leaves_no_lock_behind() {
-        let path = std::env::temp_dir().join(format!("holdfast-store-{}.db", rand::random::<u64>()));
+        let file = TempFile::new();
+        let path = &file.0;
         let store = SqliteStore::connect(&format!("sqlite://{}", path.display())).await.unwrap();
         sqlx::query("CREATE TABLE scratch (k INTEGER PRIMARY KEY)").execute(store.pool()).await.unwrap();
         for round in 0..4i64 {
@@ -1199,7 +1212,7 @@ mod tests {
             drop(tx);
 
             let started = Instant::now();
-            while !writable_from_outside(&path) {
+            while !writable_from_outside(path) {
                 assert!(
                     started.elapsed() < Duration::from_secs(5),
                     "round {round}: a dropped transaction still holds the write lock"
@@ -1213,7 +1226,7 @@ mod tests {
                 .await
                 .unwrap();
             tx.commit().await.unwrap();
-            let outside = rusqlite::Connection::open(&path).unwrap();
+            let outside = rusqlite::Connection::open(path).unwrap();
             let committed: i64 =
                 outside.query_row("SELECT count(*) FROM scratch WHERE k >= 3000", [], |r| r.get(0)).unwrap();
             assert_eq!(committed, round + 1, "round {round}: every committed transaction reached the file");
@@ -1222,8 +1235,5 @@ mod tests {
             assert_eq!(rolled_back, 0, "round {round}: nothing of a dropped transaction reached the file");
         }
         store.close().await;
-        for suffix in ["", "-wal", "-shm", ".migrate.lock"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
     }
 }
