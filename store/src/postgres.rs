@@ -123,7 +123,10 @@ impl PgStore {
     }
 
     /// `q` with its parameters bound, to run on the pool.
-    fn bound(q: &SqlQuery) -> sqlx::query::QueryAs<'_, Postgres, StateRow, sqlx::postgres::PgArguments> {
+    fn bound<R>(q: &SqlQuery) -> sqlx::query::QueryAs<'_, Postgres, R, sqlx::postgres::PgArguments>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
         let mut s = sqlx::query_as(&q.sql);
         for p in &q.params {
             s = match p {
@@ -269,24 +272,8 @@ impl EventWriter for PgTx {
         after: Option<ScanPosition>,
         limit: u32,
     ) -> Result<Vec<DecodedEvent>> {
-        let mut q =
-            QueryBuilder::<Postgres>::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE chain_id = "));
-        q.push_bind(i(chain_id));
-        q.push(" AND order_id IS NOT NULL AND NOT reverted");
-        if let Some((e, o, b, l)) = after {
-            q.push(" AND (escrow, order_id, block_number, log_index) > (");
-            q.push_bind(e.to_vec());
-            q.push(", ");
-            q.push_bind(o.to_vec());
-            q.push(", ");
-            q.push_bind(i(b));
-            q.push(", ");
-            q.push_bind(i(l));
-            q.push(")");
-        }
-        q.push(" ORDER BY escrow, order_id, block_number, log_index LIMIT ");
-        q.push_bind(i64::from(limit));
-        let rows = q.build_query_as::<EventRow>().fetch_all(&mut *self.0).await?;
+        let q = query::live_events_by_order(chain_id, after, limit);
+        let rows = PgStore::bound::<EventRow>(&q).fetch_all(&mut *self.0).await?;
         rows.into_iter().map(EventRow::decoded).collect()
     }
 }
@@ -328,25 +315,8 @@ impl OrderWriter for PgTx {
         after: Option<OrderKey>,
         upto: Option<OrderKey>,
     ) -> Result<Vec<(OrderKey, EncodedOrder)>> {
-        let mut q =
-            QueryBuilder::<Postgres>::new("SELECT escrow, order_id, state FROM orders WHERE chain_id = ");
-        q.push_bind(i(chain_id));
-        if let Some((e, o)) = &after {
-            q.push(" AND (escrow, order_id) > (");
-            q.push_bind(e.to_vec());
-            q.push(", ");
-            q.push_bind(o.to_vec());
-            q.push(")");
-        }
-        if let Some((e, o)) = &upto {
-            q.push(" AND (escrow, order_id) <= (");
-            q.push_bind(e.to_vec());
-            q.push(", ");
-            q.push_bind(o.to_vec());
-            q.push(")");
-        }
-        q.push(" ORDER BY escrow, order_id");
-        let rows = q.build_query_as::<OrderRow>().fetch_all(&mut *self.0).await?;
+        let q = query::orders_in_range(chain_id, after, upto);
+        let rows = PgStore::bound::<OrderRow>(&q).fetch_all(&mut *self.0).await?;
         rows.into_iter().map(OrderRow::encoded).collect()
     }
 
@@ -773,12 +743,12 @@ impl OrderReader for PgStore {
         order_id: B256,
     ) -> Result<Option<OrderState>> {
         let q = query::order(chain_id, escrow, order_id);
-        let row = Self::bound(&q).fetch_optional(&self.pool).await?;
+        let row = Self::bound::<StateRow>(&q).fetch_optional(&self.pool).await?;
         row.map(|r| parse_state(&r.state)).transpose()
     }
 
     async fn orders(&self, f: &OrderFilter) -> Result<Vec<OrderState>> {
-        let rows = Self::bound(&query::orders(f)).fetch_all(&self.pool).await?;
+        let rows = Self::bound::<StateRow>(&query::orders(f)).fetch_all(&self.pool).await?;
         rows.iter().map(|r| parse_state(&r.state)).collect()
     }
 
