@@ -15,7 +15,7 @@ use alloy::primitives::{Address, B256};
 use serde_json::Value;
 
 use crate::{
-    common::{Killed, deployment_file, free_port, get, spawn_run, wait_ready},
+    common::{Killed, deployment_file, free_port, spawn_run, wait_ready},
     harness::{Chain, TestDb, drill_scale, index, pg_admin_url, random_hex, snapshot},
 };
 
@@ -68,11 +68,24 @@ impl LoopExt4 {
         Self { image, dir }
     }
 
-    /// Set (`+i`) or clear (`-i`) the immutable attribute of every file in the file system.
+    /// Set (`+i`) or clear (`-i`) the immutable attribute of every file in the file system but SQLite's
+    /// shared-memory index (`-shm`).
+    ///
+    /// The `-shm` file is memory-mapped, and the kernel answers a write to a mapped page of an immutable
+    /// file with `SIGBUS` (the same holds for a file system remounted read-only). No process can turn
+    /// that into an error: it dies, with no log line. Whether it happened depended on whether writeback had
+    /// already cleaned the page, which made this drill fail now and then on a `holdfast run` that was
+    /// simply gone. The README says so under Operations; this drill covers the case a process can survive,
+    /// the database and its write-ahead log refusing writes.
+    ///
+    /// The file system is synced first, so that every page of the `-shm` mapping is clean, and a write to it
+    /// faults: were the `-shm` file made immutable too, the drill would fail every time, not now and then.
     fn immutable(&self, flag: &str) {
+        let status = Command::new("sync").arg("-f").arg(&self.dir).status().expect("run sync");
+        assert!(status.success(), "sync -f {}: {status}", self.dir.display());
         for entry in std::fs::read_dir(&self.dir).unwrap() {
             let path = entry.unwrap().path();
-            if path.is_file() {
+            if path.is_file() && !path.to_string_lossy().ends_with("-shm") {
                 let status = Command::new("chattr").arg(flag).arg(&path).status().expect("run chattr");
                 assert!(status.success(), "chattr {flag} {}: {status}", path.display());
             }
@@ -105,11 +118,26 @@ async fn lock(c: &Chain, id: B256) {
     c.lock(1, id, c.addr(2), 2_000_000, Address::ZERO, deliver_by, 60).await;
 }
 
+/// GET `url` from `run`'s API: its status and JSON body. When the request fails, says whether `run` died
+/// and how (a signal shows as such), instead of only that the connection closed.
+async fn get_from(run: &mut Killed, url: String) -> (u16, Value) {
+    match reqwest::get(&url).await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            (status, r.json().await.unwrap_or(Value::Null))
+        }
+        Err(e) => match run.0.try_wait() {
+            Ok(Some(exit)) => panic!("holdfast run is gone ({exit}) during a storage outage; GET {url}: {e}"),
+            _ => panic!("GET {url} failed while holdfast run is still up: {e}"),
+        },
+    }
+}
+
 /// Wait (up to `limit`) until `/readyz` answers `want`; returns its body.
-async fn readyz_becomes(base: &str, want: u16, limit: Duration) -> Value {
+async fn readyz_becomes(run: &mut Killed, base: &str, want: u16, limit: Duration) -> Value {
     let started = Instant::now();
     loop {
-        let (status, body) = get(format!("{base}/readyz")).await;
+        let (status, body) = get_from(run, format!("{base}/readyz")).await;
         if status == want {
             return body;
         }
@@ -120,19 +148,27 @@ async fn readyz_becomes(base: &str, want: u16, limit: Duration) -> Value {
 
 /// One outage: break the store with `cause`, lock an order meanwhile, check the API, heal it with `heal`,
 /// and check that the indexer caught up by itself.
-async fn outage(c: &Chain, base: &str, served: B256, new: B256, cause: impl FnOnce(), heal: impl FnOnce()) {
+async fn outage(
+    c: &Chain,
+    run: &mut Killed,
+    base: &str,
+    served: B256,
+    new: B256,
+    cause: impl FnOnce(),
+    heal: impl FnOnce(),
+) {
     cause();
     lock(c, new).await;
-    let body = readyz_becomes(base, 503, Duration::from_secs(10)).await;
+    let body = readyz_becomes(run, base, 503, Duration::from_secs(10)).await;
     let reasons = body["error"]["details"]["reasons"].to_string();
     assert!(reasons.contains("indexer:"), "the reason names the indexer's fault: {reasons}");
-    let (status, order) = get(format!("{base}/v1/orders/{served}")).await;
+    let (status, order) = get_from(run, format!("{base}/v1/orders/{served}")).await;
     assert_eq!(status, 200, "the last committed data is still served: {order}");
     tokio::time::sleep(Duration::from_secs(2 * drill_scale() as u64)).await;
     heal();
-    readyz_becomes(base, 200, Duration::from_secs(30)).await;
+    readyz_becomes(run, base, 200, Duration::from_secs(30)).await;
     // Ready means within the allowed lag, not past a given block: wait for the order itself.
-    let (status, order) = get(format!("{base}/v1/orders/{new}?wait=20&finality=pending")).await;
+    let (status, order) = get_from(run, format!("{base}/v1/orders/{new}?wait=20&finality=pending")).await;
     assert_eq!(status, 200, "the order locked during the outage was indexed after it: {order}");
 }
 
@@ -157,18 +193,20 @@ async fn sqlite_disk_full_is_a_state_not_an_exit() {
     let db_url = format!("sqlite://{}", fs.0.join("holdfast.db").display());
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let run = spawn_run(&c, &deployment, &db_url, port, 5);
+    let mut run = spawn_run(&c, &deployment, &db_url, port, 5);
     wait_ready(&base).await;
     let first = B256::with_last_byte(0x61);
     lock(&c, first).await;
-    readyz_becomes(&base, 200, Duration::from_secs(20)).await;
+    readyz_becomes(&mut run, &base, 200, Duration::from_secs(20)).await;
     // Ready means within the allowed lag: wait for the order itself before breaking the store.
-    let (status, order) = get(format!("{base}/v1/orders/{first}?wait=20&finality=pending")).await;
+    let (status, order) =
+        get_from(&mut run, format!("{base}/v1/orders/{first}?wait=20&finality=pending")).await;
     assert_eq!(status, 200, "the first order was not indexed: {order}");
 
     let filler = std::cell::RefCell::new(None);
     outage(
         &c,
+        &mut run,
         &base,
         first,
         B256::with_last_byte(0x62),
@@ -188,16 +226,26 @@ async fn sqlite_read_only_is_a_state_not_an_exit() {
     let db_url = format!("sqlite://{}", fs.dir.join("holdfast.db").display());
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let run = spawn_run(&c, &deployment, &db_url, port, 5);
+    let mut run = spawn_run(&c, &deployment, &db_url, port, 5);
     wait_ready(&base).await;
     let first = B256::with_last_byte(0x81);
     lock(&c, first).await;
-    readyz_becomes(&base, 200, Duration::from_secs(20)).await;
+    readyz_becomes(&mut run, &base, 200, Duration::from_secs(20)).await;
     // Ready means within the allowed lag: wait for the order itself before breaking the store.
-    let (status, order) = get(format!("{base}/v1/orders/{first}?wait=20&finality=pending")).await;
+    let (status, order) =
+        get_from(&mut run, format!("{base}/v1/orders/{first}?wait=20&finality=pending")).await;
     assert_eq!(status, 200, "the first order was not indexed: {order}");
 
-    outage(&c, &base, first, B256::with_last_byte(0x82), || fs.immutable("+i"), || fs.immutable("-i")).await;
+    outage(
+        &c,
+        &mut run,
+        &base,
+        first,
+        B256::with_last_byte(0x82),
+        || fs.immutable("+i"),
+        || fs.immutable("-i"),
+    )
+    .await;
     check_after(&c, run, &db_url).await;
     let _ = std::fs::remove_file(deployment);
 }
@@ -217,13 +265,14 @@ async fn postgres_read_only_is_a_state_not_an_exit() {
     let name = db.url.rsplit('/').next().unwrap().to_string();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let run = spawn_run(&c, &deployment, &db.url, port, 5);
+    let mut run = spawn_run(&c, &deployment, &db.url, port, 5);
     wait_ready(&base).await;
     let first = B256::with_last_byte(0x71);
     lock(&c, first).await;
-    readyz_becomes(&base, 200, Duration::from_secs(20)).await;
+    readyz_becomes(&mut run, &base, 200, Duration::from_secs(20)).await;
     // Ready means within the allowed lag: wait for the order itself before breaking the store.
-    let (status, order) = get(format!("{base}/v1/orders/{first}?wait=20&finality=pending")).await;
+    let (status, order) =
+        get_from(&mut run, format!("{base}/v1/orders/{first}?wait=20&finality=pending")).await;
     assert_eq!(status, 200, "the first order was not indexed: {order}");
 
     // Read-only for every new session; the running ones are ended so that the pool reconnects.
@@ -251,6 +300,7 @@ async fn postgres_read_only_is_a_state_not_an_exit() {
     };
     outage(
         &c,
+        &mut run,
         &base,
         first,
         B256::with_last_byte(0x72),
