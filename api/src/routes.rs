@@ -317,10 +317,26 @@ async fn long_poll<T, Fut: Future<Output = ApiResult<Option<T>>>>(
 /// both at once; anything else (not mined yet, mined above the indexed block, the node unreachable) leaves
 /// the answer to the store.
 async fn ask_the_node(state: &AppState, snap: &Snapshot, tx_hash: B256, tx: &str) -> ApiResult<()> {
-    // One node per indexed chain: a transaction hash belongs to at most one of them; the first that knows
-    // it answers.
-    for node in &state.tx_lookups {
-        match ask_one_node(node.as_ref(), snap, tx_hash, tx).await {
+    // One node per indexed chain: a transaction hash belongs to at most one of them, so the first node that
+    // knows it answers. All are asked at once, each for at most NODE_LOOKUP_TIMEOUT: a node that hangs (a
+    // black-holed connection) neither holds up the answer of another chain's node nor the request.
+    let mut asked: futures::stream::FuturesUnordered<_> = state
+        .tx_lookups
+        .iter()
+        .map(|node| async move {
+            match tokio::time::timeout(NODE_LOOKUP_TIMEOUT, ask_one_node(node.as_ref(), snap, tx_hash, tx))
+                .await
+            {
+                Ok(answer) => answer,
+                Err(_) => {
+                    tracing::debug!(tx, chain_id = node.chain_id(), "the node did not answer in time");
+                    Ok(true)
+                }
+            }
+        })
+        .collect();
+    while let Some(answer) = futures::StreamExt::next(&mut asked).await {
+        match answer {
             Ok(true) => continue,
             Ok(false) => return Ok(()),
             Err(e) => return Err(e),
@@ -328,6 +344,10 @@ async fn ask_the_node(state: &AppState, snap: &Snapshot, tx_hash: B256, tx: &str
     }
     Ok(())
 }
+
+/// How long [`ask_the_node`] waits for one node's receipt. Unlike the indexer's calls, this one is on a
+/// request's path: a node that has not answered by then is treated as one that cannot tell.
+const NODE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// [`ask_the_node`] for one node: `Ok(true)` when this node has not mined the transaction (or cannot be
 /// asked), so the next chain's node may know it.

@@ -618,6 +618,58 @@ async fn every_endpoint_and_error_code_sqlite() {
     db.cleanup(store).await;
 }
 
+/// A node whose connection is black-holed: it never answers.
+struct Hanging;
+
+impl holdfast_api::TxLookup for Hanging {
+    fn chain_id(&self) -> u64 {
+        1
+    }
+
+    fn lookup(
+        &self,
+        _tx: B256,
+    ) -> futures::future::BoxFuture<'_, Result<holdfast_api::NodeTx, holdfast_api::LookupError>> {
+        Box::pin(futures::future::pending())
+    }
+}
+
+/// A node that never answers holds up neither another chain's node (asked in the same request) nor the
+/// request: a failed transaction is still TX_FAILED, and without a node that can tell the request ends as
+/// TX_NOT_FOUND, not REQUEST_TIMEOUT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_never_answers_holds_up_no_transaction_lookup() {
+    let c = Chain::start().await;
+    let db = TestDb::sqlite().await;
+    let store = db.store().await;
+    let failed = c
+        .escrow()
+        .release(id(0x99), U256::from(1))
+        .from(c.addr(1))
+        .gas(300_000)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(!failed.status(), "the release of an unknown order fails on chain");
+    index(&c, &store).await;
+    let uri = format!("/v1/transactions/{}", hex(failed.transaction_hash));
+    // The hanging node is asked first, as a chain listed before the one that knows the transaction.
+    let both = router(
+        app(&c, &store, None)
+            .with_tx_lookup(Hanging)
+            .with_tx_lookup(crate::harness::TestNode(c.provider.clone())),
+    );
+    let reply = get(&both, &uri).await;
+    assert_error(&reply, 409, "TX_FAILED");
+    assert_eq!(reply.json["error"]["details"]["chainId"], 31337);
+    let only_hanging = router(app(&c, &store, None).with_tx_lookup(Hanging));
+    assert_error(&get(&only_hanging, &uri).await, 404, "TX_NOT_FOUND");
+    db.cleanup(store).await;
+}
+
 trait EtagLike {
     fn etag_like(&self) -> bool;
 }
