@@ -72,17 +72,14 @@ impl LoopExt4 {
     /// shared-memory index (`-shm`).
     ///
     /// The `-shm` file is memory-mapped, and the kernel answers a write to a mapped page of an immutable
-    /// file with `SIGBUS` (the same holds for a file system remounted read-only). No process can turn
-    /// that into an error: it dies, with no log line. Whether it happened depended on whether writeback had
-    /// already cleaned the page, which made this drill fail now and then on a `holdfast run` that was
-    /// simply gone. The README says so under Operations; this drill covers the case a process can survive,
-    /// the database and its write-ahead log refusing writes.
-    ///
-    /// The file system is synced first, so that every page of the `-shm` mapping is clean, and a write to it
-    /// faults: were the `-shm` file made immutable too, the drill would fail every time, not now and then.
+    /// file with `SIGBUS` (a file system remounted read-only after a disk error is expected to do the same:
+    /// ext4 refuses the page fault). No process can turn that
+    /// into an error: it dies, with no log line. SQLite writes to the map when a read begins after a commit
+    /// no reader has seen yet (it moves a read mark), so the drill used to fail now and then, when the
+    /// indexer had committed just before `chattr`: `holdfast run` was simply gone. The README says so
+    /// ("Faults are states, not exits"); this drill covers the case a process can survive, the database and
+    /// its write-ahead log refusing writes.
     fn immutable(&self, flag: &str) {
-        let status = Command::new("sync").arg("-f").arg(&self.dir).status().expect("run sync");
-        assert!(status.success(), "sync -f {}: {status}", self.dir.display());
         for entry in std::fs::read_dir(&self.dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_file() && !path.to_string_lossy().ends_with("-shm") {
