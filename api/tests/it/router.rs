@@ -569,18 +569,7 @@ async fn every_endpoint_and_error_code_sqlite() {
 
     // --- TX_FAILED: with a node to ask, a transaction that failed on chain is answered at once, with or
     // without a wait; one mined without an escrow event in an indexed block is TX_NOT_FOUND at once.
-    let failed = c
-        .escrow()
-        .release(id(0x99), U256::from(1))
-        .from(c.addr(1))
-        .gas(300_000)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    assert!(!failed.status(), "the release of an unknown order fails on chain");
+    let failed = failed_release(c).await;
     let elsewhere =
         c.usdc().mint(c.addr(1), U256::from(1)).send().await.unwrap().get_receipt().await.unwrap();
     index(c, &store).await;
@@ -618,6 +607,15 @@ async fn every_endpoint_and_error_code_sqlite() {
     db.cleanup(store).await;
 }
 
+/// A transaction that fails on chain (the release of an order never locked): mined, receipt status 0, no event.
+async fn failed_release(c: &Chain) -> alloy::rpc::types::TransactionReceipt {
+    let escrow = c.escrow();
+    let release = escrow.release(id(0x99), U256::from(1)).from(c.addr(1)).gas(300_000);
+    let failed = release.send().await.unwrap().get_receipt().await.unwrap();
+    assert!(!failed.status(), "the release of an unknown order fails on chain");
+    failed
+}
+
 /// A node whose connection is black-holed: it never answers.
 struct Hanging;
 
@@ -642,18 +640,7 @@ async fn a_node_that_never_answers_holds_up_no_transaction_lookup() {
     let c = Chain::start().await;
     let db = TestDb::sqlite().await;
     let store = db.store().await;
-    let failed = c
-        .escrow()
-        .release(id(0x99), U256::from(1))
-        .from(c.addr(1))
-        .gas(300_000)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    assert!(!failed.status(), "the release of an unknown order fails on chain");
+    let failed = failed_release(&c).await;
     index(&c, &store).await;
     let uri = format!("/v1/transactions/{}", hex(failed.transaction_hash));
     // The hanging node is asked first, as a chain listed before the one that knows the transaction.
