@@ -320,21 +320,8 @@ async fn ask_the_node(state: &AppState, snap: &Snapshot, tx_hash: B256, tx: &str
     // One node per indexed chain: a transaction hash belongs to at most one of them, so the first node that
     // knows it answers. All are asked at once, each for at most NODE_LOOKUP_TIMEOUT: a node that hangs (a
     // black-holed connection) neither holds up the answer of another chain's node nor the request.
-    let mut asked: futures::stream::FuturesUnordered<_> = state
-        .tx_lookups
-        .iter()
-        .map(|node| async move {
-            match tokio::time::timeout(NODE_LOOKUP_TIMEOUT, ask_one_node(node.as_ref(), snap, tx_hash, tx))
-                .await
-            {
-                Ok(answer) => answer,
-                Err(_) => {
-                    tracing::debug!(tx, chain_id = node.chain_id(), "the node did not answer in time");
-                    Ok(true)
-                }
-            }
-        })
-        .collect();
+    let mut asked: futures::stream::FuturesUnordered<_> =
+        state.tx_lookups.iter().map(|node| ask_one_node(node.as_ref(), snap, tx_hash, tx)).collect();
     while let Some(answer) = futures::StreamExt::next(&mut asked).await {
         match answer {
             Ok(true) => continue,
@@ -350,10 +337,13 @@ async fn ask_the_node(state: &AppState, snap: &Snapshot, tx_hash: B256, tx: &str
 const NODE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// [`ask_the_node`] for one node: `Ok(true)` when this node has not mined the transaction (or cannot be
-/// asked), so the next chain's node may know it.
+/// asked, or does not answer within [`NODE_LOOKUP_TIMEOUT`]), so another chain's node may know it.
 async fn ask_one_node(node: &dyn TxLookup, snap: &Snapshot, tx_hash: B256, tx: &str) -> ApiResult<bool> {
     let chain_id = node.chain_id();
-    match node.lookup(tx_hash).await {
+    let answer = tokio::time::timeout(NODE_LOOKUP_TIMEOUT, node.lookup(tx_hash))
+        .await
+        .unwrap_or_else(|elapsed| Err(elapsed.into()));
+    match answer {
         Ok(NodeTx::Failed { block }) => Err(ApiError::TxFailed {
             message: format!(
                 "transaction {tx} failed on chain {chain_id} in block {block} (receipt status 0): a reverted \

@@ -40,9 +40,14 @@ pub(crate) fn free_port() -> u16 {
 
 /// GET `url`: its status and JSON body (`null` when the body is not JSON).
 pub(crate) async fn get(url: impl reqwest::IntoUrl) -> (u16, serde_json::Value) {
-    let r = reqwest::get(url).await.unwrap();
+    try_get(url).await.unwrap()
+}
+
+/// [`get`], with the request's error returned instead of panicking on it.
+pub(crate) async fn try_get(url: impl reqwest::IntoUrl) -> reqwest::Result<(u16, serde_json::Value)> {
+    let r = reqwest::get(url).await?;
     let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    Ok((status, r.json().await.unwrap_or(serde_json::Value::Null)))
 }
 
 /// Wait (up to 60 s) until `chain_id`'s cursor in `store` reaches `c`'s head.

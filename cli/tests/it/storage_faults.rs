@@ -15,7 +15,7 @@ use alloy::primitives::{Address, B256};
 use serde_json::Value;
 
 use crate::{
-    common::{Killed, deployment_file, free_port, spawn_run, wait_ready},
+    common::{Killed, deployment_file, free_port, spawn_run, try_get, wait_ready},
     harness::{Chain, TestDb, drill_scale, index, pg_admin_url, random_hex, snapshot},
 };
 
@@ -73,12 +73,11 @@ impl LoopExt4 {
     ///
     /// The `-shm` file is memory-mapped, and the kernel answers a write to a mapped page of an immutable
     /// file with `SIGBUS` (a file system remounted read-only after a disk error is expected to do the same:
-    /// ext4 refuses the page fault). No process can turn that
-    /// into an error: it dies, with no log line. SQLite writes to the map when a read begins after a commit
-    /// no reader has seen yet (it moves a read mark), so the drill used to fail now and then, when the
-    /// indexer had committed just before `chattr`: `holdfast run` was simply gone. The README says so
-    /// ("Faults are states, not exits"); this drill covers the case a process can survive, the database and
-    /// its write-ahead log refusing writes.
+    /// ext4 refuses the page fault). No process can turn that into an error: it dies, with no log line.
+    /// SQLite writes to the map when a read begins after a commit no reader has seen yet (it moves a read
+    /// mark), so the drill used to fail now and then, when the indexer had committed just before `chattr`:
+    /// `holdfast run` was simply gone. The README says so ("Faults are states, not exits"); this drill
+    /// covers the case a process can survive, the database and its write-ahead log refusing writes.
     fn immutable(&self, flag: &str) {
         for entry in std::fs::read_dir(&self.dir).unwrap() {
             let path = entry.unwrap().path();
@@ -118,11 +117,8 @@ async fn lock(c: &Chain, id: B256) {
 /// GET `url` from `run`'s API: its status and JSON body. When the request fails, says whether `run` died
 /// and how (a signal shows as such), instead of only that the connection closed.
 async fn get_from(run: &mut Killed, url: String) -> (u16, Value) {
-    match reqwest::get(&url).await {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            (status, r.json().await.unwrap_or(Value::Null))
-        }
+    match try_get(&url).await {
+        Ok(reply) => reply,
         Err(e) => match run.0.try_wait() {
             Ok(Some(exit)) => panic!("holdfast run is gone ({exit}) during a storage outage; GET {url}: {e}"),
             _ => panic!("GET {url} failed while holdfast run is still up: {e}"),
