@@ -314,14 +314,20 @@ async fn long_poll<T, Fut: Future<Output = ApiResult<Option<T>>>>(
 
 /// For a transaction the store has no event of: what the node (if the server has one) says. A failed
 /// transaction is `TX_FAILED`, one mined without an escrow event in a block already indexed `TX_NOT_FOUND`,
-/// both at once; anything else (not mined yet, mined above the indexed block, the node unreachable) leaves
-/// the answer to the store.
-async fn ask_the_node(state: &AppState, snap: &Snapshot, tx_hash: B256, tx: &str) -> ApiResult<()> {
+/// both at once; anything else (not mined yet, mined above the indexed block, the node unreachable, no
+/// answer within `limit`) leaves the answer to the store.
+async fn ask_the_node(
+    state: &AppState,
+    snap: &Snapshot,
+    tx_hash: B256,
+    tx: &str,
+    limit: Duration,
+) -> ApiResult<()> {
     // One node per indexed chain: a transaction hash belongs to at most one of them, so the first node that
-    // knows it answers. All are asked at once, each for at most NODE_LOOKUP_TIMEOUT: a node that hangs (a
-    // black-holed connection) neither holds up the answer of another chain's node nor the request.
+    // knows it answers. All are asked at once, each for at most `limit`: a node that hangs (a black-holed
+    // connection) neither holds up the answer of another chain's node nor the request.
     let mut asked: futures::stream::FuturesUnordered<_> =
-        state.tx_lookups.iter().map(|node| ask_one_node(node.as_ref(), snap, tx_hash, tx)).collect();
+        state.tx_lookups.iter().map(|node| ask_one_node(node.as_ref(), snap, tx_hash, tx, limit)).collect();
     while let Some(answer) = futures::StreamExt::next(&mut asked).await {
         match answer {
             Ok(true) => continue,
@@ -332,17 +338,26 @@ async fn ask_the_node(state: &AppState, snap: &Snapshot, tx_hash: B256, tx: &str
     Ok(())
 }
 
-/// How long [`ask_the_node`] waits for one node's receipt. Unlike the indexer's calls, this one is on a
-/// request's path: a node that has not answered by then is treated as one that cannot tell.
+/// How long [`ask_the_node`] waits for one node's receipt at most (a long-poll's read also stops at its
+/// deadline). Unlike the indexer's calls, this one is on a request's path: a node that has not answered by
+/// then is treated as one that cannot tell.
 const NODE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a long-poll's node lookup may run past the wait's deadline (the check made at the deadline).
+const NODE_LOOKUP_GRACE: Duration = Duration::from_millis(250);
+
 /// [`ask_the_node`] for one node: `Ok(true)` when this node has not mined the transaction (or cannot be
-/// asked, or does not answer within [`NODE_LOOKUP_TIMEOUT`]), so another chain's node may know it.
-async fn ask_one_node(node: &dyn TxLookup, snap: &Snapshot, tx_hash: B256, tx: &str) -> ApiResult<bool> {
+/// asked, or does not answer within `limit`), so another chain's node may know it.
+async fn ask_one_node(
+    node: &dyn TxLookup,
+    snap: &Snapshot,
+    tx_hash: B256,
+    tx: &str,
+    limit: Duration,
+) -> ApiResult<bool> {
     let chain_id = node.chain_id();
-    let answer = tokio::time::timeout(NODE_LOOKUP_TIMEOUT, node.lookup(tx_hash))
-        .await
-        .unwrap_or_else(|elapsed| Err(elapsed.into()));
+    let answer =
+        tokio::time::timeout(limit, node.lookup(tx_hash)).await.unwrap_or_else(|elapsed| Err(elapsed.into()));
     match answer {
         Ok(NodeTx::Failed { block }) => Err(ApiError::TxFailed {
             message: format!(
@@ -555,6 +570,7 @@ pub(crate) async fn get_transaction(
     let wait = checked_wait(&state, q.wait)?;
     let conditional = q.wait.is_some() || q.finality.is_some();
     let target = q.finality.unwrap_or(FinalityName::Pending);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     let polled = long_poll(
         &state,
         wait,
@@ -565,7 +581,15 @@ pub(crate) async fn get_transaction(
                 let events = state.store.tx_events(tx_hash).await?;
                 let snap = state.snapshot().await?;
                 if events.is_empty() {
-                    ask_the_node(&state, &snap, tx_hash, &tx).await?;
+                    // Within a wait, a node is asked until the wait's deadline at most (the check at the
+                    // deadline gets NODE_LOOKUP_GRACE): a hung node must not stretch the wait.
+                    let limit = if wait == 0 {
+                        NODE_LOOKUP_TIMEOUT
+                    } else {
+                        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                        NODE_LOOKUP_TIMEOUT.min(left.max(NODE_LOOKUP_GRACE))
+                    };
+                    ask_the_node(&state, &snap, tx_hash, &tx, limit).await?;
                 }
                 Ok(events.first().map(|e| {
                     let events: Vec<_> =

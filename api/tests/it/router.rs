@@ -654,6 +654,14 @@ async fn a_node_that_never_answers_holds_up_no_transaction_lookup() {
     assert_eq!(reply.json["error"]["details"]["chainId"], 31337);
     let only_hanging = router(app(&c, &store, None).with_tx_lookup(Hanging));
     assert_error(&get(&only_hanging, &uri).await, 404, "TX_NOT_FOUND");
+    // Nor does it stretch a wait: the lookup at the wait's deadline gives the node 250 ms, not 2 s. (The
+    // first lookup takes its 2 s, then the wait sleeps to its deadline at 3 s and checks once more: 3.25 s,
+    // where a full node timeout at the deadline would end at 5 s.)
+    let started = std::time::Instant::now();
+    assert_error(&get(&only_hanging, &format!("{uri}?wait=3")).await, 404, "TX_NOT_FOUND");
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_secs(3), "the wait was cut short: {took:?}");
+    assert!(took < std::time::Duration::from_millis(4500), "a hung node stretched a 3 s wait to {took:?}");
     db.cleanup(store).await;
 }
 
