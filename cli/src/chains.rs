@@ -98,8 +98,17 @@ impl ChainsOpts {
                 deployments: deployments.clone(),
             });
         };
-        let text = std::fs::read_to_string(path)
-            .wrap_err_with(|| format!("cannot read chains file {}", path.display()))?;
+        let text = std::fs::read_to_string(path).wrap_err_with(|| {
+            // `holdfast dev --chains N` takes a count; here it is a file: say so to whoever mixed them up.
+            let count = path.to_str().is_some_and(|p| p.parse::<u16>().is_ok());
+            let hint = if count {
+                " (--chains takes a TOML file listing the chains, see the README, \"Several chains\"; \
+                 `holdfast dev --chains N` is the one that runs N local chains)"
+            } else {
+                ""
+            };
+            format!("cannot read chains file {}{hint}", path.display())
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         chain_set(&text, base, idx).wrap_err_with(|| format!("chains file {}", path.display()))
     }

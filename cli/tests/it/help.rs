@@ -80,3 +80,21 @@ fn human_logs_have_no_colour_codes_off_a_terminal() {
     assert!(err.contains("INFO") && err.contains("indexing"), "no human log line:\n{err}");
     assert!(!err.contains('\x1b'), "colour codes in a non-terminal log:\n{err:?}");
 }
+
+/// `run --chains` takes a chains file, `dev --chains` a count: a count given to `run` fails at once and says
+/// which is which.
+#[test]
+fn a_chain_count_given_to_run_points_at_dev() {
+    let dir = std::env::temp_dir().join(format!("holdfast-chains-{}", crate::harness::random_hex()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .args(["run", "--chains", "2", "--listen", "127.0.0.1:0"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a missing chains file must fail");
+    assert!(err.contains("cannot read chains file 2"), "{err}");
+    assert!(err.contains("`holdfast dev --chains N`"), "no hint at dev's --chains:\n{err}");
+}
