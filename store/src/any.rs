@@ -19,6 +19,16 @@ use crate::{
     StoredEvent, Subscription, SubscriptionState, WebhookStore, WriteTx,
 };
 
+/// `$body` with `$s` bound to the backend that `$self` holds: every method below forwards this way.
+macro_rules! forward {
+    ($self:ident, $s:ident => $body:expr) => {
+        match $self {
+            Self::Sqlite($s) => $body,
+            Self::Postgres($s) => $body,
+        }
+    };
+}
+
 /// The transaction of a [`Store`]: one of the backends' own.
 #[derive(Debug)]
 pub enum AnyTx {
@@ -40,118 +50,67 @@ impl Storage for Store {
 
 impl WriteTx for AnyTx {
     async fn commit(self) -> Result<()> {
-        match self {
-            Self::Sqlite(t) => t.commit().await,
-            Self::Postgres(t) => t.commit().await,
-        }
+        forward!(self, t => t.commit().await)
     }
 }
 
 impl ChainReader for Store {
     async fn chain_meta(&self, chain_id: u64) -> Result<Option<ChainMeta>> {
-        match self {
-            Self::Sqlite(s) => s.chain_meta(chain_id).await,
-            Self::Postgres(s) => s.chain_meta(chain_id).await,
-        }
+        forward!(self, s => s.chain_meta(chain_id).await)
     }
     async fn blocks_from(&self, chain_id: u64, from: BlockNumber) -> Result<Vec<BlockRef>> {
-        match self {
-            Self::Sqlite(s) => s.blocks_from(chain_id, from).await,
-            Self::Postgres(s) => s.blocks_from(chain_id, from).await,
-        }
+        forward!(self, s => s.blocks_from(chain_id, from).await)
     }
 }
 
 impl DeferredIndexes for Store {
     fn defers_by_default(&self) -> bool {
-        match self {
-            Self::Sqlite(s) => s.defers_by_default(),
-            Self::Postgres(s) => s.defers_by_default(),
-        }
+        forward!(self, s => s.defers_by_default())
     }
     async fn defer_indexes(&self) -> Result<bool> {
-        match self {
-            Self::Sqlite(s) => s.defer_indexes().await,
-            Self::Postgres(s) => s.defer_indexes().await,
-        }
+        forward!(self, s => s.defer_indexes().await)
     }
     async fn build_deferred_indexes(&self) -> Result<bool> {
-        match self {
-            Self::Sqlite(s) => s.build_deferred_indexes().await,
-            Self::Postgres(s) => s.build_deferred_indexes().await,
-        }
+        forward!(self, s => s.build_deferred_indexes().await)
     }
     async fn indexes_deferred(&self) -> Result<bool> {
-        match self {
-            Self::Sqlite(s) => s.indexes_deferred().await,
-            Self::Postgres(s) => s.indexes_deferred().await,
-        }
+        forward!(self, s => s.indexes_deferred().await)
     }
 }
 
 impl MetaWriter for Store {
     async fn refresh_statistics(&self) -> Result<()> {
-        match self {
-            Self::Sqlite(s) => s.refresh_statistics().await,
-            Self::Postgres(s) => s.refresh_statistics().await,
-        }
+        forward!(self, s => s.refresh_statistics().await)
     }
     async fn mark_compacted(&self, upto: i64) -> Result<()> {
-        match self {
-            Self::Sqlite(s) => s.mark_compacted(upto).await,
-            Self::Postgres(s) => s.mark_compacted(upto).await,
-        }
+        forward!(self, s => s.mark_compacted(upto).await)
     }
     async fn delete_superseded_changes(&self, upto: i64, batch: u32) -> Result<u64> {
-        match self {
-            Self::Sqlite(s) => s.delete_superseded_changes(upto, batch).await,
-            Self::Postgres(s) => s.delete_superseded_changes(upto, batch).await,
-        }
+        forward!(self, s => s.delete_superseded_changes(upto, batch).await)
     }
     async fn update_heights(&self, chain_id: u64, heights: Heights) -> Result<()> {
-        match self {
-            Self::Sqlite(s) => s.update_heights(chain_id, heights).await,
-            Self::Postgres(s) => s.update_heights(chain_id, heights).await,
-        }
+        forward!(self, s => s.update_heights(chain_id, heights).await)
     }
     async fn reset_chain(&self, chain_id: u64) -> Result<()> {
-        match self {
-            Self::Sqlite(s) => s.reset_chain(chain_id).await,
-            Self::Postgres(s) => s.reset_chain(chain_id).await,
-        }
+        forward!(self, s => s.reset_chain(chain_id).await)
     }
     async fn record_reconciliation(&self, r: &Reconciliation) -> Result<()> {
-        match self {
-            Self::Sqlite(s) => s.record_reconciliation(r).await,
-            Self::Postgres(s) => s.record_reconciliation(r).await,
-        }
+        forward!(self, s => s.record_reconciliation(r).await)
     }
 }
 
 impl FeedReader for Store {
     async fn chain_metas(&self) -> Result<Vec<ChainMeta>> {
-        match self {
-            Self::Sqlite(s) => s.chain_metas().await,
-            Self::Postgres(s) => s.chain_metas().await,
-        }
+        forward!(self, s => s.chain_metas().await)
     }
     async fn compacted_through(&self) -> Result<i64> {
-        match self {
-            Self::Sqlite(s) => s.compacted_through().await,
-            Self::Postgres(s) => s.compacted_through().await,
-        }
+        forward!(self, s => s.compacted_through().await)
     }
     async fn last_change_seq(&self) -> Result<i64> {
-        match self {
-            Self::Sqlite(s) => s.last_change_seq().await,
-            Self::Postgres(s) => s.last_change_seq().await,
-        }
+        forward!(self, s => s.last_change_seq().await)
     }
     async fn changes(&self, after: i64, upto: i64, filter: &OrderFilter, limit: u32) -> Result<Vec<Change>> {
-        match self {
-            Self::Sqlite(s) => s.changes(after, upto, filter, limit).await,
-            Self::Postgres(s) => s.changes(after, upto, filter, limit).await,
-        }
+        forward!(self, s => s.changes(after, upto, filter, limit).await)
     }
 }
 
@@ -162,34 +121,19 @@ impl OrderReader for Store {
         escrow: Option<Address>,
         order_id: B256,
     ) -> Result<Option<OrderState>> {
-        match self {
-            Self::Sqlite(s) => s.order(chain_id, escrow, order_id).await,
-            Self::Postgres(s) => s.order(chain_id, escrow, order_id).await,
-        }
+        forward!(self, s => s.order(chain_id, escrow, order_id).await)
     }
     async fn orders(&self, filter: &OrderFilter) -> Result<Vec<OrderState>> {
-        match self {
-            Self::Sqlite(s) => s.orders(filter).await,
-            Self::Postgres(s) => s.orders(filter).await,
-        }
+        forward!(self, s => s.orders(filter).await)
     }
     async fn order_events(&self, chain_id: u64, escrow: Address, order_id: B256) -> Result<Vec<StoredEvent>> {
-        match self {
-            Self::Sqlite(s) => s.order_events(chain_id, escrow, order_id).await,
-            Self::Postgres(s) => s.order_events(chain_id, escrow, order_id).await,
-        }
+        forward!(self, s => s.order_events(chain_id, escrow, order_id).await)
     }
     async fn tx_events(&self, tx_hash: B256) -> Result<Vec<StoredEvent>> {
-        match self {
-            Self::Sqlite(s) => s.tx_events(tx_hash).await,
-            Self::Postgres(s) => s.tx_events(tx_hash).await,
-        }
+        forward!(self, s => s.tx_events(tx_hash).await)
     }
     async fn escrow_liabilities(&self, chain_id: u64, escrow: Address) -> Result<(U256, U256)> {
-        match self {
-            Self::Sqlite(s) => s.escrow_liabilities(chain_id, escrow).await,
-            Self::Postgres(s) => s.escrow_liabilities(chain_id, escrow).await,
-        }
+        forward!(self, s => s.escrow_liabilities(chain_id, escrow).await)
     }
     async fn account_credit_events(
         &self,
@@ -197,61 +141,34 @@ impl OrderReader for Store {
         escrow: Option<Address>,
         account: Address,
     ) -> Result<Vec<StoredEvent>> {
-        match self {
-            Self::Sqlite(s) => s.account_credit_events(chain_id, escrow, account).await,
-            Self::Postgres(s) => s.account_credit_events(chain_id, escrow, account).await,
-        }
+        forward!(self, s => s.account_credit_events(chain_id, escrow, account).await)
     }
     async fn reconciliations(&self, chain_id: u64) -> Result<Vec<Reconciliation>> {
-        match self {
-            Self::Sqlite(s) => s.reconciliations(chain_id).await,
-            Self::Postgres(s) => s.reconciliations(chain_id).await,
-        }
+        forward!(self, s => s.reconciliations(chain_id).await)
     }
     async fn counts(&self, chain_id: u64) -> Result<(u64, u64)> {
-        match self {
-            Self::Sqlite(s) => s.counts(chain_id).await,
-            Self::Postgres(s) => s.counts(chain_id).await,
-        }
+        forward!(self, s => s.counts(chain_id).await)
     }
 }
 
 impl EventWriter for AnyTx {
     async fn insert_events(&mut self, events: &[&DecodedEvent]) -> Result<Vec<bool>> {
-        match self {
-            Self::Sqlite(s) => s.insert_events(events).await,
-            Self::Postgres(s) => s.insert_events(events).await,
-        }
+        forward!(self, s => s.insert_events(events).await)
     }
     async fn revert_events_above(&mut self, chain_id: u64, block: BlockNumber) -> Result<u64> {
-        match self {
-            Self::Sqlite(s) => s.revert_events_above(chain_id, block).await,
-            Self::Postgres(s) => s.revert_events_above(chain_id, block).await,
-        }
+        forward!(self, s => s.revert_events_above(chain_id, block).await)
     }
     async fn orders_with_events_above(&mut self, chain_id: u64, block: BlockNumber) -> Result<Vec<OrderKey>> {
-        match self {
-            Self::Sqlite(s) => s.orders_with_events_above(chain_id, block).await,
-            Self::Postgres(s) => s.orders_with_events_above(chain_id, block).await,
-        }
+        forward!(self, s => s.orders_with_events_above(chain_id, block).await)
     }
     async fn credit_events_above(&mut self, chain_id: u64, block: BlockNumber) -> Result<bool> {
-        match self {
-            Self::Sqlite(s) => s.credit_events_above(chain_id, block).await,
-            Self::Postgres(s) => s.credit_events_above(chain_id, block).await,
-        }
+        forward!(self, s => s.credit_events_above(chain_id, block).await)
     }
     async fn live_order_events(&mut self, chain_id: u64, key: OrderKey) -> Result<Vec<DecodedEvent>> {
-        match self {
-            Self::Sqlite(s) => s.live_order_events(chain_id, key).await,
-            Self::Postgres(s) => s.live_order_events(chain_id, key).await,
-        }
+        forward!(self, s => s.live_order_events(chain_id, key).await)
     }
     async fn live_credit_events(&mut self, chain_id: u64) -> Result<Vec<DecodedEvent>> {
-        match self {
-            Self::Sqlite(s) => s.live_credit_events(chain_id).await,
-            Self::Postgres(s) => s.live_credit_events(chain_id).await,
-        }
+        forward!(self, s => s.live_credit_events(chain_id).await)
     }
     async fn live_events_by_order(
         &mut self,
@@ -259,10 +176,7 @@ impl EventWriter for AnyTx {
         after: Option<ScanPosition>,
         limit: u32,
     ) -> Result<Vec<DecodedEvent>> {
-        match self {
-            Self::Sqlite(s) => s.live_events_by_order(chain_id, after, limit).await,
-            Self::Postgres(s) => s.live_events_by_order(chain_id, after, limit).await,
-        }
+        forward!(self, s => s.live_events_by_order(chain_id, after, limit).await)
     }
 }
 
@@ -272,10 +186,7 @@ impl OrderWriter for AnyTx {
         chain_id: u64,
         keys: &[OrderKey],
     ) -> Result<HashMap<OrderKey, OrderState>> {
-        match self {
-            Self::Sqlite(s) => s.load_orders(chain_id, keys).await,
-            Self::Postgres(s) => s.load_orders(chain_id, keys).await,
-        }
+        forward!(self, s => s.load_orders(chain_id, keys).await)
     }
     async fn orders_in_range(
         &mut self,
@@ -283,55 +194,31 @@ impl OrderWriter for AnyTx {
         after: Option<OrderKey>,
         upto: Option<OrderKey>,
     ) -> Result<Vec<(OrderKey, EncodedOrder)>> {
-        match self {
-            Self::Sqlite(s) => s.orders_in_range(chain_id, after, upto).await,
-            Self::Postgres(s) => s.orders_in_range(chain_id, after, upto).await,
-        }
+        forward!(self, s => s.orders_in_range(chain_id, after, upto).await)
     }
     async fn upsert_orders(&mut self, orders: &[OrderState], log: bool) -> Result<()> {
-        match self {
-            Self::Sqlite(s) => s.upsert_orders(orders, log).await,
-            Self::Postgres(s) => s.upsert_orders(orders, log).await,
-        }
+        forward!(self, s => s.upsert_orders(orders, log).await)
     }
     async fn delete_orders(&mut self, chain_id: u64, keys: &[OrderKey]) -> Result<()> {
-        match self {
-            Self::Sqlite(s) => s.delete_orders(chain_id, keys).await,
-            Self::Postgres(s) => s.delete_orders(chain_id, keys).await,
-        }
+        forward!(self, s => s.delete_orders(chain_id, keys).await)
     }
 }
 
 impl LedgerWriter for AnyTx {
     async fn insert_anomalies(&mut self, rows: &[AnomalyRecord]) -> Result<()> {
-        match self {
-            Self::Sqlite(s) => s.insert_anomalies(rows).await,
-            Self::Postgres(s) => s.insert_anomalies(rows).await,
-        }
+        forward!(self, s => s.insert_anomalies(rows).await)
     }
     async fn delete_anomalies(&mut self, chain_id: u64, above: Option<BlockNumber>) -> Result<()> {
-        match self {
-            Self::Sqlite(s) => s.delete_anomalies(chain_id, above).await,
-            Self::Postgres(s) => s.delete_anomalies(chain_id, above).await,
-        }
+        forward!(self, s => s.delete_anomalies(chain_id, above).await)
     }
     async fn load_credits(&mut self, chain_id: u64, keys: &[CreditKey]) -> Result<HashMap<CreditKey, U256>> {
-        match self {
-            Self::Sqlite(s) => s.load_credits(chain_id, keys).await,
-            Self::Postgres(s) => s.load_credits(chain_id, keys).await,
-        }
+        forward!(self, s => s.load_credits(chain_id, keys).await)
     }
     async fn put_credits(&mut self, chain_id: u64, credits: &[(CreditKey, U256)]) -> Result<()> {
-        match self {
-            Self::Sqlite(s) => s.put_credits(chain_id, credits).await,
-            Self::Postgres(s) => s.put_credits(chain_id, credits).await,
-        }
+        forward!(self, s => s.put_credits(chain_id, credits).await)
     }
     async fn clear_credits(&mut self, chain_id: u64) -> Result<()> {
-        match self {
-            Self::Sqlite(s) => s.clear_credits(chain_id).await,
-            Self::Postgres(s) => s.clear_credits(chain_id).await,
-        }
+        forward!(self, s => s.clear_credits(chain_id).await)
     }
 }
 
@@ -341,37 +228,22 @@ impl ChangeWriter for AnyTx {
         chain_id: u64,
         keys: &[OrderKey],
     ) -> Result<HashMap<OrderKey, LastChange>> {
-        match self {
-            Self::Sqlite(s) => s.last_changes(chain_id, keys).await,
-            Self::Postgres(s) => s.last_changes(chain_id, keys).await,
-        }
+        forward!(self, s => s.last_changes(chain_id, keys).await)
     }
     async fn append_changes(&mut self, rows: &[NewChange]) -> Result<()> {
-        match self {
-            Self::Sqlite(s) => s.append_changes(rows).await,
-            Self::Postgres(s) => s.append_changes(rows).await,
-        }
+        forward!(self, s => s.append_changes(rows).await)
     }
 }
 
 impl CursorWriter for AnyTx {
     async fn put_blocks(&mut self, chain_id: u64, blocks: &[BlockRef]) -> Result<()> {
-        match self {
-            Self::Sqlite(s) => s.put_blocks(chain_id, blocks).await,
-            Self::Postgres(s) => s.put_blocks(chain_id, blocks).await,
-        }
+        forward!(self, s => s.put_blocks(chain_id, blocks).await)
     }
     async fn forget_blocks_below(&mut self, chain_id: u64, number: BlockNumber) -> Result<()> {
-        match self {
-            Self::Sqlite(s) => s.forget_blocks_below(chain_id, number).await,
-            Self::Postgres(s) => s.forget_blocks_below(chain_id, number).await,
-        }
+        forward!(self, s => s.forget_blocks_below(chain_id, number).await)
     }
     async fn forget_blocks_above(&mut self, chain_id: u64, number: BlockNumber) -> Result<()> {
-        match self {
-            Self::Sqlite(s) => s.forget_blocks_above(chain_id, number).await,
-            Self::Postgres(s) => s.forget_blocks_above(chain_id, number).await,
-        }
+        forward!(self, s => s.forget_blocks_above(chain_id, number).await)
     }
     async fn advance_cursor(
         &mut self,
@@ -380,49 +252,28 @@ impl CursorWriter for AnyTx {
         cursor: &BlockRef,
         heights: Heights,
     ) -> Result<()> {
-        match self {
-            Self::Sqlite(s) => s.advance_cursor(chain_id, genesis_hash, cursor, heights).await,
-            Self::Postgres(s) => s.advance_cursor(chain_id, genesis_hash, cursor, heights).await,
-        }
+        forward!(self, s => s.advance_cursor(chain_id, genesis_hash, cursor, heights).await)
     }
     async fn rewind_cursor(&mut self, chain_id: u64, fork: &BlockRef) -> Result<()> {
-        match self {
-            Self::Sqlite(s) => s.rewind_cursor(chain_id, fork).await,
-            Self::Postgres(s) => s.rewind_cursor(chain_id, fork).await,
-        }
+        forward!(self, s => s.rewind_cursor(chain_id, fork).await)
     }
 }
 
 impl OutboxWriter for AnyTx {
     async fn fanout_subscriptions(&mut self) -> Result<Vec<FanoutSubscription>> {
-        match self {
-            Self::Sqlite(t) => t.fanout_subscriptions().await,
-            Self::Postgres(t) => t.fanout_subscriptions().await,
-        }
+        forward!(self, t => t.fanout_subscriptions().await)
     }
     async fn fanout_through(&mut self) -> Result<i64> {
-        match self {
-            Self::Sqlite(t) => t.fanout_through().await,
-            Self::Postgres(t) => t.fanout_through().await,
-        }
+        forward!(self, t => t.fanout_through().await)
     }
     async fn set_fanout_through(&mut self, seq: i64) -> Result<()> {
-        match self {
-            Self::Sqlite(t) => t.set_fanout_through(seq).await,
-            Self::Postgres(t) => t.set_fanout_through(seq).await,
-        }
+        forward!(self, t => t.set_fanout_through(seq).await)
     }
     async fn change_filings_after(&mut self, after: i64) -> Result<Vec<FanoutChange>> {
-        match self {
-            Self::Sqlite(t) => t.change_filings_after(after).await,
-            Self::Postgres(t) => t.change_filings_after(after).await,
-        }
+        forward!(self, t => t.change_filings_after(after).await)
     }
     async fn announced(&mut self, chain_id: u64, key: OrderKey) -> Result<Vec<Announced>> {
-        match self {
-            Self::Sqlite(t) => t.announced(chain_id, key).await,
-            Self::Postgres(t) => t.announced(chain_id, key).await,
-        }
+        forward!(self, t => t.announced(chain_id, key).await)
     }
     async fn cancel_deliveries_above(
         &mut self,
@@ -430,37 +281,22 @@ impl OutboxWriter for AnyTx {
         key: OrderKey,
         block: BlockNumber,
     ) -> Result<u64> {
-        match self {
-            Self::Sqlite(t) => t.cancel_deliveries_above(chain_id, key, block).await,
-            Self::Postgres(t) => t.cancel_deliveries_above(chain_id, key, block).await,
-        }
+        forward!(self, t => t.cancel_deliveries_above(chain_id, key, block).await)
     }
     async fn enqueue_deliveries(&mut self, rows: &[(i64, i64)], now: i64) -> Result<()> {
-        match self {
-            Self::Sqlite(t) => t.enqueue_deliveries(rows, now).await,
-            Self::Postgres(t) => t.enqueue_deliveries(rows, now).await,
-        }
+        forward!(self, t => t.enqueue_deliveries(rows, now).await)
     }
 }
 
 impl WebhookStore for Store {
     async fn add_subscription(&self, new: &NewSubscription) -> Result<Subscription> {
-        match self {
-            Self::Sqlite(s) => s.add_subscription(new).await,
-            Self::Postgres(s) => s.add_subscription(new).await,
-        }
+        forward!(self, s => s.add_subscription(new).await)
     }
     async fn subscription(&self, id: i64) -> Result<Option<Subscription>> {
-        match self {
-            Self::Sqlite(s) => s.subscription(id).await,
-            Self::Postgres(s) => s.subscription(id).await,
-        }
+        forward!(self, s => s.subscription(id).await)
     }
     async fn subscriptions(&self) -> Result<Vec<Subscription>> {
-        match self {
-            Self::Sqlite(s) => s.subscriptions().await,
-            Self::Postgres(s) => s.subscriptions().await,
-        }
+        forward!(self, s => s.subscriptions().await)
     }
     async fn set_subscription_state(
         &self,
@@ -468,63 +304,33 @@ impl WebhookStore for Store {
         state: SubscriptionState,
         reason: Option<&str>,
     ) -> Result<bool> {
-        match self {
-            Self::Sqlite(s) => s.set_subscription_state(id, state, reason).await,
-            Self::Postgres(s) => s.set_subscription_state(id, state, reason).await,
-        }
+        forward!(self, s => s.set_subscription_state(id, state, reason).await)
     }
     async fn remove_subscription(&self, id: i64) -> Result<bool> {
-        match self {
-            Self::Sqlite(s) => s.remove_subscription(id).await,
-            Self::Postgres(s) => s.remove_subscription(id).await,
-        }
+        forward!(self, s => s.remove_subscription(id).await)
     }
     async fn rotate_secret(&self, id: i64, secret: &str, previous_until: u64) -> Result<bool> {
-        match self {
-            Self::Sqlite(s) => s.rotate_secret(id, secret, previous_until).await,
-            Self::Postgres(s) => s.rotate_secret(id, secret, previous_until).await,
-        }
+        forward!(self, s => s.rotate_secret(id, secret, previous_until).await)
     }
     async fn replay(&self, id: i64, from_seq: i64) -> Result<u64> {
-        match self {
-            Self::Sqlite(s) => s.replay(id, from_seq).await,
-            Self::Postgres(s) => s.replay(id, from_seq).await,
-        }
+        forward!(self, s => s.replay(id, from_seq).await)
     }
     async fn claim_deliveries(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<Claim>> {
-        match self {
-            Self::Sqlite(s) => s.claim_deliveries(now, lease_ms, limit).await,
-            Self::Postgres(s) => s.claim_deliveries(now, lease_ms, limit).await,
-        }
+        forward!(self, s => s.claim_deliveries(now, lease_ms, limit).await)
     }
     async fn record_attempt(&self, attempt: &Attempt, payload: &str, after: &AfterAttempt) -> Result<()> {
-        match self {
-            Self::Sqlite(s) => s.record_attempt(attempt, payload, after).await,
-            Self::Postgres(s) => s.record_attempt(attempt, payload, after).await,
-        }
+        forward!(self, s => s.record_attempt(attempt, payload, after).await)
     }
     async fn record_attempts(&self, records: &[AttemptRecord]) -> Result<()> {
-        match self {
-            Self::Sqlite(s) => s.record_attempts(records).await,
-            Self::Postgres(s) => s.record_attempts(records).await,
-        }
+        forward!(self, s => s.record_attempts(records).await)
     }
     async fn deliveries(&self, id: i64, limit: u32) -> Result<Vec<Delivery>> {
-        match self {
-            Self::Sqlite(s) => s.deliveries(id, limit).await,
-            Self::Postgres(s) => s.deliveries(id, limit).await,
-        }
+        forward!(self, s => s.deliveries(id, limit).await)
     }
     async fn attempts(&self, delivery_id: i64) -> Result<Vec<Attempt>> {
-        match self {
-            Self::Sqlite(s) => s.attempts(delivery_id).await,
-            Self::Postgres(s) => s.attempts(delivery_id).await,
-        }
+        forward!(self, s => s.attempts(delivery_id).await)
     }
     async fn queue_stats(&self) -> Result<QueueStats> {
-        match self {
-            Self::Sqlite(s) => s.queue_stats().await,
-            Self::Postgres(s) => s.queue_stats().await,
-        }
+        forward!(self, s => s.queue_stats().await)
     }
 }
