@@ -1,5 +1,5 @@
-//! [`Store`] and [`AnyTx`]: every reader and writer of the backend picked at runtime, forwarded by hand
-//! (one `match` a method).
+//! [`Store`] and [`AnyTx`]: every reader and writer of the backend picked at runtime, forwarded to it by
+//! `forward!` (one `match` a method).
 
 use std::collections::HashMap;
 
