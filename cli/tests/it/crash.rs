@@ -47,9 +47,10 @@ async fn drill(backend: &str) {
     let deployment = deployment_file(&c, "crash");
     let db = TestDb::of(backend).await;
 
-    // Backfill, killed at random points. The process start (connect, migrate, first RPCs) takes a
-    // machine-dependent time, so the kill delay grows while a kill lands before any commit; the kill
-    // phase ends after enough kills inside the backfill, and a last run then finishes it.
+    // Backfill, killed at random points: each run is killed a random 0–40 ms after its first commit (the
+    // process start, connect, migrate and first RPCs, takes a machine-dependent time, and a fixed delay
+    // could overshoot the whole bulk phase on a fast machine); the kill phase ends after enough kills
+    // inside the backfill, and a last run then finishes it.
     let store = db.store().await; // runs the migrations once, before any child races on them
     let head = c.provider.get_block_number().await.unwrap();
     let cursor = async || store.chain_meta(31337).await.unwrap().map_or(0, |m| m.cursor);
@@ -62,13 +63,30 @@ async fn drill(backend: &str) {
     let pg = backend == "postgres";
     let pool = if pg { Some(sqlx::PgPool::connect(&db.url).await.unwrap()) } else { None };
     let mut build_lock: Option<sqlx::Transaction<'static, sqlx::Postgres>> = None;
-    let (mut kills, mut mid_backfill_kills, mut deferred_kills, mut max_delay) = (0, 0, 0, 250u64);
+    let (mut kills, mut mid_backfill_kills, mut deferred_kills) = (0, 0, 0);
     let mut build_killed: Option<i32> = None;
     let mut finished = false;
     while mid_backfill_kills < 4 {
         let before = cursor().await;
         let mut child = spawn(&c, &deployment, &db.url, false, true);
-        tokio::time::sleep(Duration::from_millis(rng.random_range(20..max_delay))).await;
+        // Until this run's first commit (or its end, or its wait inside the held-up index build).
+        let started = std::time::Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() || cursor().await > before {
+                break;
+            }
+            if let (Some(pool), Some(_)) = (&pool, &build_lock)
+                && waiting_build(pool).await.is_some()
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "a run made no commit in 60 s (seed {seed})"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..40))).await;
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "indexer failed: {status}");
             finished = true;
@@ -91,8 +109,6 @@ async fn drill(backend: &str) {
         if after > before && after < head {
             mid_backfill_kills += 1;
             deferred_kills += usize::from(deferred);
-        } else if after == before {
-            max_delay = (max_delay * 2).min(10_000); // killed before its first commit: wait longer
         }
         if let Some(pool) = pool.as_ref().filter(|_| deferred && build_lock.is_none()) {
             let mut lock = pool.begin().await.unwrap();
