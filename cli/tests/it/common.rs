@@ -76,8 +76,38 @@ pub(crate) async fn wait_ready(base: &str) {
     panic!("{base} never became healthy");
 }
 
-/// A deployment file (as `script/deploy.sh` writes it) for the chain's escrow, in the temp directory.
-pub(crate) fn deployment_file(c: &Chain, prefix: &str) -> PathBuf {
+/// A temporary file, removed when dropped: also when the test fails (a panic unwinds through it).
+#[derive(Debug)]
+pub(crate) struct TempFile(PathBuf);
+
+impl std::ops::Deref for TempFile {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TempFile {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempFile {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A deployment file (as `script/deploy.sh` writes it) for the chain's escrow, in the temp directory
+/// (removed when dropped).
+pub(crate) fn deployment_file(c: &Chain, prefix: &str) -> TempFile {
     let path = std::env::temp_dir().join(format!("holdfast-{prefix}-{}.json", random_hex()));
     let json = serde_json::json!({
         "chainId": c.anvil.chain_id(),
@@ -86,7 +116,7 @@ pub(crate) fn deployment_file(c: &Chain, prefix: &str) -> PathBuf {
         "token": { "address": c.token.to_string(), "symbol": "USDC", "decimals": 6 },
     });
     std::fs::write(&path, json.to_string()).unwrap();
-    path
+    TempFile(path)
 }
 
 /// `holdfast run` over `db_url`, indexing `c` over http with a 200 ms poll, its API on `port`, `/readyz`

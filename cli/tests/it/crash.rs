@@ -203,7 +203,6 @@ async fn drill(backend: &str) {
     assert_eq!(store.counts(31337).await.unwrap().1, (next - 1));
     fresh_db.cleanup(fresh).await;
     db.cleanup(store).await;
-    let _ = std::fs::remove_file(deployment);
 }
 
 /// The server process of a run waiting for a lock inside the index build, if one is.

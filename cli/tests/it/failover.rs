@@ -124,7 +124,6 @@ async fn a_standby_takes_over_each_time_the_writer_is_killed() {
         let _ = std::fs::remove_file(l);
     }
     db.cleanup(store).await;
-    let _ = std::fs::remove_file(deployment);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,7 +172,6 @@ async fn a_paused_writer_is_taken_over_and_stops_writing_when_it_resumes() {
         let _ = std::fs::remove_file(l);
     }
     db.cleanup(store).await;
-    let _ = std::fs::remove_file(deployment);
 }
 
 /// Two `holdfast run` on one Postgres: the second serves what the first writes (ready, role `standby` in
@@ -226,7 +224,6 @@ async fn a_second_run_stands_by_and_takes_over() {
     drop(b);
     let store = db.store().await;
     db.cleanup(store).await;
-    let _ = std::fs::remove_file(deployment);
 }
 
 /// SQLite is single-process: a second `holdfast index` (or `run`) on a store file another process writes
@@ -266,6 +263,5 @@ async fn a_second_writer_of_a_sqlite_store_is_refused() {
     let out = second("index");
     assert!(out.status.success(), "after the first one died: {}", String::from_utf8_lossy(&out.stderr));
     db.cleanup(store).await;
-    let _ = std::fs::remove_file(deployment);
     let _ = std::fs::remove_file(log);
 }

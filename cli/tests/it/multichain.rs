@@ -227,7 +227,7 @@ async fn two_chains(backend: &str) {
 
     drop(run);
     db.cleanup(store).await;
-    for f in [file_a, file_b, file_dead, chains] {
+    for f in [file_dead, chains] {
         let _ = std::fs::remove_file(f);
     }
 }

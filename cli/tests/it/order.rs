@@ -2,10 +2,7 @@
 //! process. Allowance lock → deliver → partial and full release; a gasless lock relayed by another
 //! account; and pre-check failures that must explain the rule and send nothing.
 
-use std::{
-    path::PathBuf,
-    process::{Command, Stdio},
-};
+use std::process::{Command, Stdio};
 
 use alloy::{
     primitives::{Address, B256, U256, keccak256},
@@ -33,14 +30,8 @@ struct Env {
     _run: Option<Killed>,
     _db: Option<TestDb>,
     c: Chain,
-    deployment: PathBuf,
+    deployment: crate::common::TempFile,
     api: String,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.deployment);
-    }
 }
 
 /// anvil with the contracts, a deployment file, and (with `api`) `holdfast run` indexing it.

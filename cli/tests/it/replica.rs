@@ -104,5 +104,4 @@ async fn a_serve_replica_wakes_on_commits_of_another_process() {
     drop(index);
     let store = db.store().await;
     db.cleanup(store).await;
-    let _ = std::fs::remove_file(deployment);
 }

@@ -117,7 +117,6 @@ async fn run_indexes_and_serves_then_serve_reads_the_same_store() {
     assert_eq!(missing.status(), 400);
     let body: Value = missing.json().await.unwrap();
     assert_eq!(body["error"]["code"], "VALIDATION_ERROR");
-    let _ = std::fs::remove_file(deployment);
 }
 
 /// The `serve` above runs with `--max-headers 20`, `--header-read-timeout-secs 1` and `HOLDFAST_MAX_WAITS=1`.
@@ -230,5 +229,4 @@ async fn run_is_ready_on_an_idle_chain_and_not_ready_without_its_node_but_keeps_
     assert_eq!(order.status(), 200);
     let order: Value = order.json().await.unwrap();
     assert_eq!(order["amount"], "1000000", "{order}");
-    let _ = std::fs::remove_file(deployment);
 }

@@ -208,7 +208,6 @@ async fn sqlite_disk_full_is_a_state_not_an_exit() {
     )
     .await;
     check_after(&c, run, &db_url).await;
-    let _ = std::fs::remove_file(deployment);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,7 +239,6 @@ async fn sqlite_read_only_is_a_state_not_an_exit() {
     )
     .await;
     check_after(&c, run, &db_url).await;
-    let _ = std::fs::remove_file(deployment);
 }
 
 /// Run SQL on the Postgres server as the admin user.
@@ -304,5 +302,4 @@ async fn postgres_read_only_is_a_state_not_an_exit() {
     let store = db.store().await;
     check_after(&c, run, &db.url).await;
     db.cleanup(store).await;
-    let _ = std::fs::remove_file(deployment);
 }

@@ -245,7 +245,6 @@ async fn lifecycle(backend: &str) {
     drop(run);
     let store = db.store().await;
     db.cleanup(store).await;
-    let _ = std::fs::remove_file(deployment);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -342,7 +341,6 @@ async fn crash_drill(backend: &str) {
         got.len()
     );
     db.cleanup(store).await;
-    let _ = std::fs::remove_file(deployment);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -554,7 +552,6 @@ async fn finality_reorg_outage(backend: &str) {
     assert!(gaps.iter().all(|g| *g >= 4_000), "retries came faster than the backoff allows: {gaps:?}");
     drop(run);
     db.cleanup(store).await;
-    let _ = std::fs::remove_file(deployment);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -628,5 +625,4 @@ async fn two_workers_share_one_postgres_queue() {
     }
     let store = db.store().await;
     db.cleanup(store).await;
-    let _ = std::fs::remove_file(deployment);
 }
