@@ -3,7 +3,7 @@
 
 use std::{
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
@@ -13,11 +13,12 @@ use holdfast_store::{ChainReader, DeferredIndexes, OrderReader};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::{
-    common::deployment_file,
+    common::{Killed, deployment_file},
     harness::{Chain, TestDb, index, snapshot},
 };
 
-fn spawn(c: &Chain, deployment: &PathBuf, db: &str, ws: bool, once: bool) -> Child {
+/// A `holdfast index` process, killed when dropped (a failing drill leaves none running).
+fn spawn(c: &Chain, deployment: &PathBuf, db: &str, ws: bool, once: bool) -> Killed {
     let url = if ws { c.anvil.ws_endpoint() } else { c.anvil.endpoint() };
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_holdfast"));
     cmd.args(["--log", "warn", "--log-format", "json", "index", "--rpc-url", &url, "--database-url", db])
@@ -32,7 +33,7 @@ fn spawn(c: &Chain, deployment: &PathBuf, db: &str, ws: bool, once: bool) -> Chi
     if once {
         cmd.arg("--exit-when-caught-up");
     }
-    cmd.spawn().expect("spawn holdfast")
+    Killed(cmd.spawn().expect("spawn holdfast"))
 }
 
 async fn drill(backend: &str) {
@@ -72,7 +73,7 @@ async fn drill(backend: &str) {
         // Until this run's first commit (or its end, or its wait inside the held-up index build).
         let started = std::time::Instant::now();
         loop {
-            if child.try_wait().unwrap().is_some() || cursor().await > before {
+            if child.0.try_wait().unwrap().is_some() || cursor().await > before {
                 break;
             }
             if let (Some(pool), Some(_)) = (&pool, &build_lock)
@@ -87,7 +88,7 @@ async fn drill(backend: &str) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..40))).await;
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             assert!(status.success(), "indexer failed: {status}");
             finished = true;
             break;
@@ -95,14 +96,14 @@ async fn drill(backend: &str) {
         if let (Some(pool), Some(_)) = (&pool, &build_lock)
             && let Some(backend_pid) = waiting_build(pool).await
         {
-            child.kill().unwrap();
-            child.wait().unwrap();
+            child.0.kill().unwrap();
+            child.0.wait().unwrap();
             kills += 1;
             build_killed = Some(backend_pid);
             break;
         }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        child.0.kill().unwrap(); // SIGKILL
+        child.0.wait().unwrap();
         kills += 1;
         let after = cursor().await;
         let deferred = store.indexes_deferred().await.unwrap();
@@ -132,15 +133,15 @@ async fn drill(backend: &str) {
                         break p;
                     }
                     assert!(
-                        child.try_wait().unwrap().is_none(),
+                        child.0.try_wait().unwrap().is_none(),
                         "the run ended before the build (seed {seed})"
                     );
                     waited += 1;
                     assert!(waited < 2400, "no run reached the index build (seed {seed})");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 };
-                child.kill().unwrap();
-                child.wait().unwrap();
+                child.0.kill().unwrap();
+                child.0.wait().unwrap();
                 kills += 1;
                 p
             }
@@ -167,7 +168,7 @@ async fn drill(backend: &str) {
         );
     }
     if !finished {
-        let status = spawn(&c, &deployment, &db.url, false, true).wait().unwrap();
+        let status = spawn(&c, &deployment, &db.url, false, true).0.wait().unwrap();
         assert!(status.success(), "indexer failed after {kills} kills: {status}");
     }
     assert_eq!(cursor().await, head, "the backfill did not reach the head");
@@ -184,11 +185,11 @@ async fn drill(backend: &str) {
         let mut child = spawn(&c, &deployment, &db.url, true, false);
         next = c.generate(generator, next, 2).await;
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..150))).await;
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
         kills += 1;
     }
-    let status = spawn(&c, &deployment, &db.url, false, true).wait().unwrap();
+    let status = spawn(&c, &deployment, &db.url, false, true).0.wait().unwrap();
     assert!(status.success());
     assert!(kills >= 5, "only {kills} kills");
 
