@@ -236,7 +236,7 @@ pub(crate) async fn get_order(
     let polled = long_poll(
         &state,
         wait,
-        || {
+        |_deadline| {
             let state = state.clone();
             async move {
                 let Some(o) = state.store.order(chain_id, escrow, order_id).await? else { return Ok(None) };
@@ -275,14 +275,14 @@ enum Polled<T> {
     TimedOut(Option<T>),
 }
 
-/// Read with `read` until `ready` holds for the record or `wait` seconds pass. Woken by the indexer's
-/// commits (or the watcher's snapshot), never by a timer on the store; ends at shutdown with
-/// SHUTTING_DOWN. Shared by the order and transaction long-polls. With `wait > 0` it takes a waiter's place
-/// (`TOO_MANY_WAITS` when none is free).
+/// Read with `read` (given the wait's deadline) until `ready` holds for the record or `wait` seconds pass.
+/// Woken by the indexer's commits (or the watcher's snapshot), never by a timer on the store; ends at
+/// shutdown with SHUTTING_DOWN. Shared by the order and transaction long-polls. With `wait > 0` it takes a
+/// waiter's place (`TOO_MANY_WAITS` when none is free).
 async fn long_poll<T, Fut: Future<Output = ApiResult<Option<T>>>>(
     state: &AppState,
     wait: u64,
-    mut read: impl FnMut() -> Fut,
+    mut read: impl FnMut(tokio::time::Instant) -> Fut,
     ready: impl Fn(&T) -> bool,
 ) -> ApiResult<Polled<T>> {
     // A request that waits holds one of the server's places for waiters until it ends.
@@ -294,7 +294,7 @@ async fn long_poll<T, Fut: Future<Output = ApiResult<Option<T>>>>(
     loop {
         // Mark the current snapshot seen before reading, so a commit during the read wakes the next wait.
         rx.borrow_and_update();
-        let record = read().await?;
+        let record = read(deadline).await?;
         match record {
             Some(r) if ready(&r) => return Ok(Polled::Ready(r)),
             record if tokio::time::Instant::now() >= deadline => return Ok(Polled::TimedOut(record)),
@@ -570,11 +570,10 @@ pub(crate) async fn get_transaction(
     let wait = checked_wait(&state, q.wait)?;
     let conditional = q.wait.is_some() || q.finality.is_some();
     let target = q.finality.unwrap_or(FinalityName::Pending);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     let polled = long_poll(
         &state,
         wait,
-        || {
+        |deadline| {
             let state = state.clone();
             let tx = tx.clone();
             async move {
