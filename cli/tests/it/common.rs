@@ -1,10 +1,10 @@
 //! Helpers shared by the `holdfast` binary tests.
 
-use std::{path::PathBuf, process::Child, time::Duration};
+use std::{process::Child, time::Duration};
 
 use alloy::primitives::{Address, B256, keccak256};
 
-use crate::harness::{Chain, random_hex};
+use crate::harness::Chain;
 
 /// A child process killed (SIGKILL) and reaped when dropped.
 pub(crate) struct Killed(pub(crate) Child);
@@ -76,47 +76,19 @@ pub(crate) async fn wait_ready(base: &str) {
     panic!("{base} never became healthy");
 }
 
-/// A temporary file, removed when dropped: also when the test fails (a panic unwinds through it).
-#[derive(Debug)]
-pub(crate) struct TempFile(PathBuf);
-
-impl std::ops::Deref for TempFile {
-    type Target = PathBuf;
-    fn deref(&self) -> &PathBuf {
-        &self.0
-    }
-}
-
-impl AsRef<std::path::Path> for TempFile {
-    fn as_ref(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl AsRef<std::ffi::OsStr> for TempFile {
-    fn as_ref(&self) -> &std::ffi::OsStr {
-        self.0.as_os_str()
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// A deployment file (as `script/deploy.sh` writes it) for the chain's escrow, in the temp directory
-/// (removed when dropped).
-pub(crate) fn deployment_file(c: &Chain, prefix: &str) -> TempFile {
-    let path = std::env::temp_dir().join(format!("holdfast-{prefix}-{}.json", random_hex()));
+/// A deployment file (as `script/deploy.sh` writes it) for the chain's escrow, in the temp directory,
+/// removed when dropped (also when the test fails: a panic unwinds through it).
+pub(crate) fn deployment_file(c: &Chain, prefix: &str) -> tempfile::TempPath {
+    let file =
+        tempfile::Builder::new().prefix(&format!("holdfast-{prefix}-")).suffix(".json").tempfile().unwrap();
     let json = serde_json::json!({
         "chainId": c.anvil.chain_id(),
         "escrow": c.escrow.to_string(),
         "deploymentBlock": c.deploy_block,
         "token": { "address": c.token.to_string(), "symbol": "USDC", "decimals": 6 },
     });
-    std::fs::write(&path, json.to_string()).unwrap();
-    TempFile(path)
+    std::fs::write(file.path(), json.to_string()).unwrap();
+    file.into_temp_path()
 }
 
 /// `holdfast run` over `db_url`, indexing `c` over http with a 200 ms poll, its API on `port`, `/readyz`

@@ -2,7 +2,7 @@
 //! it, and compare with a fresh index of the same chain: nothing lost, nothing twice.
 
 use std::{
-    path::PathBuf,
+    path::Path,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// A `holdfast index` process, killed when dropped (a failing drill leaves none running).
-fn spawn(c: &Chain, deployment: &PathBuf, db: &str, ws: bool, once: bool) -> Killed {
+fn spawn(c: &Chain, deployment: &Path, db: &str, ws: bool, once: bool) -> Killed {
     let url = if ws { c.anvil.ws_endpoint() } else { c.anvil.endpoint() };
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_holdfast"));
     cmd.args(["--log", "warn", "--log-format", "json", "index", "--rpc-url", &url, "--database-url", db])

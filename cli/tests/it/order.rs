@@ -30,7 +30,7 @@ struct Env {
     _run: Option<Killed>,
     _db: Option<TestDb>,
     c: Chain,
-    deployment: crate::common::TempFile,
+    deployment: tempfile::TempPath,
     api: String,
 }
 

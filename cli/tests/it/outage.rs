@@ -90,7 +90,7 @@ async fn drill(fault: Fault) {
     let fresh_db = TestDb::sqlite().await;
     let deployment = deployment_file(&c, "outage");
     // Declared before the process and the proxy, so dropped after them, also when the test fails.
-    let _cleanup = Cleanup::of(&[&db, &fresh_db], vec![deployment.clone()]);
+    let _cleanup = Cleanup::of(&[&db, &fresh_db], Vec::new());
 
     let mut proxy = match fault {
         Fault::NodeHttp | Fault::NodeWs => Some(Switch::start(c.anvil.port()).await),
